@@ -1,0 +1,64 @@
+import cors from '@fastify/cors';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registerClickRoute } from './collect/click-route.js';
+import { createIngest } from './collect/ingest.js';
+import { createRateLimiter } from './collect/rate-limit.js';
+import { registerSegmentRoutes } from './collect/segment-routes.js';
+import type { Context } from './context.js';
+import type { Flusher } from './counters/flusher.js';
+import { createAuth } from './http/auth.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { registerHealthRoutes } from './ops/health-routes.js';
+import { createMetrics } from './ops/metrics.js';
+import { registerCounterRoutes } from './present/counter-routes.js';
+import { createCounterStats } from './present/counter-stats.js';
+import { registerSiteRoutes } from './sites/site-routes.js';
+
+export interface AppOptions {
+  /** The in-process flusher, when this process runs one (its lag is exported). */
+  flusher?: Flusher;
+  logger?: boolean;
+}
+
+/** The HTTP application: every route, over the context's storage. No listening here. */
+export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger === false ? undefined : (ctx.log as FastifyBaseLogger),
+    // Per-request log lines would cost more than the requests; latency goes to /metrics.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: true,
+    bodyLimit: 1024 * 1024,
+    // Routes close their own connections on shutdown (SSE); idle keep-alives close at once.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  const metrics = createMetrics();
+  const auth = createAuth(ctx.sites);
+
+  registerErrorHandling(app);
+  // navigator.sendBeacon posts text/plain: parse it as JSON like application/json.
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+  await app.register(cors, { origin: true, maxAge: 86400 });
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  if (options.flusher) {
+    const flusher = options.flusher;
+    app.addHook('onRequest', async (request) => {
+      if (request.url === '/metrics') metrics.flushLag.set(flusher.lagSeconds());
+    });
+  }
+
+  const ingest = createIngest(ctx, (n) => metrics.ingested.inc(n));
+  const collect = { auth, ingest, rateLimit: createRateLimiter(ctx.config.collectRateLimit) };
+  registerSegmentRoutes(app, collect);
+  registerClickRoute(app, collect);
+  registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
+  registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
+  registerHealthRoutes(app, ctx, metrics);
+  return app;
+}

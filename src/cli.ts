@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { openContext } from './context.js';
+import { analyticsTargets } from './counters/analytics-counters.js';
+import { startFlusher } from './counters/flusher.js';
+import { runServer, runWorker } from './server.js';
+
+// tally <command>: the one entry point of every Tally process.
+
+const USAGE = `Usage: tally <command>
+
+  serve [--no-worker]   HTTP API, plus the processor and flusher unless --no-worker
+  worker                processor and flusher only (needs REDIS_URL and DATABASE_URL)
+  migrate               apply database migrations and exit
+  site create <name>    create a site and print its keys
+  flush                 flush buffered counters to PostgreSQL once and exit
+
+Configuration comes from the environment; see README.md.`;
+
+async function withContext<T>(fn: (ctx: Awaited<ReturnType<typeof openContext>>) => Promise<T>, config: ReturnType<typeof loadConfig>, log: pino.Logger) {
+  const ctx = await openContext(config, log);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    process.stdout.write(USAGE + '\n');
+    return command ? 0 : 2;
+  }
+  const config = loadConfig(process.env);
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+
+  switch (command) {
+    case 'serve':
+      await runServer(config, log, { worker: !rest.includes('--no-worker') });
+      return -1;
+    case 'worker':
+      if (config.mode === 'embedded') throw new ConfigError('tally worker needs REDIS_URL and DATABASE_URL: the embedded default runs everything in `tally serve`.');
+      await runWorker(config, log);
+      return -1;
+    case 'migrate':
+      await withContext(async () => log.info('migrations are up to date'), config, log);
+      return 0;
+    case 'site': {
+      const name = rest[1];
+      if (rest[0] !== 'create' || !name) throw new ConfigError('Usage: tally site create <name>');
+      const site = await withContext((ctx) => ctx.sites.create(name), config, log);
+      process.stdout.write(JSON.stringify(site, null, 2) + '\n');
+      return 0;
+    }
+    case 'flush': {
+      const batches = await withContext(async (ctx) => {
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx)], autoStart: false });
+        return flusher.flushAll();
+      }, config, log);
+      log.info({ batches }, 'flushed');
+      return 0;
+    }
+    default:
+      process.stderr.write(`Unknown command "${command}".\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || (err instanceof Error && err.name === 'TallyError')) {
+      process.stderr.write(`tally: ${err.message}\n`);
+    } else {
+      process.stderr.write(`tally: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exit(1);
+  },
+);

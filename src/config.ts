@@ -1,0 +1,115 @@
+// Configuration is read from the environment once, at start, validated and frozen; every module
+// receives it as an argument. Nothing else in src/ reads process.env.
+
+export type Mode = 'embedded' | 'external';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly adminToken: string | undefined;
+  /** 'embedded': PGlite in dataDir + the in-process real-time layer. 'external': Redis + PostgreSQL. */
+  readonly mode: Mode;
+  readonly dataDir: string;
+  readonly redisUrl: string | undefined;
+  readonly redisClusterNodes: readonly { host: string; port: number }[] | undefined;
+  readonly databaseUrl: string | undefined;
+  /** Prefix of every Redis key, so several Tallies (or test files) can share one Redis. */
+  readonly redisPrefix: string;
+  /** PostgreSQL schema holding Tally's tables (tests give each file its own). */
+  readonly pgSchema: string;
+  /** Number of ingestion stream shards; each has its own consumer group. */
+  readonly streamShards: number;
+  /** Ingestion answers 503 overloaded once a shard holds this many unprocessed batches. */
+  readonly streamMaxBacklog: number;
+  readonly flushIntervalMs: number;
+  readonly logLevel: string;
+  /** Requests per second allowed per write key (token bucket); 0 disables. */
+  readonly collectRateLimit: number;
+  /** Seconds a user token stays valid. */
+  readonly userTokenTtlSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}".`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}.`);
+  }
+  return value;
+}
+
+function urlVar(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL.`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}.`);
+  }
+  return raw;
+}
+
+function clusterNodes(raw: string | undefined): { host: string; port: number }[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.split(',').map((part) => {
+    const match = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
+    if (!match) throw new ConfigError(`REDIS_CLUSTER_NODES must be comma-separated host:port, got "${part}".`);
+    return { host: match[1] as string, port: Number(match[2]) };
+  });
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function loadConfig(env: Env): Config {
+  const redisUrl = urlVar(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisClusterNodes = clusterNodes(env['REDIS_CLUSTER_NODES']);
+  const databaseUrl = urlVar(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const hasRedis = redisUrl !== undefined || redisClusterNodes !== undefined;
+  if (hasRedis !== (databaseUrl !== undefined)) {
+    throw new ConfigError(
+      'Set both DATABASE_URL and REDIS_URL (or REDIS_CLUSTER_NODES) to use Redis and PostgreSQL, or neither for the embedded default.',
+    );
+  }
+  const pgSchema = env['TALLY_PG_SCHEMA'] || 'public';
+  if (!IDENTIFIER.test(pgSchema)) {
+    throw new ConfigError(`TALLY_PG_SCHEMA must be a lower-case SQL identifier, got "${pgSchema}".`);
+  }
+  const redisPrefix = env['TALLY_REDIS_PREFIX'] || 'tally';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) {
+    throw new ConfigError(`TALLY_REDIS_PREFIX may hold letters, digits, '_', '.', '-' only, got "${redisPrefix}".`);
+  }
+  const adminToken = env['ADMIN_TOKEN'] || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long.');
+  }
+  return Object.freeze({
+    port: intVar(env, 'PORT', 8080, 0, 65535),
+    host: env['HOST'] || '0.0.0.0',
+    adminToken,
+    mode: hasRedis ? 'external' : 'embedded',
+    dataDir: env['DATA_DIR'] || './data',
+    redisUrl,
+    redisClusterNodes: redisClusterNodes ? Object.freeze(redisClusterNodes) : undefined,
+    databaseUrl,
+    redisPrefix,
+    pgSchema,
+    streamShards: intVar(env, 'TALLY_STREAM_SHARDS', 4, 1, 256),
+    streamMaxBacklog: intVar(env, 'TALLY_STREAM_MAX_BACKLOG', 100_000, 100, 100_000_000),
+    flushIntervalMs: intVar(env, 'TALLY_FLUSH_INTERVAL_MS', 1000, 10, 3_600_000),
+    logLevel: env['LOG_LEVEL'] || 'info',
+    collectRateLimit: intVar(env, 'TALLY_COLLECT_RATE_LIMIT', 10_000, 0, 10_000_000),
+    userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),
+  } satisfies Config);
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Db } from '../storage/db.js';
+import type { BufferKeys, Keys } from '../storage/keys.js';
+import type { Realtime } from '../storage/realtime.js';
+import { type DeltaSink, flushBuffer } from './flush.js';
+
+// Runs flushBuffer over every buffer, every interval. Several flusher processes may run: a
+// short Redis lock per buffer keeps them from doing the same work, and flush_state keeps a
+// batch from being applied twice even if the lock expires mid-flush.
+
+export interface FlushTarget {
+  buffer: BufferKeys;
+  sink: DeltaSink;
+}
+
+/** Lists buffers to flush (analytics: one per site; inbox: one per site shard). */
+export type TargetProvider = () => Promise<FlushTarget[]>;
+
+export interface Flusher {
+  /** Flushes every buffer until nothing is pending; returns the number of batches applied. */
+  flushAll(): Promise<number>;
+  /** Seconds since every buffer was last flushed successfully. */
+  lagSeconds(): number;
+  /** Stops the timer and runs a final flush. */
+  stop(): Promise<void>;
+}
+
+const LOCK_TTL_MS = 30_000;
+const MAX_ROUNDS = 4;
+
+export function startFlusher(
+  deps: { db: Db; realtime: Realtime; keys: Keys; log: Logger },
+  options: { intervalMs: number; providers: TargetProvider[]; autoStart?: boolean },
+): Flusher {
+  const token = randomBytes(8).toString('hex');
+  let lastSuccess = Date.now();
+  let running: Promise<number> | null = null;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function flushTarget(target: FlushTarget): Promise<number> {
+    const lock = deps.keys.lock(`flush:${target.buffer.name}`);
+    if (!(await deps.realtime.tryLock(lock, token, LOCK_TTL_MS))) return 0;
+    try {
+      let batches = 0;
+      // A leftover in-flight batch, then what is pending: a few rounds empty the buffer.
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const result = await flushBuffer(deps, target.buffer, target.sink);
+        if (!result) break;
+        if (result.applied) batches += 1;
+      }
+      return batches;
+    } finally {
+      await deps.realtime.unlock(lock, token);
+    }
+  }
+
+  async function flushAllOnce(): Promise<number> {
+    let batches = 0;
+    let failed = false;
+    for (const provider of options.providers) {
+      for (const target of await provider()) {
+        try {
+          batches += await flushTarget(target);
+        } catch (err) {
+          failed = true;
+          deps.log.warn({ err, buffer: target.buffer.name }, 'flush failed; the batch stays in flight and is retried');
+        }
+      }
+    }
+    if (!failed) lastSuccess = Date.now();
+    return batches;
+  }
+
+  function flushAll(): Promise<number> {
+    // One flush at a time in this process; a caller arriving meanwhile waits for the next one.
+    const previous = running ?? Promise.resolve(0);
+    const next = previous.catch(() => 0).then(flushAllOnce);
+    running = next;
+    return next.finally(() => {
+      if (running === next) running = null;
+    });
+  }
+
+  const tick = () => {
+    flushAll()
+      .catch((err) => deps.log.warn({ err }, 'flush round failed'))
+      .finally(() => {
+        if (timer) timer = setTimeout(tick, options.intervalMs);
+      });
+  };
+  if (options.autoStart !== false) timer = setTimeout(tick, options.intervalMs);
+
+  return {
+    flushAll,
+    lagSeconds: () => (Date.now() - lastSuccess) / 1000,
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await flushAll();
+    },
+  };
+}

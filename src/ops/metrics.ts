@@ -1,0 +1,28 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// Prometheus metrics of one process, in a registry of its own (tests build many apps).
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tally_' });
+  return {
+    registry,
+    ingested: new Counter({ name: 'tally_ingested_events_total', help: 'Events accepted by the collector', registers: [registry] }),
+    processed: new Counter({ name: 'tally_processed_events_total', help: 'Events the processor handled', registers: [registry] }),
+    duplicates: new Counter({
+      name: 'tally_duplicate_events_total',
+      help: 'Events dropped as duplicates (same site and messageId)',
+      registers: [registry],
+    }),
+    streamBacklog: new Gauge({ name: 'tally_stream_backlog', help: 'Ingestion stream entries not yet processed', registers: [registry] }),
+    flushLag: new Gauge({ name: 'tally_flush_lag_seconds', help: 'Seconds since counters were last flushed to PostgreSQL', registers: [registry] }),
+    requestDuration: new Histogram({
+      name: 'tally_http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

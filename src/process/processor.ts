@@ -1,0 +1,120 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { StreamPayload } from '../collect/ingest.js';
+import type { CollectedMessage } from '../collect/message.js';
+import type { Keys } from '../storage/keys.js';
+import type { Realtime, StreamEntry, StreamReader } from '../storage/realtime.js';
+import { createAggregator } from './aggregate.js';
+
+// The data processor: one loop per stream shard reads entries through the consumer group,
+// applies each site's messages in one atomic step (deduplicated by messageId), hands them to
+// the sinks (raw events to PostgreSQL, …), then acknowledges. A crash before the ack means
+// redelivery, which the dedupe keys make harmless. Entries a dead consumer left unacknowledged
+// are claimed after `claimIdleMs`.
+
+/** Receives every processed batch, grouped by site, before it is acknowledged. */
+export type BatchSink = (bySite: ReadonlyMap<string, CollectedMessage[]>) => Promise<void>;
+
+export interface ProcessorOptions {
+  shards: number;
+  batchSize?: number;
+  blockMs?: number;
+  claimIdleMs?: number;
+  sinks?: BatchSink[];
+  onProcessed?: (messages: number, applied: number) => void;
+}
+
+export interface Processor {
+  /** Stops reading; with drain, first processes everything queued (the embedded queue dies with the process). */
+  stop(options?: { drain?: boolean }): Promise<void>;
+}
+
+export function startProcessor(
+  deps: { realtime: Realtime; keys: Keys; log: Logger },
+  options: ProcessorOptions,
+): Processor {
+  const { realtime, keys, log } = deps;
+  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const group = keys.streamGroup;
+  const batchSize = options.batchSize ?? 200;
+  const blockMs = options.blockMs ?? 1000;
+  const claimIdleMs = options.claimIdleMs ?? 30_000;
+  const buildBatch = createAggregator(keys);
+  let stopping = false;
+  let draining = false;
+
+  async function handle(stream: string, entries: StreamEntry[]): Promise<void> {
+    const bySite = new Map<string, CollectedMessage[]>();
+    for (const entry of entries) {
+      let payload: StreamPayload;
+      try {
+        payload = JSON.parse(entry.payload) as StreamPayload;
+      } catch {
+        log.error({ stream, id: entry.id }, 'unreadable stream entry dropped');
+        continue;
+      }
+      const list = bySite.get(payload.s);
+      if (list) list.push(...payload.m);
+      else bySite.set(payload.s, [...payload.m]);
+    }
+    let messages = 0;
+    let applied = 0;
+    for (const [siteId, list] of bySite) {
+      applied += await realtime.applyBatch(buildBatch(siteId, list));
+      messages += list.length;
+    }
+    for (const sink of options.sinks ?? []) await sink(bySite);
+    await realtime.ackEntries(
+      stream,
+      group,
+      entries.map((e) => e.id),
+    );
+    options.onProcessed?.(messages, applied);
+  }
+
+  async function runShard(shard: number, reader: StreamReader): Promise<void> {
+    const stream = keys.stream(shard);
+    let lastClaim = Date.now();
+    while (!stopping || draining) {
+      try {
+        let entries: StreamEntry[] = [];
+        if (Date.now() - lastClaim > claimIdleMs / 2) {
+          lastClaim = Date.now();
+          entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
+        }
+        if (entries.length === 0) entries = await reader.read(consumer, batchSize, stopping ? 0 : blockMs);
+        if (entries.length > 0) await handle(stream, entries);
+        else if (stopping) return;
+      } catch (err) {
+        if (stopping && !draining) return;
+        log.error({ err, shard }, 'processing failed; the entries stay pending and are retried');
+        // Our own unacknowledged entries come back through claimStale.
+        lastClaim = 0;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+
+  const readers: StreamReader[] = [];
+  const loops: Promise<void>[] = [];
+  const started = (async () => {
+    for (let shard = 0; shard < options.shards; shard++) await realtime.ensureGroup(keys.stream(shard), group);
+    for (let shard = 0; shard < options.shards; shard++) {
+      const reader = realtime.openReader(keys.stream(shard), group);
+      readers.push(reader);
+      loops.push(runShard(shard, reader));
+    }
+  })().catch((err) => log.error({ err }, 'processor failed to start'));
+
+  return {
+    async stop({ drain = false } = {}) {
+      await started;
+      draining = drain;
+      stopping = true;
+      if (!drain) await Promise.all(readers.map((r) => r.close()));
+      await Promise.all(loops);
+      if (drain) await Promise.all(readers.map((r) => r.close()));
+    },
+  };
+}

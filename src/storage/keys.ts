@@ -1,0 +1,53 @@
+// Every Redis key Tally uses is built here. A key's {hash tag} names the unit that one atomic
+// script touches, so every multi-key script stays in one Redis Cluster slot:
+//   {s:<site>}     everything a site's analytics batch updates (one script per site per batch)
+//   {q:<shard>}    one ingestion stream shard
+//   {i:<site>:<n>} one shard of a site's notification counter buffer
+// Caller-supplied ids are escaped with `part()`, so no id can forge another key or field.
+
+export interface BufferKeys {
+  /** Stable name of the buffer, recorded in PostgreSQL's flush_state with its last applied batch. */
+  readonly name: string;
+  /** Hash of pending deltas: field -> delta. */
+  readonly pending: string;
+  /** Hash of the batch being flushed (the renamed pending hash). */
+  readonly inflight: string;
+  /** Hash {seq, inflight, done}: batch sequence numbers. */
+  readonly meta: string;
+}
+
+/** Escapes the separators of key names and counter names out of a caller-supplied id. */
+export function part(id: string): string {
+  return id.replace(/[%:|{}]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+}
+
+export function unpart(encoded: string): string {
+  return encoded.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+export type Keys = ReturnType<typeof createKeys>;
+
+export function createKeys(prefix: string) {
+  const site = (siteId: string) => `${prefix}:{s:${part(siteId)}}`;
+  const buffer = (tag: string, name: string): BufferKeys => ({
+    name,
+    pending: `${tag}:pending`,
+    inflight: `${tag}:inflight`,
+    meta: `${tag}:flush`,
+  });
+  return {
+    prefix,
+    streamGroup: 'processors',
+    stream: (shard: number) => `${prefix}:{q:${shard}}:events`,
+    /** Prefix shared by every key of a site's analytics (the hash tag included). */
+    site,
+    /** A site key from its suffix (suffixes are what durable counter names carry). */
+    siteKey: (siteId: string, suffix: string) => `${site(siteId)}:${suffix}`,
+    dedupe: (siteId: string, messageId: string) => `${site(siteId)}:seen:${part(messageId)}`,
+    analyticsBuffer: (siteId: string) => buffer(site(siteId), `analytics:${siteId}`),
+    inboxBuffer: (siteId: string, shard: number) =>
+      buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
+    lock: (name: string) => `${prefix}:lock:${part(name)}`,
+    channel: (name: string) => `${prefix}:ch:${name}`,
+  };
+}

@@ -1,0 +1,331 @@
+import { EventEmitter } from 'node:events';
+import type { BufferKeys } from '../keys.js';
+import type { Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+
+// The embedded default's real-time layer: the same operations as the Lua scripts, on Maps in
+// this process. Each method runs synchronously between awaits, which makes it atomic just as a
+// script is in Redis. Uniques are kept exactly (a Set stands in for a HyperLogLog).
+// Nothing here survives the process: the embedded start reloads counters from PostgreSQL.
+
+interface PendingEntry {
+  consumer: string;
+  deliveredAt: number;
+}
+
+interface Stream {
+  entries: Map<string, string>; // id -> payload, in insertion order
+  groups: Map<string, { delivered: Set<string>; pending: Map<string, PendingEntry> }>;
+  lastMs: number;
+  lastSeq: number;
+}
+
+export function createMemoryRealtime(now: () => number = Date.now): Realtime {
+  const hashes = new Map<string, Map<string, number>>();
+  const zsets = new Map<string, Map<string, number>>();
+  const sets = new Map<string, Set<string>>();
+  const strings = new Map<string, string>();
+  const expiries = new Map<string, number>();
+  const streams = new Map<string, Stream>();
+  const wakeups = new EventEmitter();
+  wakeups.setMaxListeners(0);
+  const channels = new EventEmitter();
+  channels.setMaxListeners(0);
+
+  const expired = (key: string) => {
+    const at = expiries.get(key);
+    if (at !== undefined && at <= now()) {
+      del(key);
+      return true;
+    }
+    return false;
+  };
+  const del = (key: string) => {
+    hashes.delete(key);
+    zsets.delete(key);
+    sets.delete(key);
+    strings.delete(key);
+    expiries.delete(key);
+  };
+  const exists = (key: string) =>
+    !expired(key) && (hashes.has(key) || zsets.has(key) || sets.has(key) || strings.has(key));
+  const hash = (key: string) => {
+    expired(key);
+    let h = hashes.get(key);
+    if (!h) hashes.set(key, (h = new Map()));
+    return h;
+  };
+  const zset = (key: string) => {
+    expired(key);
+    let z = zsets.get(key);
+    if (!z) zsets.set(key, (z = new Map()));
+    return z;
+  };
+  const set = (key: string) => {
+    expired(key);
+    let s = sets.get(key);
+    if (!s) sets.set(key, (s = new Set()));
+    return s;
+  };
+  const hincrby = (key: string, field: string, by: number) => {
+    const h = hash(key);
+    const value = (h.get(field) ?? 0) + by;
+    h.set(field, value);
+    return value;
+  };
+
+  // Expired keys that nobody reads again are swept now and then.
+  const sweeper = setInterval(() => {
+    for (const key of [...expiries.keys()]) expired(key);
+  }, 60_000);
+  sweeper.unref();
+
+  const run = (ops: readonly Op[]) => {
+    for (const op of ops) {
+      switch (op.op) {
+        case 'count': {
+          const value = hincrby(op.key, op.field, op.by);
+          if (op.durable) hincrby(op.durable.buffer.pending, op.durable.name, op.by);
+          if (op.onFirst && value === op.by) run(op.onFirst);
+          break;
+        }
+        case 'pfadd':
+          set(op.key).add(op.member);
+          break;
+        case 'zincrby': {
+          const z = zset(op.key);
+          z.set(op.member, (z.get(op.member) ?? 0) + op.by);
+          break;
+        }
+        case 'zadd':
+          zset(op.key).set(op.member, op.score);
+          break;
+        case 'zremrangebyscore': {
+          const z = zset(op.key);
+          for (const [member, score] of z) if (score <= op.max) z.delete(member);
+          break;
+        }
+        case 'expire':
+          if (exists(op.key)) expiries.set(op.key, now() + op.seconds * 1000);
+          break;
+      }
+    }
+  };
+
+  const stream = (key: string) => {
+    let s = streams.get(key);
+    if (!s) streams.set(key, (s = { entries: new Map(), groups: new Map(), lastMs: 0, lastSeq: 0 }));
+    return s;
+  };
+  const group = (key: string, name: string) => {
+    const g = stream(key).groups.get(name);
+    if (!g) throw new Error(`NOGROUP no consumer group ${name} for ${key}`);
+    return g;
+  };
+
+  const take = (key: string): Map<string, number> | undefined => {
+    const h = hashes.get(key);
+    hashes.delete(key);
+    return h && h.size > 0 ? h : undefined;
+  };
+
+  return {
+    kind: 'memory',
+
+    async ensureGroup(key, name) {
+      const s = stream(key);
+      if (!s.groups.has(name)) s.groups.set(name, { delivered: new Set(), pending: new Map() });
+    },
+
+    async enqueue(key, payload, maxBacklog) {
+      const s = stream(key);
+      if (s.entries.size >= maxBacklog) return null;
+      const ms = now();
+      if (ms > s.lastMs) {
+        s.lastMs = ms;
+        s.lastSeq = 0;
+      } else {
+        s.lastSeq += 1;
+      }
+      const id = `${s.lastMs}-${s.lastSeq}`;
+      s.entries.set(id, payload);
+      wakeups.emit(key);
+      return id;
+    },
+
+    openReader(key, name): StreamReader {
+      let closed = false;
+      const readNow = (consumer: string, count: number): StreamEntry[] => {
+        const g = group(key, name);
+        const out: StreamEntry[] = [];
+        for (const [id, payload] of stream(key).entries) {
+          if (out.length >= count) break;
+          if (g.delivered.has(id)) continue;
+          g.delivered.add(id);
+          g.pending.set(id, { consumer, deliveredAt: now() });
+          out.push({ id, payload });
+        }
+        return out;
+      };
+      return {
+        async read(consumer, count, blockMs) {
+          const ready = readNow(consumer, count);
+          if (ready.length > 0 || blockMs <= 0 || closed) return ready;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, blockMs);
+            function done() {
+              clearTimeout(timer);
+              wakeups.off(key, done);
+              resolve();
+            }
+            wakeups.on(key, done);
+          });
+          return closed ? [] : readNow(consumer, count);
+        },
+        async close() {
+          closed = true;
+          wakeups.emit(key);
+        },
+      };
+    },
+
+    async claimStale(key, name, consumer, minIdleMs, count) {
+      const g = group(key, name);
+      const entries = stream(key).entries;
+      const out: StreamEntry[] = [];
+      for (const [id, p] of g.pending) {
+        if (out.length >= count) break;
+        if (now() - p.deliveredAt < minIdleMs) continue;
+        const payload = entries.get(id);
+        if (payload === undefined) {
+          g.pending.delete(id);
+          continue;
+        }
+        g.pending.set(id, { consumer, deliveredAt: now() });
+        out.push({ id, payload });
+      }
+      return out;
+    },
+
+    async ackEntries(key, name, ids) {
+      const g = group(key, name);
+      const s = stream(key);
+      for (const id of ids) {
+        g.pending.delete(id);
+        g.delivered.delete(id);
+        s.entries.delete(id);
+      }
+    },
+
+    streamLength: async (key) => stream(key).entries.size,
+
+    async applyBatch(batch: OpBatch) {
+      let applied = 0;
+      for (const event of batch.events) {
+        if (exists(event.dedupeKey)) continue;
+        strings.set(event.dedupeKey, '1');
+        expiries.set(event.dedupeKey, now() + batch.dedupeTtlSeconds * 1000);
+        applied += 1;
+        run(event.ops);
+      }
+      run(batch.tail);
+      return applied;
+    },
+
+    async addDeltas(buffer, fields, deltas) {
+      fields.forEach((field, i) => hincrby(buffer.pending, field, deltas[i] ?? 0));
+    },
+
+    async takeBatch(buffer: BufferKeys, minSeq): Promise<TakenBatch | null> {
+      const meta = hash(buffer.meta);
+      const toBatch = (seq: number, h: Map<string, number>) => ({ seq, fields: [...h.keys()], deltas: [...h.values()] });
+      const inflight = meta.get('inflight') ?? 0;
+      const leftover = hashes.get(buffer.inflight);
+      if (inflight > 0 && leftover) return toBatch(inflight, leftover);
+      const pending = take(buffer.pending);
+      if (!pending) return null;
+      const seq = Math.max(meta.get('seq') ?? 0, minSeq) + 1;
+      hashes.set(buffer.inflight, pending);
+      meta.set('seq', seq);
+      meta.set('inflight', seq);
+      return toBatch(seq, pending);
+    },
+
+    async finishBatch(buffer, seq) {
+      const meta = hash(buffer.meta);
+      if ((meta.get('inflight') ?? 0) !== seq) return;
+      hashes.delete(buffer.inflight);
+      meta.set('inflight', 0);
+      meta.set('done', seq);
+    },
+
+    async readBuffered(buffer, field) {
+      const meta = hashes.get(buffer.meta);
+      return {
+        pending: hashes.get(buffer.pending)?.get(field) ?? 0,
+        inflight: hashes.get(buffer.inflight)?.get(field) ?? 0,
+        inflightSeq: meta?.get('inflight') ?? 0,
+        doneSeq: meta?.get('done') ?? 0,
+      };
+    },
+
+    hget: async (key, field) => (expired(key) ? 0 : (hashes.get(key)?.get(field) ?? 0)),
+
+    hgetall: async (key) => (expired(key) ? {} : Object.fromEntries(hashes.get(key) ?? [])),
+
+    async zrevrangeWithScores(key, start, stop) {
+      if (expired(key)) return [];
+      const sorted = [...(zsets.get(key) ?? [])]
+        .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0))
+        .map(([member, score]) => ({ member, score }));
+      return sorted.slice(start, stop < 0 ? sorted.length + stop + 1 : stop + 1);
+    },
+
+    async zcount(key, min, max) {
+      if (expired(key)) return 0;
+      let n = 0;
+      for (const score of zsets.get(key)?.values() ?? []) if (score >= min && score <= max) n += 1;
+      return n;
+    },
+
+    async pfcount(keys) {
+      const union = new Set<string>();
+      for (const key of keys) if (!expired(key)) for (const m of sets.get(key) ?? []) union.add(m);
+      return union.size;
+    },
+
+    scard: async (key) => (expired(key) ? 0 : (sets.get(key)?.size ?? 0)),
+
+    async hset(key, values) {
+      const h = hash(key);
+      for (const [field, value] of Object.entries(values)) h.set(field, value);
+    },
+
+    async tryLock(key, token, ttlMs) {
+      if (exists(key)) return false;
+      strings.set(key, token);
+      expiries.set(key, now() + ttlMs);
+      return true;
+    },
+
+    async unlock(key, token) {
+      if (!expired(key) && strings.get(key) === token) del(key);
+    },
+
+    async publish(channel, message) {
+      channels.emit(channel, message);
+    },
+
+    async subscribe(channel, onMessage) {
+      channels.on(channel, onMessage);
+      return async () => void channels.off(channel, onMessage);
+    },
+
+    async ping() {},
+
+    async close() {
+      clearInterval(sweeper);
+      wakeups.emit('close');
+      channels.removeAllListeners();
+    },
+  };
+}

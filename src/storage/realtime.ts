@@ -1,0 +1,115 @@
+import type { BufferKeys } from './keys.js';
+
+// The real-time layer: what Tally needs from Redis, named by what it does. Two implementations
+// pass one contract suite (test/realtime-contract.test.ts): Redis (src/storage/redis/) for
+// production and an in-process one (src/storage/memory/) for the embedded default.
+// Every write that must happen together is one method here, and one Lua script in Redis.
+
+export interface StreamEntry {
+  id: string;
+  payload: string;
+}
+
+/** A blocking reader of one stream shard; Redis gives it a connection of its own. */
+export interface StreamReader {
+  read(consumer: string, count: number, blockMs: number): Promise<StreamEntry[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * One primitive of an analytics batch. `count` increments `key`'s hash field; with `durable` it
+ * also adds the same delta to that buffer under `name`, which the flusher later applies to
+ * PostgreSQL; with `onFirst`, those ops run when the field was 0 before (a first occurrence,
+ * e.g. a user's first click on a product, which makes uniques exact and durable).
+ */
+export type Op =
+  | {
+      op: 'count';
+      key: string;
+      field: string;
+      by: number;
+      durable?: { buffer: BufferKeys; name: string };
+      onFirst?: Op[];
+    }
+  | { op: 'pfadd'; key: string; member: string }
+  | { op: 'zincrby'; key: string; member: string; by: number }
+  | { op: 'zadd'; key: string; member: string; score: number }
+  | { op: 'zremrangebyscore'; key: string; max: number }
+  | { op: 'expire'; key: string; seconds: number };
+
+export interface BatchEvent {
+  /** Key whose existence marks the event as seen; the event's ops run only the first time. */
+  dedupeKey: string;
+  ops: Op[];
+}
+
+export interface OpBatch {
+  /** How long dedupe keys live, in seconds. */
+  dedupeTtlSeconds: number;
+  events: BatchEvent[];
+  /** Ops run once after the events (expiries, trims). */
+  tail: Op[];
+}
+
+export interface TakenBatch {
+  seq: number;
+  fields: string[];
+  deltas: number[];
+}
+
+export interface BufferedValue {
+  pending: number;
+  inflight: number;
+  /** Sequence number of the batch in flight, 0 when none. */
+  inflightSeq: number;
+  /** Sequence number of the last batch whose flush finished. */
+  doneSeq: number;
+}
+
+export interface Realtime {
+  readonly kind: 'redis' | 'memory';
+
+  // Ingestion streams
+  ensureGroup(stream: string, group: string): Promise<void>;
+  /** Appends to the stream unless it holds maxBacklog entries already; null when full. */
+  enqueue(stream: string, payload: string, maxBacklog: number): Promise<string | null>;
+  openReader(stream: string, group: string): StreamReader;
+  /** Takes over entries delivered to another consumer and not acknowledged for minIdleMs. */
+  claimStale(stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
+  /** Acknowledges and deletes processed entries. */
+  ackEntries(stream: string, group: string, ids: readonly string[]): Promise<void>;
+  /** Entries not yet acknowledged and deleted (the backlog). */
+  streamLength(stream: string): Promise<number>;
+
+  // Analytics: one atomic step per batch. Returns how many events were new (not duplicates).
+  applyBatch(batch: OpBatch): Promise<number>;
+
+  // Counter buffers (src/counters): pending deltas, atomic take, finish after commit.
+  addDeltas(buffer: BufferKeys, fields: readonly string[], deltas: readonly number[]): Promise<void>;
+  /** The batch in flight if one is left over, else the pending deltas renamed into flight. */
+  takeBatch(buffer: BufferKeys, minSeq: number): Promise<TakenBatch | null>;
+  /** Drops the in-flight batch once PostgreSQL recorded it. */
+  finishBatch(buffer: BufferKeys, seq: number): Promise<void>;
+  readBuffered(buffer: BufferKeys, field: string): Promise<BufferedValue>;
+
+  // Reads
+  hget(key: string, field: string): Promise<number>;
+  hgetall(key: string): Promise<Record<string, number>>;
+  zrevrangeWithScores(key: string, start: number, stop: number): Promise<{ member: string; score: number }[]>;
+  zcount(key: string, min: number, max: number): Promise<number>;
+  pfcount(keys: readonly string[]): Promise<number>;
+  scard(key: string): Promise<number>;
+
+  // Restore (tally rebuild; embedded start)
+  hset(key: string, values: Record<string, number>): Promise<void>;
+
+  // Coordination and live pushes
+  tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;
+  unlock(key: string, token: string): Promise<void>;
+  publish(channel: string, message: string): Promise<void>;
+  /** Resolves once subscribed; the returned function unsubscribes. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,268 @@
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+import type { BufferKeys } from '../keys.js';
+import type { BatchEvent, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+
+// The production real-time layer. Each atomic operation is one Lua file in lua/, loaded once
+// with defineCommand (EVALSHA, falling back to EVAL after a script flush) and called from here only.
+
+export type RedisClient = Redis | Cluster;
+
+const SCRIPTS = [
+  'enqueue',
+  'ack-entries',
+  'apply-batch',
+  'add-deltas',
+  'take-batch',
+  'finish-batch',
+  'read-buffered',
+  'release-lock',
+] as const;
+type ScriptName = (typeof SCRIPTS)[number];
+
+const LUA_DIR = new URL('../../../lua/', import.meta.url);
+
+type ScriptFn = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
+
+function commandName(script: ScriptName): string {
+  return 'tally_' + script.replace(/-/g, '_');
+}
+
+export interface RedisConnectOptions {
+  url?: string | undefined;
+  clusterNodes?: readonly { host: string; port: number }[] | undefined;
+}
+
+export function connectRedis(options: RedisConnectOptions): RedisClient {
+  if (options.clusterNodes) {
+    return new Cluster([...options.clusterNodes], { enableAutoPipelining: true, scaleReads: 'master' });
+  }
+  return new Redis(options.url ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true });
+}
+
+/** Compact encoding of ops for apply-batch.lua: keys become 1-based indexes into KEYS. */
+class KeyTable {
+  readonly keys: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  of(key: string): number {
+    let i = this.index.get(key);
+    if (i === undefined) {
+      this.keys.push(key);
+      i = this.keys.length;
+      this.index.set(key, i);
+    }
+    return i;
+  }
+
+  encode(ops: readonly Op[]): unknown[] {
+    return ops.map((op) => {
+      switch (op.op) {
+        case 'count': {
+          const pending = op.durable ? this.of(op.durable.buffer.pending) : 0;
+          const onFirst = op.onFirst ? this.encode(op.onFirst) : 0;
+          return [1, this.of(op.key), op.field, op.by, pending, op.durable?.name ?? '', onFirst];
+        }
+        case 'pfadd':
+          return [2, this.of(op.key), op.member];
+        case 'zincrby':
+          return [3, this.of(op.key), op.member, op.by];
+        case 'zadd':
+          return [4, this.of(op.key), op.member, op.score];
+        case 'zremrangebyscore':
+          return [5, this.of(op.key), op.max];
+        case 'expire':
+          return [6, this.of(op.key), op.seconds];
+      }
+    });
+  }
+
+  encodeEvents(events: readonly BatchEvent[]): unknown[] {
+    return events.map((e) => [this.of(e.dedupeKey), this.encode(e.ops)]);
+  }
+}
+
+function duplicate(client: RedisClient): RedisClient {
+  return client instanceof Cluster ? client.duplicate() : client.duplicate();
+}
+
+function toNumber(value: string | null | undefined): number {
+  return value == null ? 0 : Number(value);
+}
+
+function entriesOf(reply: unknown): StreamEntry[] {
+  // XREADGROUP / XAUTOCLAIM entry list: [[id, [field, value, ...]], ...]; deleted entries have null fields.
+  const out: StreamEntry[] = [];
+  for (const item of (reply ?? []) as [string, string[] | null][]) {
+    const fields = item[1];
+    if (!fields) continue;
+    const at = fields.indexOf('p');
+    if (at >= 0) out.push({ id: item[0], payload: fields[at + 1] ?? '' });
+  }
+  return out;
+}
+
+export function createRedisRealtime(client: RedisClient): Realtime {
+  for (const script of SCRIPTS) {
+    const lua = readFileSync(new URL(`${script}.lua`, LUA_DIR), 'utf8');
+    client.defineCommand(commandName(script), { lua });
+  }
+  const call = (script: ScriptName, keys: readonly string[], args: readonly (string | number)[] = []) =>
+    (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
+  const bufferKeys = (b: BufferKeys) => [b.pending, b.inflight, b.meta];
+  // One subscriber connection serves every live stream of this process.
+  let subscriber: RedisClient | undefined;
+  const handlers = new Map<string, Set<(message: string) => void>>();
+
+  return {
+    kind: 'redis',
+
+    async ensureGroup(stream, group) {
+      try {
+        await client.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+      } catch (err) {
+        if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
+      }
+    },
+
+    async enqueue(stream, payload, maxBacklog) {
+      const id = await call('enqueue', [stream], [maxBacklog, payload]);
+      return typeof id === 'string' ? id : null;
+    },
+
+    openReader(stream, group): StreamReader {
+      // Blocking reads hold a connection: give each reader its own.
+      const conn = duplicate(client);
+      return {
+        async read(consumer, count, blockMs) {
+          // BLOCK 0 would wait forever: a zero wait is a plain, non-blocking read.
+          const reply = (
+            blockMs > 0
+              ? await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')
+              : await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+          ) as [string, unknown][] | null;
+          return reply && reply[0] ? entriesOf(reply[0][1]) : [];
+        },
+        async close() {
+          conn.disconnect();
+        },
+      };
+    },
+
+    async claimStale(stream, group, consumer, minIdleMs, count) {
+      const reply = (await client.xautoclaim(stream, group, consumer, minIdleMs, '0-0', 'COUNT', count)) as unknown[];
+      return entriesOf(reply[1]);
+    },
+
+    async ackEntries(stream, group, ids) {
+      if (ids.length > 0) await call('ack-entries', [stream], [group, ...ids]);
+    },
+
+    streamLength: (stream) => client.xlen(stream),
+
+    async applyBatch(batch: OpBatch) {
+      if (batch.events.length === 0 && batch.tail.length === 0) return 0;
+      const table = new KeyTable();
+      const json = JSON.stringify({ e: table.encodeEvents(batch.events), t: table.encode(batch.tail) });
+      return Number(await call('apply-batch', table.keys, [batch.dedupeTtlSeconds, json]));
+    },
+
+    async addDeltas(buffer, fields, deltas) {
+      if (fields.length === 0) return;
+      const args: (string | number)[] = [];
+      fields.forEach((f, i) => args.push(f, deltas[i] ?? 0));
+      await call('add-deltas', [buffer.pending], args);
+    },
+
+    async takeBatch(buffer, minSeq): Promise<TakenBatch | null> {
+      const reply = (await call('take-batch', bufferKeys(buffer), [minSeq])) as (string | number)[] | null;
+      if (!reply) return null;
+      const fields: string[] = [];
+      const deltas: number[] = [];
+      for (let i = 1; i < reply.length; i += 2) {
+        fields.push(String(reply[i]));
+        deltas.push(Number(reply[i + 1]));
+      }
+      return { seq: Number(reply[0]), fields, deltas };
+    },
+
+    async finishBatch(buffer, seq) {
+      await call('finish-batch', bufferKeys(buffer), [seq]);
+    },
+
+    async readBuffered(buffer, field) {
+      const [pending, inflight, inflightSeq, doneSeq] = (await call('read-buffered', bufferKeys(buffer), [field])) as number[];
+      return { pending: pending ?? 0, inflight: inflight ?? 0, inflightSeq: inflightSeq ?? 0, doneSeq: doneSeq ?? 0 };
+    },
+
+    hget: async (key, field) => toNumber(await client.hget(key, field)),
+
+    async hgetall(key) {
+      const raw = await client.hgetall(key);
+      const out: Record<string, number> = {};
+      for (const [field, value] of Object.entries(raw)) out[field] = Number(value);
+      return out;
+    },
+
+    async zrevrangeWithScores(key, start, stop) {
+      const flat = await client.zrevrange(key, start, stop, 'WITHSCORES');
+      const out: { member: string; score: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ member: flat[i] as string, score: Number(flat[i + 1]) });
+      return out;
+    },
+
+    zcount: (key, min, max) => client.zcount(key, min, max),
+
+    pfcount: async (keys) => (keys.length === 0 ? 0 : client.pfcount(...keys)),
+
+    scard: (key) => client.scard(key),
+
+    async hset(key, values) {
+      if (Object.keys(values).length > 0) await client.hset(key, values);
+    },
+
+    tryLock: async (key, token, ttlMs) => (await client.set(key, token, 'PX', ttlMs, 'NX')) === 'OK',
+
+    async unlock(key, token) {
+      await call('release-lock', [key], [token]);
+    },
+
+    async publish(channel, message) {
+      await client.publish(channel, message);
+    },
+
+    async subscribe(channel, onMessage) {
+      if (!subscriber) {
+        const created = duplicate(client);
+        subscriber = created;
+        created.on('message', (ch: string, message: string) => {
+          for (const handler of handlers.get(ch) ?? []) handler(message);
+        });
+      }
+      const sub: RedisClient = subscriber;
+      let set = handlers.get(channel);
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+        await sub.subscribe(channel);
+      }
+      set.add(onMessage);
+      return async () => {
+        const current = handlers.get(channel);
+        if (!current?.delete(onMessage) || current.size > 0) return;
+        handlers.delete(channel);
+        await sub.unsubscribe(channel).catch(() => undefined);
+      };
+    },
+
+    async ping() {
+      await client.ping();
+    },
+
+    async close() {
+      subscriber?.disconnect();
+      handlers.clear();
+      await client.quit().catch(() => client.disconnect());
+    },
+  };
+}

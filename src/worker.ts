@@ -1,0 +1,33 @@
+import type { Context } from './context.js';
+import { analyticsTargets } from './counters/analytics-counters.js';
+import { type Flusher, startFlusher } from './counters/flusher.js';
+import { type Processor, startProcessor } from './process/processor.js';
+
+// The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
+// runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
+
+export interface Worker {
+  processor: Processor;
+  flusher: Flusher;
+  stop(): Promise<void>;
+}
+
+export function startWorker(ctx: Context, hooks: { onProcessed?: (messages: number, applied: number) => void } = {}): Worker {
+  const processor = startProcessor(ctx, {
+    shards: ctx.config.streamShards,
+    ...(hooks.onProcessed ? { onProcessed: hooks.onProcessed } : {}),
+  });
+  const flusher = startFlusher(ctx, {
+    intervalMs: ctx.config.flushIntervalMs,
+    providers: [analyticsTargets(ctx)],
+  });
+  return {
+    processor,
+    flusher,
+    async stop() {
+      // The embedded queue lives in this process: process all of it before the final flush.
+      await processor.stop({ drain: ctx.config.mode === 'embedded' });
+      await flusher.stop();
+    },
+  };
+}

@@ -1,0 +1,207 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { createKeys, type Keys } from '../src/storage/keys.js';
+import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
+import type { Op, Realtime } from '../src/storage/realtime.js';
+import { createRedisRealtime } from '../src/storage/redis/realtime-redis.js';
+import { REDIS_URL, uniqueName } from './helpers.js';
+
+// One contract, two implementations: what the Lua scripts do in Redis, the in-process layer
+// does too. A behaviour added to one is added here and to the other.
+
+const implementations: [string, () => Realtime][] = [
+  ['redis', () => createRedisRealtime(new Redis(REDIS_URL))],
+  ['memory', () => createMemoryRealtime()],
+];
+
+const opened: Realtime[] = [];
+afterAll(async () => {
+  for (const rt of opened) await rt.close();
+});
+
+describe.each(implementations)('real-time layer contract: %s', (_name, create) => {
+  let rt: Realtime;
+  let keys: Keys;
+
+  beforeEach(() => {
+    rt = create();
+    opened.push(rt);
+    keys = createKeys(uniqueName('rt'));
+  });
+
+  describe('streams', () => {
+    it('delivers each entry once to the group, and acknowledged entries leave the backlog', async () => {
+      const stream = keys.stream(0);
+      await rt.ensureGroup(stream, 'g');
+      await rt.ensureGroup(stream, 'g'); // idempotent
+      const a = await rt.enqueue(stream, 'a', 100);
+      const b = await rt.enqueue(stream, 'b', 100);
+      expect(a).not.toBeNull();
+      expect(b).not.toBeNull();
+      const reader = rt.openReader(stream, 'g');
+      const first = await reader.read('c1', 10, 100);
+      expect(first.map((e) => e.payload)).toEqual(['a', 'b']);
+      expect(await reader.read('c1', 10, 50)).toEqual([]);
+      expect(await rt.streamLength(stream)).toBe(2);
+      await rt.ackEntries(stream, 'g', first.map((e) => e.id));
+      expect(await rt.streamLength(stream)).toBe(0);
+      await reader.close();
+    });
+
+    it('refuses to enqueue beyond the backlog limit', async () => {
+      const stream = keys.stream(1);
+      expect(await rt.enqueue(stream, 'a', 2)).not.toBeNull();
+      expect(await rt.enqueue(stream, 'b', 2)).not.toBeNull();
+      expect(await rt.enqueue(stream, 'c', 2)).toBeNull();
+      expect(await rt.streamLength(stream)).toBe(2);
+    });
+
+    it('wakes a blocked reader when an entry arrives', async () => {
+      const stream = keys.stream(2);
+      await rt.ensureGroup(stream, 'g');
+      const reader = rt.openReader(stream, 'g');
+      const pending = reader.read('c1', 10, 5000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await rt.enqueue(stream, 'late', 100);
+      const started = Date.now();
+      const entries = await pending;
+      expect(entries.map((e) => e.payload)).toEqual(['late']);
+      expect(Date.now() - started).toBeLessThan(4000);
+      await reader.close();
+    });
+
+    it('lets another consumer claim entries left unacknowledged', async () => {
+      const stream = keys.stream(3);
+      await rt.ensureGroup(stream, 'g');
+      await rt.enqueue(stream, 'x', 100);
+      const reader = rt.openReader(stream, 'g');
+      expect(await reader.read('dead', 10, 100)).toHaveLength(1);
+      expect(await rt.claimStale(stream, 'g', 'alive', 60_000, 10)).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const claimed = await rt.claimStale(stream, 'g', 'alive', 10, 10);
+      expect(claimed.map((e) => e.payload)).toEqual(['x']);
+      await rt.ackEntries(stream, 'g', claimed.map((e) => e.id));
+      expect(await rt.streamLength(stream)).toBe(0);
+      await reader.close();
+    });
+  });
+
+  describe('applyBatch', () => {
+    it('counts each dedupe key once, across batches', async () => {
+      const key = `${keys.site('s1')}:u:1`;
+      const ops: Op[] = [{ op: 'count', key, field: 'pageviews', by: 1 }];
+      const seen = (id: string) => keys.dedupe('s1', id);
+      const applied = await rt.applyBatch({
+        dedupeTtlSeconds: 60,
+        events: [
+          { dedupeKey: seen('m1'), ops },
+          { dedupeKey: seen('m1'), ops },
+          { dedupeKey: seen('m2'), ops },
+        ],
+        tail: [],
+      });
+      expect(applied).toBe(2);
+      expect(await rt.applyBatch({ dedupeTtlSeconds: 60, events: [{ dedupeKey: seen('m2'), ops }], tail: [] })).toBe(0);
+      expect(await rt.hget(key, 'pageviews')).toBe(2);
+    });
+
+    it('adds durable counts to the buffer and runs onFirst only on a first occurrence', async () => {
+      const site = keys.site('s2');
+      const buffer = keys.analyticsBuffer('s2');
+      const pairOp = (user: string): Op => ({
+        op: 'count',
+        key: `${site}:pu:p1`,
+        field: user,
+        by: 1,
+        durable: { buffer, name: `pu:p1|${user}` },
+        onFirst: [{ op: 'count', key: `${site}:p:p1`, field: 'users', by: 1, durable: { buffer, name: 'p:p1|users' } }],
+      });
+      await rt.applyBatch({
+        dedupeTtlSeconds: 60,
+        events: ['a', 'b', 'c', 'd'].map((id, i) => ({ dedupeKey: keys.dedupe('s2', id), ops: [pairOp(i < 3 ? 'u1' : 'u2')] })),
+        tail: [],
+      });
+      expect(await rt.hgetall(`${site}:pu:p1`)).toEqual({ u1: 3, u2: 1 });
+      expect(await rt.hget(`${site}:p:p1`, 'users')).toBe(2);
+      const taken = await rt.takeBatch(buffer, 0);
+      const asMap = Object.fromEntries(taken!.fields.map((f, i) => [f, taken!.deltas[i]]));
+      expect(asMap).toEqual({ 'pu:p1|u1': 3, 'pu:p1|u2': 1, 'p:p1|users': 2 });
+    });
+
+    it('runs HyperLogLog, sorted-set and expiry ops', async () => {
+      const site = keys.site('s3');
+      await rt.applyBatch({
+        dedupeTtlSeconds: 60,
+        events: [1, 2, 3, 3].map((n, i) => ({
+          dedupeKey: keys.dedupe('s3', `e${i}`),
+          ops: [
+            { op: 'pfadd', key: `${site}:uv`, member: `v${n}` },
+            { op: 'zincrby', key: `${site}:top`, member: `page${n}`, by: 1 },
+            { op: 'zadd', key: `${site}:live`, member: `v${n}`, score: n * 1000 },
+          ],
+        })),
+        tail: [
+          { op: 'zremrangebyscore', key: `${site}:live`, max: 1000 },
+          { op: 'expire', key: `${site}:uv`, seconds: 100 },
+        ],
+      });
+      expect(await rt.pfcount([`${site}:uv`])).toBe(3);
+      expect(await rt.zrevrangeWithScores(`${site}:top`, 0, 0)).toEqual([{ member: 'page3', score: 2 }]);
+      expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(2);
+    });
+  });
+
+  describe('counter buffers', () => {
+    it('takes pending deltas atomically, replays a batch left in flight, and numbers batches past minSeq', async () => {
+      const buffer = keys.inboxBuffer('s4', 0);
+      expect(await rt.takeBatch(buffer, 0)).toBeNull();
+      await rt.addDeltas(buffer, ['u1', 'u2'], [3, -1]);
+      await rt.addDeltas(buffer, ['u1'], [2]);
+      const first = await rt.takeBatch(buffer, 41);
+      expect(first).toEqual({ seq: 42, fields: expect.arrayContaining(['u1', 'u2']), deltas: expect.any(Array) });
+      expect(Object.fromEntries(first!.fields.map((f, i) => [f, first!.deltas[i]]))).toEqual({ u1: 5, u2: -1 });
+      // Deltas arriving while a batch is in flight wait for the next batch.
+      await rt.addDeltas(buffer, ['u1'], [7]);
+      expect(await rt.readBuffered(buffer, 'u1')).toEqual({ pending: 7, inflight: 5, inflightSeq: 42, doneSeq: 0 });
+      // Not finished (a crash): the same batch comes back.
+      expect(await rt.takeBatch(buffer, 0)).toEqual(first);
+      await rt.finishBatch(buffer, 42);
+      expect(await rt.readBuffered(buffer, 'u1')).toEqual({ pending: 7, inflight: 0, inflightSeq: 0, doneSeq: 42 });
+      const second = await rt.takeBatch(buffer, 0);
+      expect(second).toEqual({ seq: 43, fields: ['u1'], deltas: [7] });
+      await rt.finishBatch(buffer, 42); // stale finish: ignored
+      expect((await rt.readBuffered(buffer, 'u1')).inflightSeq).toBe(43);
+    });
+
+    it('restores hashes with hset', async () => {
+      const key = `${keys.site('s5')}:u:9`;
+      await rt.hset(key, { clicks: 12, pageviews: 3 });
+      expect(await rt.hgetall(key)).toEqual({ clicks: 12, pageviews: 3 });
+      expect(await rt.hget(key, 'missing')).toBe(0);
+    });
+  });
+
+  describe('coordination', () => {
+    it('grants a lock to one holder until it is released', async () => {
+      const lock = keys.lock('x');
+      expect(await rt.tryLock(lock, 'a', 10_000)).toBe(true);
+      expect(await rt.tryLock(lock, 'b', 10_000)).toBe(false);
+      await rt.unlock(lock, 'b'); // not the holder: no effect
+      expect(await rt.tryLock(lock, 'b', 10_000)).toBe(false);
+      await rt.unlock(lock, 'a');
+      expect(await rt.tryLock(lock, 'b', 10_000)).toBe(true);
+    });
+
+    it('delivers published messages to subscribers until they unsubscribe', async () => {
+      const channel = keys.channel('test');
+      const got: string[] = [];
+      const unsubscribe = await rt.subscribe(channel, (m) => got.push(m));
+      await rt.publish(channel, 'one');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await unsubscribe();
+      await rt.publish(channel, 'two');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(got).toEqual(['one']);
+    });
+  });
+});
