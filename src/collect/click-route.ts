@@ -6,10 +6,7 @@ import { type CollectDeps, requestFacts } from './segment-routes.js';
 // The seed tutorial's route, kept for its users: a click becomes a Segment `Product Clicked`.
 
 const Id = Type.Union([Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }), Type.Integer()]);
-const ClickBody = Type.Object(
-  { user_id: Id, product_id: Id, writeKey: Type.Optional(Type.String()) },
-  { additionalProperties: false },
-);
+const ClickBody = Type.Object({ user_id: Id, product_id: Id, writeKey: Type.Optional(Type.String()) });
 
 export function registerClickRoute(app: FastifyInstance, deps: CollectDeps): void {
   app.post(

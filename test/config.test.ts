@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('defaults to the embedded mode on port 8080', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ mode: 'embedded', port: 8080, dataDir: './data', pgSchema: 'public', redisPrefix: 'tally' });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('uses Redis and PostgreSQL when both URLs are set', () => {
+    const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://u@h/db', PORT: '9000' });
+    expect(config).toMatchObject({ mode: 'external', port: 9000 });
+  });
+
+  it('takes a Redis Cluster from REDIS_CLUSTER_NODES', () => {
+    const config = loadConfig({ REDIS_CLUSTER_NODES: 'a:7000, b:7001', DATABASE_URL: 'postgres://u@h/db' });
+    expect(config.redisClusterNodes).toEqual([
+      { host: 'a', port: 7000 },
+      { host: 'b', port: 7001 },
+    ]);
+  });
+
+  it.each([
+    [{ REDIS_URL: 'redis://x' }, /both DATABASE_URL and REDIS_URL/],
+    [{ DATABASE_URL: 'postgres://x/y' }, /both DATABASE_URL and REDIS_URL/],
+    [{ PORT: 'eighty' }, /PORT must be a whole number/],
+    [{ PORT: '70000' }, /PORT must be between 0 and 65535/],
+    [{ REDIS_URL: 'http://x', DATABASE_URL: 'postgres://x/y' }, /REDIS_URL must start with redis:\/\//],
+    [{ REDIS_URL: 'redis://x', DATABASE_URL: 'not a url' }, /DATABASE_URL is not a valid URL/],
+    [{ REDIS_CLUSTER_NODES: 'nohost', DATABASE_URL: 'postgres://x/y' }, /host:port/],
+    [{ TALLY_PG_SCHEMA: 'Robert"; DROP' }, /TALLY_PG_SCHEMA/],
+    [{ TALLY_REDIS_PREFIX: 'a b' }, /TALLY_REDIS_PREFIX/],
+    [{ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be at least 16/],
+    [{ TALLY_STREAM_SHARDS: '0' }, /TALLY_STREAM_SHARDS must be between 1 and 256/],
+  ])('rejects %j with one clear sentence', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
