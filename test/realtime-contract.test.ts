@@ -1,22 +1,32 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeys, type Keys } from '../src/storage/keys.js';
 import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
 import type { Op, Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/realtime-redis.js';
 import { REDIS_URL, uniqueName } from './helpers.js';
+import { startTestCluster, type TestCluster } from './redis-cluster.js';
 
 // One contract, two implementations: what the Lua scripts do in Redis, the in-process layer
 // does too. A behaviour added to one is added here and to the other.
 
+// The cluster case runs every script on three masters: a script whose keys spanned two hash
+// slots would fail there with CROSSSLOT.
+let cluster: TestCluster | undefined;
+beforeAll(async () => {
+  cluster = await startTestCluster();
+});
+
 const implementations: [string, () => Realtime][] = [
   ['redis', () => createRedisRealtime(new Redis(REDIS_URL))],
+  ['redis cluster', () => createRedisRealtime(cluster!.client())],
   ['memory', () => createMemoryRealtime()],
 ];
 
 const opened: Realtime[] = [];
 afterAll(async () => {
   for (const rt of opened) await rt.close();
+  await cluster?.stop();
 });
 
 describe.each(implementations)('real-time layer contract: %s', (_name, create) => {
