@@ -8,6 +8,7 @@ import { openContext } from '../src/context.js';
 import { startProcessor } from '../src/process/processor.js';
 import { startWorker, type Worker } from '../src/worker.js';
 import { eventually, openTestApp, silentLog, type TestApp, uniqueName } from './helpers.js';
+import { startTestCluster } from './redis-cluster.js';
 
 // Collect → stream → processor → counters → stats, on both real-time layers: exact, deduplicated,
 // and durable (the flusher's PostgreSQL rows equal the hot values).
@@ -89,6 +90,29 @@ describe.each(['external', 'embedded'] as const)('pipeline (%s)', (mode) => {
       'pu:p1|alice': 2,
       'pu:p1|bob': 1,
     });
+  });
+});
+
+describe('on a Redis Cluster', () => {
+  it('collects, processes and flushes with every script inside one hash slot', async () => {
+    const cluster = await startTestCluster();
+    const nodes = cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',');
+    const t = await openTestApp('external', { REDIS_CLUSTER_NODES: nodes });
+    const worker = startWorker(t.ctx);
+    try {
+      const messages = [clicks('ann', 'p1', 'c1'), clicks('ann', 'p1', 'c2'), clicks('ben', 'p1', 'c3'), clicks('ben', 'p1', 'c3')];
+      const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: messages } });
+      expect(res.statusCode).toBe(200);
+      const stats = async (url: string) => (await t.app.inject({ url, headers: { authorization: t.bearer } })).json();
+      await eventually(async () => expect(await stats('/v1/stats/products/p1')).toEqual({ productId: 'p1', clicks: 3, uniqueUsers: 2 }));
+      await worker.flusher.flushAll();
+      const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'p:p1|clicks'", [t.site.id]);
+      expect(rows.rows[0]?.value).toBe(3);
+    } finally {
+      await worker.stop();
+      await t.close();
+      await cluster.stop();
+    }
   });
 });
 
