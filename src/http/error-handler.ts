@@ -39,8 +39,16 @@ function fromValidation(err: FastifyError, code: ErrorCode): TallyError {
   return new TallyError(code, message, path || undefined);
 }
 
+// Connection failures of Redis (ioredis) or PostgreSQL (pg): the request may be retried later.
+const BACKEND_DOWN = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Connection terminated|MaxRetriesPerRequest|Reached the max retries|connect timeout|timeout exceeded when trying to connect|Cluster isn't ready|CLUSTERDOWN/i;
+
+function isBackendDown(err: Error): boolean {
+  return err.name === 'MaxRetriesPerRequestError' || BACKEND_DOWN.test(err.message) || BACKEND_DOWN.test(String((err as { code?: unknown }).code));
+}
+
 function toTallyError(err: FastifyError, validationCode: ErrorCode): TallyError {
   if (err instanceof TallyError) return err;
+  if (isBackendDown(err)) return new TallyError('unavailable', undefined, undefined, 5);
   if (err.validation) return fromValidation(err, validationCode);
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
   if (mapped) return new TallyError(mapped);

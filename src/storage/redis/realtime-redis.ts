@@ -33,11 +33,19 @@ export interface RedisConnectOptions {
   clusterNodes?: readonly { host: string; port: number }[] | undefined;
 }
 
+// While Redis is unreachable a command waits through two reconnection attempts, then fails:
+// the collector answers 503 unavailable within seconds instead of holding requests open.
+const FAIL_FAST = { maxRetriesPerRequest: 2, connectTimeout: 2000 };
+
 export function connectRedis(options: RedisConnectOptions): RedisClient {
   if (options.clusterNodes) {
-    return new Cluster([...options.clusterNodes], { enableAutoPipelining: true, scaleReads: 'master' });
+    return new Cluster([...options.clusterNodes], {
+      enableAutoPipelining: true,
+      scaleReads: 'master',
+      redisOptions: FAIL_FAST,
+    });
   }
-  return new Redis(options.url ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true });
+  return new Redis(options.url ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true, ...FAIL_FAST });
 }
 
 /** Compact encoding of ops for apply-batch.lua: keys become 1-based indexes into KEYS. */
