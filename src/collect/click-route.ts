@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { MAX_ID_LENGTH, normalizeMessage } from './message.js';
@@ -9,11 +10,11 @@ const Id = Type.Union([Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }), 
 const ClickBody = Type.Object({ user_id: Id, product_id: Id, writeKey: Type.Optional(Type.String()) });
 
 export function registerClickRoute(app: FastifyInstance, deps: CollectDeps): void {
-  app.post(
+  app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/click',
     { bodyLimit: 4096, config: { validationCode: 'invalid_event' }, schema: { body: ClickBody } },
     async (request, reply) => {
-      const body = request.body as { user_id: string | number; product_id: string | number; writeKey?: string };
+      const body = request.body;
       const site = await deps.auth.writeKey(request, body.writeKey);
       deps.rateLimit(site.id);
       const message = normalizeMessage(

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { Auth } from '../http/auth.js';
@@ -38,7 +39,8 @@ export function requestFacts(request: FastifyRequest): RequestFacts {
 }
 
 export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): void {
-  app.post(
+  const routes = app.withTypeProvider<TypeBoxTypeProvider>();
+  routes.post(
     '/v1/batch',
     {
       bodyLimit: MAX_BATCH_BYTES,
@@ -46,7 +48,7 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): 
       schema: { body: BatchBody, response: { 200: Success } },
     },
     async (request) => {
-      const body = request.body as { batch: unknown[]; context?: Record<string, unknown>; writeKey?: string };
+      const body = request.body;
       const site = await deps.auth.writeKey(request, body.writeKey);
       deps.rateLimit(site.id);
       const facts = requestFacts(request);
@@ -59,7 +61,7 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): 
   );
 
   for (const type of SINGLE_ROUTES) {
-    app.post(
+    routes.post(
       `/v1/${type}`,
       {
         bodyLimit: MAX_MESSAGE_BYTES,
@@ -67,7 +69,7 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): 
         schema: { body: Type.Record(Type.String(), Type.Unknown()), response: { 200: Success } },
       },
       async (request) => {
-        const body = request.body as Record<string, unknown>;
+        const body = request.body;
         const site = await deps.auth.writeKey(request, body['writeKey']);
         deps.rateLimit(site.id);
         const message = normalizeMessage({ ...body, type }, [], requestFacts(request));

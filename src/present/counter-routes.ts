@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { Auth } from '../http/auth.js';
@@ -21,31 +22,32 @@ const ProductStats = Type.Object({
 });
 
 export function registerCounterRoutes(app: FastifyInstance, deps: { auth: Auth; stats: CounterStats }): void {
-  app.get(
+  const routes = app.withTypeProvider<TypeBoxTypeProvider>();
+  routes.get(
     '/v1/stats/users/:userId',
     { schema: { params: Type.Object({ userId: IdParam }), response: { 200: UserStats } } },
     async (request) => {
       const site = await deps.auth.secret(request);
-      return deps.stats.user(site.id, (request.params as { userId: string }).userId);
+      return deps.stats.user(site.id, request.params.userId);
     },
   );
 
-  app.get(
+  routes.get(
     '/v1/stats/products/:productId',
     { schema: { params: Type.Object({ productId: IdParam }), response: { 200: ProductStats } } },
     async (request) => {
       const site = await deps.auth.secret(request);
-      return deps.stats.product(site.id, (request.params as { productId: string }).productId);
+      return deps.stats.product(site.id, request.params.productId);
     },
   );
 
   // The seed tutorial's read: the user's total clicks as a bare JSON number.
-  app.get(
+  routes.get(
     '/user/:user_id/clicks',
     { schema: { params: Type.Object({ user_id: IdParam }), response: { 200: Type.Integer() } } },
     async (request) => {
       const site = await deps.auth.secret(request);
-      return deps.stats.userClicks(site.id, (request.params as { user_id: string }).user_id);
+      return deps.stats.userClicks(site.id, request.params.user_id);
     },
   );
 }

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import type { Config } from '../config.js';
@@ -11,7 +12,8 @@ import { issueUserToken } from './user-token.js';
 const CreatedSite = Type.Object({ id: Type.String(), name: Type.String(), writeKey: Type.String(), secretKey: Type.String() });
 
 export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config; sites: SiteRepository; auth: Auth }): void {
-  app.post(
+  const routes = app.withTypeProvider<TypeBoxTypeProvider>();
+  routes.post(
     '/v1/sites',
     {
       bodyLimit: 4096,
@@ -26,12 +28,12 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
       if (!deps.config.adminToken) throw new TallyError('forbidden', 'Set ADMIN_TOKEN to create sites over HTTP.');
       if (!token) throw new TallyError('unauthorized', 'Send ADMIN_TOKEN as a Bearer token.');
       if (!safeEqual(token, deps.config.adminToken)) throw new TallyError('unauthorized', 'That admin token is not valid.');
-      const created = await deps.sites.create((request.body as { name: string }).name.trim());
+      const created = await deps.sites.create(request.body.name.trim());
       return reply.status(201).send(created);
     },
   );
 
-  app.post(
+  routes.post(
     '/v1/users/:userId/token',
     {
       schema: {
@@ -41,7 +43,7 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
     },
     async (request) => {
       const site = await deps.auth.secret(request);
-      const { userId } = request.params as { userId: string };
+      const { userId } = request.params;
       const issued = issueUserToken(site.id, userId, site.tokenSigningKey, deps.config.userTokenTtlSeconds);
       return { token: issued.token, expiresAt: issued.expiresAt.toISOString() };
     },
