@@ -15,6 +15,7 @@ export interface Worker {
 export function startWorker(ctx: Context, hooks: { onProcessed?: (messages: number, applied: number) => void } = {}): Worker {
   const processor = startProcessor(ctx, {
     shards: ctx.config.streamShards,
+    claimIdleMs: ctx.config.claimIdleMs,
     ...(hooks.onProcessed ? { onProcessed: hooks.onProcessed } : {}),
   });
   const flusher = startFlusher(ctx, {
