@@ -1,58 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Analytics } from '@segment/analytics-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL, dropTestData, eventually, REDIS_URL, testConfig, uniqueName } from './helpers.js';
+import { type ServerProcess as Server, startServerProcess as startServer, stopServerProcess as stopServer } from './server-process.js';
 
 // Acceptance from outside: a real `tally serve` process, the unmodified Segment SDK pointed at it
 // with `host`, a few thousand events, a re-sent batch, exact counts; then SIGTERM, and (embedded)
 // a restart that brings the same counts back.
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-interface Server {
-  proc: ChildProcess;
-  url: string;
-  writeKey: string;
-  secretKey: string;
-}
-
-function startServer(env: Record<string, string>): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', TALLY_FLUSH_INTERVAL_MS: '200', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}\n${err}`)), 45_000);
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}\n${err}`)));
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const address = /"address":"(http:\/\/[^"]+)".*Tally is listening/.exec(out);
-      if (!address) return;
-      clearTimeout(timer);
-      resolve({
-        proc,
-        url: address[1] as string,
-        writeKey: /twk_[A-Za-z0-9_-]+/.exec(out)?.[0] ?? '',
-        secretKey: /tsk_[A-Za-z0-9_-]+/.exec(out)?.[0] ?? '',
-      });
-    });
-  });
-}
-
-function stopServer(server: Server): Promise<number | null> {
-  return new Promise((resolve) => {
-    server.proc.removeAllListeners('exit');
-    server.proc.on('exit', (code) => resolve(code));
-    server.proc.kill('SIGTERM');
-  });
-}
 
 /** A deterministic mix: clicks of 40 users on 25 products, and page views. */
 function workload(n: number) {
