@@ -9,14 +9,18 @@ import type { Flusher } from './counters/flusher.js';
 import { createAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerHealthRoutes } from './ops/health-routes.js';
-import { createMetrics } from './ops/metrics.js';
+import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
 import { createCounterStats } from './present/counter-stats.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface AppOptions {
+  /** The process's metrics (shared with its worker); a fresh registry when absent. */
+  metrics?: Metrics;
   /** The in-process flusher, when this process runs one (its lag is exported). */
   flusher?: Flusher;
+  /** 'ops': health, readiness and metrics only (a worker process's HTTP face). */
+  routes?: 'all' | 'ops';
   logger?: boolean;
 }
 
@@ -34,7 +38,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
-  const metrics = createMetrics();
+  const metrics = options.metrics ?? createMetrics();
   const auth = createAuth(ctx.sites);
 
   registerErrorHandling(app);
@@ -48,12 +52,9 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
       reply.elapsedTime / 1000,
     );
   });
-  if (options.flusher) {
-    const flusher = options.flusher;
-    app.addHook('onRequest', async (request) => {
-      if (request.url === '/metrics') metrics.flushLag.set(flusher.lagSeconds());
-    });
-  }
+
+  registerHealthRoutes(app, ctx, metrics, options.flusher);
+  if (options.routes === 'ops') return app;
 
   const ingest = createIngest(ctx, (n) => metrics.ingested.inc(n));
   const collect = { auth, ingest, rateLimit: createRateLimiter(ctx.config.collectRateLimit) };
@@ -61,6 +62,5 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerClickRoute(app, collect);
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
-  registerHealthRoutes(app, ctx, metrics);
   return app;
 }

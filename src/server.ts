@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { type Context, openContext } from './context.js';
 import { TallyError } from './errors.js';
+import { createMetrics } from './ops/metrics.js';
 import { startWorker, type Worker } from './worker.js';
 
 // Starting and stopping processes: logs, listens, and shuts down in order on SIGTERM/SIGINT —
@@ -48,8 +49,9 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 export async function runServer(config: Config, log: Logger, options: { worker: boolean }): Promise<void> {
   const ctx = await openContext(config, log);
   await ensureDefaultSite(ctx, (line) => process.stdout.write(line + '\n'));
-  const worker: Worker | undefined = options.worker ? startWorker(ctx) : undefined;
-  const app = await buildApp(ctx, worker ? { flusher: worker.flusher } : {});
+  const metrics = createMetrics();
+  const worker: Worker | undefined = options.worker ? startWorker(ctx, metrics) : undefined;
+  const app = await buildApp(ctx, worker ? { metrics, flusher: worker.flusher } : { metrics });
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ address, mode: config.mode, worker: options.worker }, 'Tally is listening');
   onSignals(log, async () => {
@@ -61,9 +63,14 @@ export async function runServer(config: Config, log: Logger, options: { worker: 
 
 export async function runWorker(config: Config, log: Logger): Promise<void> {
   const ctx = await openContext(config, log);
-  const worker = startWorker(ctx);
-  log.info({ mode: config.mode }, 'Tally worker started');
+  const metrics = createMetrics();
+  const worker = startWorker(ctx, metrics);
+  // A worker answers health, readiness and metrics only.
+  const app = await buildApp(ctx, { metrics, flusher: worker.flusher, routes: 'ops' });
+  const address = await app.listen({ port: config.port, host: config.host });
+  log.info({ address, mode: config.mode }, 'Tally worker started');
   onSignals(log, async () => {
+    await app.close();
     await worker.stop();
     await ctx.close();
   });

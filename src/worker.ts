@@ -1,6 +1,7 @@
 import type { Context } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
+import type { Metrics } from './ops/metrics.js';
 import { type Processor, startProcessor } from './process/processor.js';
 
 // The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
@@ -12,11 +13,14 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-export function startWorker(ctx: Context, hooks: { onProcessed?: (messages: number, applied: number) => void } = {}): Worker {
+export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   const processor = startProcessor(ctx, {
     shards: ctx.config.streamShards,
     claimIdleMs: ctx.config.claimIdleMs,
-    ...(hooks.onProcessed ? { onProcessed: hooks.onProcessed } : {}),
+    onProcessed: (messages, applied) => {
+      metrics?.processed.inc(messages);
+      metrics?.duplicates.inc(messages - applied);
+    },
   });
   const flusher = startFlusher(ctx, {
     intervalMs: ctx.config.flushIntervalMs,

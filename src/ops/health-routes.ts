@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Context } from '../context.js';
+import type { Flusher } from '../counters/flusher.js';
 import { migrationsApplied } from '../storage/migrate.js';
 import type { Metrics } from './metrics.js';
 
-export function registerHealthRoutes(app: FastifyInstance, ctx: Context, metrics: Metrics): void {
+export function registerHealthRoutes(app: FastifyInstance, ctx: Context, metrics: Metrics, flusher?: Flusher): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
@@ -29,6 +30,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: Context, metrics
       backlog += await ctx.realtime.streamLength(ctx.keys.stream(shard)).catch(() => 0);
     }
     metrics.streamBacklog.set(backlog);
+    if (flusher) metrics.flushLag.set(flusher.lagSeconds());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 }
