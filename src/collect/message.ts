@@ -102,13 +102,14 @@ const idString = (value: string | number | null | undefined) =>
 
 /**
  * Validates one message (base = its JSON pointer in the request) and normalises it.
- * `defaults` are the batch-level fields Segment allows (context).
+ * `defaults` are the batch-level fields Segment SDKs send (context; sentAt, which analytics-node
+ * puts on the batch rather than on each message).
  */
 export function normalizeMessage(
   value: unknown,
   base: readonly (string | number)[],
   facts: RequestFacts,
-  defaults: { context?: Record<string, unknown> } = {},
+  defaults: { context?: Record<string, unknown>; sentAt?: string } = {},
 ): CollectedMessage {
   if (!checkMessage.Check(value)) throw schemaError(value, base);
   const m = value;
@@ -127,7 +128,7 @@ export function normalizeMessage(
 
   // Segment's skew correction: the sender's clock is off by (sentAt - receivedAt).
   const happened = parseTime(m.timestamp ?? m.originalTimestamp, at(m.timestamp ? 'timestamp' : 'originalTimestamp'));
-  const sent = parseTime(m.sentAt, at('sentAt'));
+  const sent = parseTime(m.sentAt ?? defaults.sentAt, m.sentAt === undefined ? '/sentAt' : at('sentAt'));
   let timestamp = happened ?? facts.receivedAt;
   if (happened !== undefined && sent !== undefined) timestamp = facts.receivedAt - (sent - happened);
 

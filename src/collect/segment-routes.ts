@@ -27,6 +27,7 @@ const BatchBody = Type.Object(
   {
     batch: Type.Array(Type.Unknown(), { maxItems: MAX_BATCH_MESSAGES }),
     context: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    sentAt: Type.Optional(Type.String({ maxLength: 64 })),
     writeKey: Type.Optional(Type.String()),
   },
   { additionalProperties: true },
@@ -52,7 +53,7 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): 
       const site = await deps.auth.writeKey(request, body.writeKey);
       deps.rateLimit(site.id);
       const facts = requestFacts(request);
-      const defaults = body.context ? { context: body.context } : {};
+      const defaults = { ...(body.context ? { context: body.context } : {}), ...(body.sentAt ? { sentAt: body.sentAt } : {}) };
       // Every message is checked before any is queued: a batch is accepted or rejected whole.
       const messages: CollectedMessage[] = body.batch.map((m, i) => normalizeMessage(m, ['batch', i], facts, defaults));
       await deps.ingest(site.id, messages);
