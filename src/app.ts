@@ -8,6 +8,7 @@ import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
 import { createAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerInboxRoutes } from './inbox/inbox-routes.js';
 import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
@@ -62,5 +63,6 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerClickRoute(app, collect);
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
+  registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   return app;
 }

@@ -1,11 +1,16 @@
 import type { Context } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
+import { startReconciler } from './inbox/reconcile.js';
+import { inboxTargets } from './inbox/unread-flush.js';
+import { createUnreadCounter } from './inbox/unread-counter.js';
 import type { Metrics } from './ops/metrics.js';
 import { type Processor, startProcessor } from './process/processor.js';
 
 // The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
 // runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
+
+const INBOX_RECONCILE_INTERVAL_MS = 10_000;
 
 export interface Worker {
   processor: Processor;
@@ -24,14 +29,21 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   });
   const flusher = startFlusher(ctx, {
     intervalMs: ctx.config.flushIntervalMs,
-    providers: [analyticsTargets(ctx)],
+    providers: [analyticsTargets(ctx), inboxTargets(ctx)],
   });
+  // Recently changed users' unread counts against their rows; in embedded mode the buffers died
+  // with the last process, so the first run checks every user.
+  const reconciler = startReconciler(
+    { ...ctx, counter: createUnreadCounter(ctx) },
+    { intervalMs: INBOX_RECONCILE_INTERVAL_MS, allFirst: ctx.config.mode === 'embedded' },
+  );
   return {
     processor,
     flusher,
     async stop() {
       // The embedded queue lives in this process: process all of it before the final flush.
       await processor.stop({ drain: ctx.config.mode === 'embedded' });
+      await reconciler.stop();
       await flusher.stop();
     },
   };

@@ -16,6 +16,17 @@ export interface BufferKeys {
   readonly meta: string;
 }
 
+/** One shard of a site's inbox counters (see src/inbox/unread-counter.ts). */
+export interface InboxKeys {
+  readonly buffer: BufferKeys;
+  /** Hash mutationId+userId -> start time (ms): changes between their SQL statement and their delta. */
+  readonly intents: string;
+  /** Hash userId -> version of the user's count (only grows). */
+  readonly versions: string;
+  /** Sorted set userId -> time of the last change: who the reconciler checks next. */
+  readonly touched: string;
+}
+
 /** Escapes the separators of key names and counter names out of a caller-supplied id. */
 export function part(id: string): string {
   return id.replace(/[%:|{}]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
@@ -47,6 +58,16 @@ export function createKeys(prefix: string) {
     analyticsBuffer: (siteId: string) => buffer(site(siteId), `analytics:${siteId}`),
     inboxBuffer: (siteId: string, shard: number) =>
       buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
+    /** Everything one inbox shard's scripts touch: the counter buffer and its bookkeeping. */
+    inbox: (siteId: string, shard: number): InboxKeys => {
+      const tag = `${prefix}:{i:${part(siteId)}:${shard}}`;
+      return {
+        buffer: buffer(tag, `inbox:${siteId}:${shard}`),
+        intents: `${tag}:intents`,
+        versions: `${tag}:versions`,
+        touched: `${tag}:touched`,
+      };
+    },
     lock: (name: string) => `${prefix}:lock:${part(name)}`,
     channel: (name: string) => `${prefix}:ch:${name}`,
   };

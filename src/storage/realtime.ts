@@ -1,4 +1,4 @@
-import type { BufferKeys } from './keys.js';
+import type { BufferKeys, InboxKeys } from './keys.js';
 
 // The real-time layer: what Tally needs from Redis, named by what it does. Two implementations
 // pass one contract suite (test/realtime-contract.test.ts): Redis (src/storage/redis/) for
@@ -66,6 +66,29 @@ export interface BufferedValue {
   doneSeq: number;
 }
 
+/** One user's inbox count in the real-time layer, read at one instant. */
+export interface InboxCount extends BufferedValue {
+  /** Bumped by every change of the count; only grows (0: never changed). */
+  version: number;
+}
+
+export interface InboxState extends InboxCount {
+  /** Changes of this user begun and not finished: running now, or left by a crash. */
+  intents: number;
+  /** Start (ms) of the oldest of them, 0 when none. */
+  oldestIntentMs: number;
+}
+
+export interface InboxChange {
+  userId: string;
+  delta: number;
+}
+
+export interface FinishedInboxChange extends InboxCount {
+  /** False when the reconciler had dropped the change's intent as stale: its delta was not added. */
+  applied: boolean;
+}
+
 export interface Realtime {
   readonly kind: 'redis' | 'memory';
 
@@ -91,6 +114,22 @@ export interface Realtime {
   /** Drops the in-flight batch once PostgreSQL recorded it. */
   finishBatch(buffer: BufferKeys, seq: number): Promise<void>;
   readBuffered(buffer: BufferKeys, field: string): Promise<BufferedValue>;
+
+  // Inbox counters (src/inbox): an intent is recorded before a change's SQL statement and
+  // finished with its delta after, so the reconciler knows which counts may be missing one.
+  /** mutationId is 16 characters; marks the users touched. */
+  beginInboxChange(keys: InboxKeys, mutationId: string, userIds: readonly string[], nowMs: number): Promise<void>;
+  /** Per change: adds the delta and bumps the version if the intent is still there; the count after. */
+  finishInboxChange(keys: InboxKeys, mutationId: string, changes: readonly InboxChange[], nowMs: number): Promise<FinishedInboxChange[]>;
+  readInboxState(keys: InboxKeys, userId: string): Promise<InboxState>;
+  /** Drops the user's intents begun at or before beforeMs; returns how many. */
+  dropStaleIntents(keys: InboxKeys, userId: string, beforeMs: number): Promise<number>;
+  /** Adds delta (and bumps the version) only if the version is still expectVersion. */
+  repairInboxCount(keys: InboxKeys, userId: string, delta: number, expectVersion: number, nowMs: number): Promise<boolean>;
+  /** Users last touched at or before maxMs, oldest first. */
+  listTouched(keys: InboxKeys, maxMs: number, limit: number): Promise<string[]>;
+  /** Removes users from the touched set unless touched after maxMs. */
+  untouch(keys: InboxKeys, userIds: readonly string[], maxMs: number): Promise<void>;
 
   // Reads
   hget(key: string, field: string): Promise<number>;

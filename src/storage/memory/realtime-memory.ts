@@ -19,6 +19,12 @@ interface Stream {
   lastSeq: number;
 }
 
+// Intent fields are a 16-character mutation id followed by the user id (as in lua/inbox-begin.lua).
+const MUTATION_ID_LENGTH = 16;
+
+/** A user's first version: now in microseconds (as in lua/inbox-finish.lua). */
+const firstVersion = (nowMs: number) => Math.floor(nowMs) * 1000;
+
 export function createMemoryRealtime(now: () => number = Date.now): Realtime {
   const hashes = new Map<string, Map<string, number>>();
   const zsets = new Map<string, Map<string, number>>();
@@ -266,6 +272,91 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         inflightSeq: meta?.get('inflight') ?? 0,
         doneSeq: meta?.get('done') ?? 0,
       };
+    },
+
+    async beginInboxChange(keys, mutationId, userIds, nowMs) {
+      for (const userId of userIds) {
+        hash(keys.intents).set(mutationId + userId, nowMs);
+        zset(keys.touched).set(userId, nowMs);
+      }
+    },
+
+    async finishInboxChange(keys, mutationId, changes, nowMs) {
+      const meta = hashes.get(keys.buffer.meta);
+      return changes.map(({ userId, delta }) => {
+        const applied = hash(keys.intents).delete(mutationId + userId);
+        const versions = hash(keys.versions);
+        if (applied && delta !== 0) {
+          hincrby(keys.buffer.pending, userId, delta);
+          versions.set(userId, versions.has(userId) ? (versions.get(userId) ?? 0) + 1 : firstVersion(nowMs));
+        }
+        if (!applied) zset(keys.touched).set(userId, nowMs);
+        return {
+          applied,
+          version: versions.get(userId) ?? 0,
+          pending: hashes.get(keys.buffer.pending)?.get(userId) ?? 0,
+          inflight: hashes.get(keys.buffer.inflight)?.get(userId) ?? 0,
+          inflightSeq: meta?.get('inflight') ?? 0,
+          doneSeq: meta?.get('done') ?? 0,
+        };
+      });
+    },
+
+    async readInboxState(keys, userId) {
+      const meta = hashes.get(keys.buffer.meta);
+      let intents = 0;
+      let oldestIntentMs = 0;
+      for (const [field, at] of hashes.get(keys.intents) ?? []) {
+        if (field.slice(MUTATION_ID_LENGTH) !== userId) continue;
+        intents += 1;
+        if (oldestIntentMs === 0 || at < oldestIntentMs) oldestIntentMs = at;
+      }
+      return {
+        version: hashes.get(keys.versions)?.get(userId) ?? 0,
+        pending: hashes.get(keys.buffer.pending)?.get(userId) ?? 0,
+        inflight: hashes.get(keys.buffer.inflight)?.get(userId) ?? 0,
+        inflightSeq: meta?.get('inflight') ?? 0,
+        doneSeq: meta?.get('done') ?? 0,
+        intents,
+        oldestIntentMs,
+      };
+    },
+
+    async dropStaleIntents(keys, userId, beforeMs) {
+      const intents = hashes.get(keys.intents);
+      let dropped = 0;
+      for (const [field, at] of intents ?? []) {
+        if (field.slice(MUTATION_ID_LENGTH) === userId && at <= beforeMs) {
+          intents?.delete(field);
+          dropped += 1;
+        }
+      }
+      return dropped;
+    },
+
+    async repairInboxCount(keys, userId, delta, expectVersion, nowMs) {
+      const versions = hash(keys.versions);
+      const version = versions.get(userId) ?? 0;
+      if (version !== expectVersion) return false;
+      hincrby(keys.buffer.pending, userId, delta);
+      versions.set(userId, version === 0 ? firstVersion(nowMs) : version + 1);
+      return true;
+    },
+
+    async listTouched(keys, maxMs, limit) {
+      return [...(zsets.get(keys.touched) ?? [])]
+        .filter(([, at]) => at <= maxMs)
+        .sort((a, b) => a[1] - b[1])
+        .slice(0, limit)
+        .map(([userId]) => userId);
+    },
+
+    async untouch(keys, userIds, maxMs) {
+      const touched = zsets.get(keys.touched);
+      for (const userId of userIds) {
+        const at = touched?.get(userId);
+        if (at !== undefined && at <= maxMs) touched?.delete(userId);
+      }
     },
 
     hget: async (key, field) => (expired(key) ? 0 : (hashes.get(key)?.get(field) ?? 0)),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
-import type { BufferKeys } from '../keys.js';
+import type { BufferKeys, InboxKeys } from '../keys.js';
 import type { BatchEvent, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
 
 // The production real-time layer. Each atomic operation is one Lua file in lua/, loaded once
@@ -17,6 +17,12 @@ const SCRIPTS = [
   'finish-batch',
   'read-buffered',
   'release-lock',
+  'inbox-begin',
+  'inbox-finish',
+  'inbox-state',
+  'inbox-drop-stale',
+  'inbox-repair',
+  'inbox-untouch',
 ] as const;
 type ScriptName = (typeof SCRIPTS)[number];
 
@@ -118,6 +124,9 @@ export function createRedisRealtime(client: RedisClient): Realtime {
   const call = (script: ScriptName, keys: readonly string[], args: readonly (string | number)[] = []) =>
     (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
   const bufferKeys = (b: BufferKeys) => [b.pending, b.inflight, b.meta];
+  const inboxKeys = (k: InboxKeys) => [...bufferKeys(k.buffer), k.intents, k.versions, k.touched];
+  // A user's first version: now in microseconds, so versions keep growing after a Redis data loss.
+  const firstVersion = (nowMs: number) => `${Math.floor(nowMs)}000`;
   // One subscriber connection serves every live stream of this process.
   let subscriber: RedisClient | undefined;
   const handlers = new Map<string, Set<(message: string) => void>>();
@@ -201,6 +210,55 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     async readBuffered(buffer, field) {
       const [pending, inflight, inflightSeq, doneSeq] = (await call('read-buffered', bufferKeys(buffer), [field])) as number[];
       return { pending: pending ?? 0, inflight: inflight ?? 0, inflightSeq: inflightSeq ?? 0, doneSeq: doneSeq ?? 0 };
+    },
+
+    async beginInboxChange(keys, mutationId, userIds, nowMs) {
+      if (userIds.length > 0) await call('inbox-begin', [keys.intents, keys.touched], [mutationId, nowMs, ...userIds]);
+    },
+
+    async finishInboxChange(keys, mutationId, changes, nowMs) {
+      if (changes.length === 0) return [];
+      const args: (string | number)[] = [mutationId, nowMs, firstVersion(nowMs)];
+      for (const change of changes) args.push(change.userId, change.delta);
+      const reply = (await call('inbox-finish', inboxKeys(keys), args)) as number[];
+      return changes.map((_, i) => {
+        const [applied, version, pending, inflight, inflightSeq, doneSeq] = reply.slice(i * 6, i * 6 + 6) as number[];
+        return {
+          applied: applied === 1,
+          version: version ?? 0,
+          pending: pending ?? 0,
+          inflight: inflight ?? 0,
+          inflightSeq: inflightSeq ?? 0,
+          doneSeq: doneSeq ?? 0,
+        };
+      });
+    },
+
+    async readInboxState(keys, userId) {
+      const reply = (await call('inbox-state', inboxKeys(keys).slice(0, 5), [userId])) as number[];
+      const [version, pending, inflight, inflightSeq, doneSeq, intents, oldestIntentMs] = reply;
+      return {
+        version: version ?? 0,
+        pending: pending ?? 0,
+        inflight: inflight ?? 0,
+        inflightSeq: inflightSeq ?? 0,
+        doneSeq: doneSeq ?? 0,
+        intents: intents ?? 0,
+        oldestIntentMs: oldestIntentMs ?? 0,
+      };
+    },
+
+    dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents], [userId, beforeMs])),
+
+    async repairInboxCount(keys, userId, delta, expectVersion, nowMs) {
+      const reply = await call('inbox-repair', [keys.buffer.pending, keys.versions], [userId, delta, expectVersion, firstVersion(nowMs)]);
+      return Number(reply) === 1;
+    },
+
+    listTouched: (keys, maxMs, limit) => client.zrangebyscore(keys.touched, '-inf', maxMs, 'LIMIT', 0, limit),
+
+    async untouch(keys, userIds, maxMs) {
+      if (userIds.length > 0) await call('inbox-untouch', [keys.touched], [maxMs, ...userIds]);
     },
 
     hget: async (key, field) => toNumber(await client.hget(key, field)),

@@ -1,0 +1,73 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Realtime } from '../storage/realtime.js';
+import type { UnreadCounter } from './unread-counter.js';
+
+// GET …/notifications/stream: Server-Sent Events of {"unread", "version"}. The current value goes
+// out at once; every change of the user's count is announced on the user's channel (its version
+// only), and the stream re-reads the count then: one read per burst of changes, only while
+// someone listens. Versions only grow, so a value is never sent after a newer one.
+
+const HEARTBEAT_MS = 15_000;
+
+export function registerLiveCount(app: FastifyInstance, deps: { realtime: Realtime; counter: UnreadCounter }) {
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...open]) end();
+  });
+
+  return async function stream(request: FastifyRequest, reply: FastifyReply, siteId: string, userId: string): Promise<void> {
+    const raw = reply.raw;
+    let sent = -1;
+    let reading: Promise<void> | null = null;
+    let again = false;
+    let closed = false;
+
+    const push = (): void => {
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = (async () => {
+        do {
+          again = false;
+          const value = await deps.counter.read(siteId, userId);
+          if (!closed && value.version > sent) {
+            sent = value.version;
+            raw.write(`data: ${JSON.stringify({ unread: value.unread, version: value.version })}\n\n`);
+          }
+        } while (again && !closed);
+      })()
+        .catch((err: unknown) => request.log.warn({ err }, 'live count read failed'))
+        .finally(() => {
+          reading = null;
+        });
+    };
+
+    // Subscribe before the first read: a change landing in between is announced, not missed.
+    const unsubscribe = await deps.realtime.subscribe(deps.counter.channel(siteId, userId), (message) => {
+      if (Number(message) > sent) push();
+    });
+    reply.hijack();
+    raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    raw.write('retry: 2000\n\n');
+    push();
+    const heartbeat = setInterval(() => raw.write(': ping\n\n'), HEARTBEAT_MS);
+
+    const end = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      open.delete(end);
+      unsubscribe().catch(() => undefined);
+      raw.end();
+    };
+    open.add(end);
+    request.raw.on('close', end);
+  };
+}

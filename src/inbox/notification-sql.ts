@@ -1,0 +1,99 @@
+import { durableColumns } from './unread-counter.js';
+
+// The inbox's SQL, one statement per operation. Every statement that changes read state is
+// conditional (`read_at IS NULL` / `IS NOT NULL`): its affected rows are exactly the change of the
+// unread count, however many requests race on the same rows. Statements that answer a count also
+// read the durable side (unread_counts, flush_state) in the same snapshot.
+
+const COLUMNS = 'id, user_id, category, title, body, data, created_at, read_at';
+
+export interface NotificationRow {
+  id: string;
+  user_id: string;
+  category: string | null;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  created_at: Date | string;
+  read_at: Date | string | null;
+}
+
+/** $1 site, $2 id, $3 user, $4 category, $5 title, $6 body, $7 data (JSON text). */
+export const INSERT_ONE = `INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
+  VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+  ON CONFLICT (site_id, id) DO NOTHING
+  RETURNING ${COLUMNS}`;
+
+/** $1 site, then arrays in input order: $2 ids, $3 users, $4 categories, $5 titles, $6 bodies, $7 data. */
+export const INSERT_MANY = `INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
+  SELECT $1, t.id, t.user_id, t.category, t.title, t.body, t.data::jsonb
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+    AS t(id, user_id, category, title, body, data, ord)
+  ORDER BY t.ord
+  ON CONFLICT (site_id, id) DO NOTHING
+  RETURNING ${COLUMNS}`;
+
+/** $1 site, $2 ids. */
+export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id = $1 AND id = ANY($2::text[])`;
+
+/** $1 site, $2 id. */
+export const SELECT_OWNER = 'SELECT user_id FROM notifications WHERE site_id = $1 AND id = $2';
+
+export type Status = 'unread' | 'read' | 'all';
+
+const STATUS_FILTER: Record<Status, string> = {
+  unread: 'AND read_at IS NULL',
+  read: 'AND read_at IS NOT NULL',
+  all: '',
+};
+
+/** $1 site, $2 user, $3 category or null, $4 cursor seq or null, $5 limit. Also returns seq. */
+export function selectPage(status: Status): string {
+  return `SELECT ${COLUMNS}, seq FROM notifications
+    WHERE site_id = $1 AND user_id = $2 ${STATUS_FILTER[status]}
+      AND ($3::text IS NULL OR category = $3) AND ($4::int8 IS NULL OR seq < $4)
+    ORDER BY seq DESC LIMIT $5`;
+}
+
+// By-id changes: $1 site, $2 id, $3 user (the owner: a token's user, or looked up), $4 buffer name.
+// `found` tells "no such notification (for this user)" from "nothing to change".
+const target = 'target AS (SELECT 1 FROM notifications WHERE site_id = $1 AND id = $2 AND user_id = $3)';
+
+export const MARK_READ = `WITH ${target},
+  changed AS (UPDATE notifications SET read_at = now()
+    WHERE site_id = $1 AND id = $2 AND user_id = $3 AND read_at IS NULL RETURNING 1)
+  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`;
+
+export const MARK_UNREAD = `WITH ${target},
+  changed AS (UPDATE notifications SET read_at = NULL
+    WHERE site_id = $1 AND id = $2 AND user_id = $3 AND read_at IS NOT NULL RETURNING 1)
+  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`;
+
+export const DELETE_ONE = `WITH ${target},
+  gone AS (DELETE FROM notifications WHERE site_id = $1 AND id = $2 AND user_id = $3 RETURNING read_at IS NULL AS was_unread)
+  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM gone) AS deleted,
+    (SELECT count(*) FROM gone WHERE was_unread) AS changed, ${durableColumns(1, 3, 4)}`;
+
+/**
+ * $1 site, $2 user, $3 buffer name, $4 category or null, $5 `before` id or null. One statement:
+ * a notification committed after it started is not in its snapshot and stays unread (and counted).
+ */
+export const MARK_ALL_READ = `WITH mark AS (SELECT seq FROM notifications WHERE site_id = $1 AND id = $5 AND user_id = $2),
+  changed AS (UPDATE notifications SET read_at = now()
+    WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL
+      AND ($4::text IS NULL OR category = $4)
+      AND ($5::text IS NULL OR seq <= (SELECT seq FROM mark))
+    RETURNING 1)
+  SELECT (SELECT count(*) FROM mark) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 2, 3)}`;
+
+/** The reconciler's view of one user, in one snapshot: $1 site, $2 user, $3 buffer name. */
+export const TRUE_AND_DURABLE = `SELECT
+    (SELECT count(*) FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL) AS truth,
+    ${durableColumns(1, 2, 3)}`;
+
+/** Every user of a site whose durable count differs from its rows: $1 site. */
+export const DURABLE_MISMATCHES = `SELECT user_id, coalesce(c.unread, 0) AS durable, coalesce(n.truth, 0) AS truth
+  FROM (SELECT user_id, unread FROM unread_counts WHERE site_id = $1) c
+  FULL JOIN (SELECT user_id, count(*) AS truth FROM notifications WHERE site_id = $1 AND read_at IS NULL GROUP BY user_id) n
+    USING (user_id)
+  WHERE coalesce(c.unread, 0) <> coalesce(n.truth, 0)`;

@@ -1,0 +1,211 @@
+import type { Logger } from 'pino';
+import type { Db } from '../storage/db.js';
+import type { Keys } from '../storage/keys.js';
+import type { Realtime } from '../storage/realtime.js';
+import { TRUE_AND_DURABLE, DURABLE_MISMATCHES } from './notification-sql.js';
+import { durableOf, INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
+
+// The reconciler: compares a user's count (durable + buffered) with COUNT(*) of their unread
+// rows and repairs the difference. A count drifts only when a process dies between a change's
+// SQL commit and its delta reaching Redis (or Redis loses data). Repairing safely while changes
+// keep running rests on three facts of the real-time layer:
+//   - every change records an intent before its statement and removes it with its delta, in one
+//     script, bumping the user's version; so "no intent now, same version as before the SQL
+//     read" proves no change of that user sat between its commit and its delta during the check;
+//   - the repair is applied only if the version is still the one checked (lua/inbox-repair.lua),
+//     so a change finishing meanwhile, or a second reconciler, makes it a no-op, retried later;
+//   - an intent older than `staleMs` is a crash's leftover and is dropped; a change that was only
+//     slow then finds it gone, adds nothing, and marks its user for another check.
+
+export interface ReconcileDeps {
+  db: Db;
+  realtime: Realtime;
+  keys: Keys;
+  log: Logger;
+  counter: UnreadCounter;
+}
+
+export type CheckResult = { status: 'ok' } | { status: 'repaired'; drift: number } | { status: 'busy' };
+
+export interface ReconcileReport {
+  checked: number;
+  drifted: number;
+  /** Sum of |drift| repaired. */
+  drift: number;
+  /** Users with a change running during every attempt: checked again next time. */
+  busy: number;
+}
+
+export const DEFAULT_STALE_MS = 30_000;
+
+export async function checkUser(deps: ReconcileDeps, siteId: string, userId: string, staleMs: number): Promise<CheckResult> {
+  const keys = deps.counter.keysOf(siteId, userId);
+  const now = Date.now();
+  let before = await deps.realtime.readInboxState(keys, userId);
+  if (before.intents > 0 && before.oldestIntentMs <= now - staleMs) {
+    await deps.realtime.dropStaleIntents(keys, userId, now - staleMs);
+    before = await deps.realtime.readInboxState(keys, userId);
+  }
+  if (before.intents > 0) return { status: 'busy' };
+  const result = await deps.db.query<{ truth: number; durable: number | null; last_seq: number | null }>(TRUE_AND_DURABLE, [
+    siteId,
+    userId,
+    keys.buffer.name,
+  ]);
+  const row = result.rows[0];
+  const durable = durableOf(row);
+  const after = await deps.realtime.readInboxState(keys, userId);
+  if (after.version !== before.version || after.intents > 0 || after.doneSeq > durable.lastSeq) return { status: 'busy' };
+  const counted = durable.durable + after.pending + (after.inflightSeq > durable.lastSeq ? after.inflight : 0);
+  const drift = Number(row?.truth ?? 0) - counted;
+  if (drift === 0) return { status: 'ok' };
+  if (!(await deps.realtime.repairInboxCount(keys, userId, drift, after.version, Date.now()))) return { status: 'busy' };
+  const repaired = await deps.realtime.readInboxState(keys, userId);
+  deps.counter.announce(siteId, userId, repaired.version);
+  deps.log.warn({ siteId, userId, drift }, 'inbox count drifted from its rows; repaired');
+  return { status: 'repaired', drift };
+}
+
+async function checkUsers(
+  deps: ReconcileDeps,
+  siteId: string,
+  userIds: readonly string[],
+  options: { staleMs: number; attempts: number },
+): Promise<{ report: ReconcileReport; settled: string[] }> {
+  const report: ReconcileReport = { checked: 0, drifted: 0, drift: 0, busy: 0 };
+  const settled: string[] = [];
+  for (const userId of userIds) {
+    let result: CheckResult = { status: 'busy' };
+    for (let attempt = 0; attempt < options.attempts && result.status === 'busy'; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      result = await checkUser(deps, siteId, userId, options.staleMs);
+    }
+    if (result.status === 'busy') {
+      report.busy += 1;
+      continue;
+    }
+    report.checked += 1;
+    settled.push(userId);
+    if (result.status === 'repaired') {
+      report.drifted += 1;
+      report.drift += Math.abs(result.drift);
+    }
+  }
+  return { report, settled };
+}
+
+const add = (a: ReconcileReport, b: ReconcileReport): ReconcileReport => ({
+  checked: a.checked + b.checked,
+  drifted: a.drifted + b.drifted,
+  drift: a.drift + b.drift,
+  busy: a.busy + b.busy,
+});
+
+const EMPTY: ReconcileReport = { checked: 0, drifted: 0, drift: 0, busy: 0 };
+
+/** Users changed recently (last change at least settleMs ago), per buffer shard. */
+export async function reconcileTouched(
+  deps: ReconcileDeps,
+  siteId: string,
+  options: { settleMs: number; staleMs: number; limit: number },
+): Promise<ReconcileReport> {
+  let total = EMPTY;
+  for (let shard = 0; shard < INBOX_SHARDS; shard++) {
+    const keys = deps.keys.inbox(siteId, shard);
+    const startedAt = Date.now();
+    const userIds = await deps.realtime.listTouched(keys, startedAt - options.settleMs, options.limit);
+    if (userIds.length === 0) continue;
+    const { report, settled } = await checkUsers(deps, siteId, userIds, { staleMs: options.staleMs, attempts: 2 });
+    await deps.realtime.untouch(keys, settled, startedAt);
+    total = add(total, report);
+  }
+  return total;
+}
+
+/** Every user whose durable count differs from its rows, or who has buffered deltas. */
+export async function reconcileAll(deps: ReconcileDeps, siteId: string, options: { staleMs: number }): Promise<ReconcileReport> {
+  const candidates = new Set<string>();
+  const mismatches = await deps.db.query<{ user_id: string }>(DURABLE_MISMATCHES, [siteId]);
+  for (const row of mismatches.rows) candidates.add(row.user_id);
+  for (let shard = 0; shard < INBOX_SHARDS; shard++) {
+    const buffer = deps.keys.inboxBuffer(siteId, shard);
+    for (const key of [buffer.pending, buffer.inflight]) {
+      for (const userId of Object.keys(await deps.realtime.hgetall(key))) candidates.add(userId);
+    }
+  }
+  const { report } = await checkUsers(deps, siteId, [...candidates], { staleMs: options.staleMs, attempts: 10 });
+  return report;
+}
+
+/** Adds a run's findings to the site's totals (exported by /metrics). */
+export async function recordReport(db: Db, siteId: string, report: ReconcileReport): Promise<void> {
+  await db.query(
+    `INSERT INTO inbox_reconcile_state (site_id, runs, users_checked, users_drifted, drift_repaired, last_drift, last_run_at)
+     VALUES ($1, 1, $2, $3, $4, $4, now())
+     ON CONFLICT (site_id) DO UPDATE SET runs = inbox_reconcile_state.runs + 1,
+       users_checked = inbox_reconcile_state.users_checked + excluded.users_checked,
+       users_drifted = inbox_reconcile_state.users_drifted + excluded.users_drifted,
+       drift_repaired = inbox_reconcile_state.drift_repaired + excluded.drift_repaired,
+       last_drift = excluded.last_drift, last_run_at = now()`,
+    [siteId, report.checked, report.drifted, report.drift],
+  );
+}
+
+export interface Reconciler {
+  runOnce(): Promise<ReconcileReport>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The periodic job: recently touched users of every site. With `allFirst` (embedded start, where
+ * the in-process buffers died with the last process), the first run checks every user.
+ */
+export function startReconciler(
+  deps: ReconcileDeps & { sites: { list(): Promise<{ id: string }[]> } },
+  options: { intervalMs: number; settleMs?: number; staleMs?: number; allFirst?: boolean },
+): Reconciler {
+  const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
+  let all = options.allFirst ?? false;
+  let running: Promise<ReconcileReport> | null = null;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function runAllSites(): Promise<ReconcileReport> {
+    let total = EMPTY;
+    const everyone = all;
+    all = false;
+    for (const site of await deps.sites.list()) {
+      const report = everyone
+        ? await reconcileAll(deps, site.id, { staleMs })
+        : await reconcileTouched(deps, site.id, { settleMs: options.settleMs ?? 1000, staleMs, limit: 1000 });
+      if (report.checked > 0 || report.busy > 0) await recordReport(deps.db, site.id, report);
+      total = add(total, report);
+    }
+    return total;
+  }
+
+  function runOnce(): Promise<ReconcileReport> {
+    const next = (running ?? Promise.resolve(EMPTY)).catch(() => EMPTY).then(runAllSites);
+    running = next;
+    return next.finally(() => {
+      if (running === next) running = null;
+    });
+  }
+
+  const tick = () => {
+    runOnce()
+      .catch((err: unknown) => deps.log.warn({ err }, 'inbox reconcile failed'))
+      .finally(() => {
+        if (timer) timer = setTimeout(tick, options.intervalMs);
+      });
+  };
+  timer = setTimeout(tick, all ? 0 : options.intervalMs);
+
+  return {
+    runOnce,
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await running?.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import type { DeltaSink } from '../counters/flush.js';
+import type { FlushTarget, TargetProvider } from '../counters/flusher.js';
+import type { Queryable } from '../storage/db.js';
+import type { Keys } from '../storage/keys.js';
+import { INBOX_SHARDS } from './unread-counter.js';
+
+/** Applies a flushed batch of one site's unread deltas (field = user id): one statement. */
+export function unreadSink(siteId: string): DeltaSink {
+  return async (tx: Queryable, userIds, deltas) => {
+    await tx.query(
+      `INSERT INTO unread_counts (site_id, user_id, unread)
+       SELECT $1, t.user_id, t.delta FROM unnest($2::text[], $3::int8[]) AS t(user_id, delta)
+       ON CONFLICT (site_id, user_id) DO UPDATE SET unread = unread_counts.unread + excluded.unread`,
+      [siteId, userIds, deltas],
+    );
+  };
+}
+
+/** Flush targets: every buffer shard of every site (the site list is re-read every few seconds). */
+export function inboxTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
+  let cached: { at: number; targets: FlushTarget[] } | undefined;
+  return async () => {
+    if (!cached || Date.now() - cached.at > 10_000) {
+      const targets: FlushTarget[] = [];
+      for (const site of await deps.sites.list()) {
+        for (let shard = 0; shard < INBOX_SHARDS; shard++) {
+          targets.push({ buffer: deps.keys.inboxBuffer(site.id, shard), sink: unreadSink(site.id) });
+        }
+      }
+      cached = { at: Date.now(), targets };
+    }
+    return cached.targets;
+  };
+}
