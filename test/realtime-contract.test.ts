@@ -191,6 +191,74 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
     });
   });
 
+  describe('inbox counters', () => {
+    const m1 = 'aaaaaaaaaaaaaaaa';
+    const m2 = 'bbbbbbbbbbbbbbbb';
+
+    it('adds a change\'s delta only while its intent is there, bumping a version that only grows', async () => {
+      const inbox = keys.inbox('site', 0);
+      await rt.beginInboxChange(inbox, m1, ['u1', 'u:2'], 1_000);
+      const busy = await rt.readInboxState(inbox, 'u1');
+      expect(busy).toMatchObject({ intents: 1, oldestIntentMs: 1_000, version: 0, pending: 0 });
+      expect(await rt.listTouched(inbox, 1_000, 10)).toEqual(expect.arrayContaining(['u1', 'u:2']));
+      const done = await rt.finishInboxChange(inbox, m1, [{ userId: 'u1', delta: 2 }, { userId: 'u:2', delta: 0 }], 1_500);
+      expect(done[0]).toMatchObject({ applied: true, version: 1_500_000, pending: 2, inflight: 0 });
+      expect(done[1]).toMatchObject({ applied: true, version: 0, pending: 0 });
+      await rt.beginInboxChange(inbox, m2, ['u1'], 2_000);
+      const next = await rt.finishInboxChange(inbox, m2, [{ userId: 'u1', delta: -1 }], 2_000);
+      expect(next[0]).toMatchObject({ applied: true, version: 1_500_001, pending: 1 });
+      // Finishing twice (or without an intent) adds nothing and marks the user for another check.
+      const again = await rt.finishInboxChange(inbox, m2, [{ userId: 'u1', delta: -1 }], 9_000);
+      expect(again[0]).toMatchObject({ applied: false, version: 1_500_001, pending: 1 });
+      expect(await rt.listTouched(inbox, 8_999, 10)).not.toContain('u1');
+      expect(await rt.listTouched(inbox, 9_000, 10)).toContain('u1');
+      expect(await rt.readInboxState(inbox, 'u1')).toMatchObject({ intents: 0, oldestIntentMs: 0 });
+    });
+
+    it('shows a batch in flight with its sequence numbers, like readBuffered', async () => {
+      const inbox = keys.inbox('site', 1);
+      await rt.beginInboxChange(inbox, m1, ['u'], 1);
+      await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 3 }], 1);
+      const batch = await rt.takeBatch(inbox.buffer, 0);
+      expect(batch?.seq).toBe(1);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 0, inflight: 3, inflightSeq: 1, doneSeq: 0 });
+      await rt.beginInboxChange(inbox, m2, ['u'], 2);
+      const during = await rt.finishInboxChange(inbox, m2, [{ userId: 'u', delta: 1 }], 2);
+      expect(during[0]).toMatchObject({ pending: 1, inflight: 3, inflightSeq: 1, doneSeq: 0 });
+      await rt.finishBatch(inbox.buffer, 1);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 1, inflight: 0, inflightSeq: 0, doneSeq: 1 });
+    });
+
+    it('drops only stale intents of the user, and a late finish of a dropped one adds nothing', async () => {
+      const inbox = keys.inbox('site', 2);
+      await rt.beginInboxChange(inbox, m1, ['u', 'v'], 1_000);
+      await rt.beginInboxChange(inbox, m2, ['u'], 5_000);
+      expect(await rt.dropStaleIntents(inbox, 'u', 2_000)).toBe(1);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ intents: 1, oldestIntentMs: 5_000 });
+      expect(await rt.readInboxState(inbox, 'v')).toMatchObject({ intents: 1 });
+      const late = await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 1 }], 6_000);
+      expect(late[0]).toMatchObject({ applied: false, pending: 0 });
+    });
+
+    it('repairs only at the version the drift was measured at', async () => {
+      const inbox = keys.inbox('site', 3);
+      expect(await rt.repairInboxCount(inbox, 'u', 2, 0, 7_000)).toBe(true);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 2, version: 7_000_000 });
+      expect(await rt.repairInboxCount(inbox, 'u', 2, 0, 7_001)).toBe(false);
+      expect(await rt.repairInboxCount(inbox, 'u', -1, 7_000_000, 7_002)).toBe(true);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 1, version: 7_000_001 });
+    });
+
+    it('untouches users unless they changed after the check began', async () => {
+      const inbox = keys.inbox('site', 4);
+      await rt.beginInboxChange(inbox, m1, ['a', 'b'], 100);
+      await rt.beginInboxChange(inbox, m2, ['b'], 300);
+      expect(await rt.listTouched(inbox, 1_000, 1)).toEqual(['a']);
+      await rt.untouch(inbox, ['a', 'b'], 200);
+      expect(await rt.listTouched(inbox, 1_000, 10)).toEqual(['b']);
+    });
+  });
+
   describe('coordination', () => {
     it('grants a lock to one holder until it is released', async () => {
       const lock = keys.lock('x');
