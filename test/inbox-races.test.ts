@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFlusher } from '../src/counters/flusher.js';
+import { createInbox, type Inbox } from '../src/inbox/inbox.js';
+import { checkUser, reconcileAll, reconcileTouched } from '../src/inbox/reconcile.js';
+import { inboxTargets } from '../src/inbox/unread-flush.js';
+import { createUnreadCounter, type UnreadCounter } from '../src/inbox/unread-counter.js';
+import { openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
+
+// Requests racing on the same rows, reads racing with flushes, and the reconciler racing with
+// both: counts stay exact, no read shows a value that never existed, no repair is ever wrong.
+
+describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
+  let t: TestApp;
+  let counter: UnreadCounter;
+  let inbox: Inbox;
+  beforeAll(async () => {
+    t = await openTestApp(mode);
+    counter = createUnreadCounter(t.ctx);
+    inbox = createInbox({ db: t.ctx.db, counter });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const post = (url: string) => t.app.inject({ method: 'POST', url, headers: { authorization: t.bearer } });
+  const flusher = () => startFlusher(t.ctx, { intervalMs: 1000, providers: [inboxTargets(t.ctx)], autoStart: false });
+  const truth = async (userId: string) =>
+    (
+      await t.ctx.db.query<{ n: number }>('SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL', [
+        t.site.id,
+        userId,
+      ])
+    ).rows[0]?.n;
+  const deps = () => ({ ...t.ctx, counter });
+
+  it('decrements once when many requests mark the same notification read at once', async () => {
+    const user = uniqueName('u');
+    const a = await inbox.create(t.site.id, { userId: user, title: 'a' });
+    await inbox.create(t.site.id, { userId: user, title: 'b' });
+    const answers = await Promise.all(Array.from({ length: 40 }, () => post(`/v1/notifications/${a.id}/read`)));
+    const bodies = answers.map((r) => r.json() as { changed: boolean; unread: number });
+    const changed = bodies.filter((b) => b.changed);
+    expect(changed).toHaveLength(1);
+    // The one that changed it reads its own write; the others ran while it did: 2 or 1.
+    expect(changed[0]?.unread).toBe(1);
+    for (const b of bodies) expect([1, 2]).toContain(b.unread);
+    expect((await inbox.count(t.site.id, user)).unread).toBe(1);
+  });
+
+  it('stays exact under colliding read / unread / read-all / delete / create, with flushes in between', async () => {
+    const user = uniqueName('u');
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await inbox.create(t.site.id, { userId: user, title: `n${i}`, id: `${user}-${i}` })).id);
+    const f = flusher();
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const id = ids[i % ids.length] as string;
+      const op = i % 7;
+      ops.push(
+        op === 0 ? inbox.markRead(t.site.id, id, {}).catch(() => null)
+        : op === 1 ? inbox.markUnread(t.site.id, id, {}).catch(() => null)
+        : op === 2 ? inbox.markAllRead(t.site.id, user, {})
+        : op === 3 ? inbox.remove(t.site.id, id, {}).catch(() => null)
+        : op === 4 ? inbox.create(t.site.id, { userId: user, title: 'again', id }).catch(() => null)
+        : op === 5 ? f.flushAll()
+        : inbox.markRead(t.site.id, id, { userId: user }).catch(() => null),
+      );
+    }
+    await Promise.all(ops);
+    await f.flushAll();
+    expect((await inbox.count(t.site.id, user)).unread).toBe(await truth(user));
+    expect(await checkUser(deps(), t.site.id, user, 30_000)).toEqual({ status: 'ok' });
+  });
+
+  it('never shows a value outside [acknowledged before the read, started before its answer], flushing all along', async () => {
+    const user = uniqueName('u');
+    let acknowledged = 0;
+    let started = 0;
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; i < 150; i++) {
+        started += 1;
+        await inbox.create(t.site.id, { userId: user, title: `n${i}` });
+        acknowledged += 1;
+      }
+      writing = false;
+    })();
+    const f = flusher();
+    const flushing = (async () => {
+      while (writing) await f.flushAll();
+    })();
+    const violations: string[] = [];
+    let reads = 0;
+    const reader = async () => {
+      while (writing) {
+        const low = acknowledged;
+        const { unread } = await inbox.count(t.site.id, user);
+        const high = started;
+        reads += 1;
+        if (unread < low || unread > high) violations.push(`${unread} not in [${low}, ${high}]`);
+      }
+    };
+    await Promise.all([writer, flushing, reader(), reader(), reader()]);
+    expect(violations).toEqual([]);
+    expect(reads).toBeGreaterThan(10);
+    expect((await inbox.count(t.site.id, user)).unread).toBe(150);
+  });
+
+  it('repairs a delta lost between commit and Redis (a crash), once, and only after the intent went stale', async () => {
+    const user = uniqueName('u');
+    await inbox.create(t.site.id, { userId: user, title: 'kept' });
+    // A change that died after its statement: intent recorded, row committed, delta never added.
+    const keys = counter.keysOf(t.site.id, user);
+    await t.ctx.realtime.beginInboxChange(keys, 'cccccccccccccccc', [user], Date.now());
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
+    expect((await inbox.count(t.site.id, user)).unread).toBe(1);
+    expect(await checkUser(deps(), t.site.id, user, 30_000)).toEqual({ status: 'busy' });
+    expect(await checkUser(deps(), t.site.id, user, 0)).toEqual({ status: 'repaired', drift: 1 });
+    expect(await checkUser(deps(), t.site.id, user, 0)).toEqual({ status: 'ok' });
+    expect((await inbox.count(t.site.id, user)).unread).toBe(2);
+    // The slow change finishing after all adds nothing: it was counted from the rows.
+    const late = await t.ctx.realtime.finishInboxChange(keys, 'cccccccccccccccc', [{ userId: user, delta: 1 }], Date.now());
+    expect(late[0]?.applied).toBe(false);
+    expect((await inbox.count(t.site.id, user)).unread).toBe(2);
+  });
+
+  it('finds lost buffers with --all (Redis lost its data) and recently touched users periodically', async () => {
+    const user = uniqueName('u');
+    for (let i = 0; i < 3; i++) await inbox.create(t.site.id, { userId: user, title: `n${i}` });
+    const keys = counter.keysOf(t.site.id, user);
+    // Lose the pending deltas, as a Redis restart without persistence would.
+    await t.ctx.realtime.finishInboxChange(keys, 'dddddddddddddddd', [{ userId: user, delta: -3 }], Date.now());
+    await t.ctx.realtime.repairInboxCount(keys, user, -3, (await t.ctx.realtime.readInboxState(keys, user)).version, Date.now());
+    expect((await inbox.count(t.site.id, user)).unread).toBe(0);
+    const report = await reconcileAll(deps(), t.site.id, { staleMs: 30_000 });
+    expect(report).toMatchObject({ drifted: 1, drift: 3, busy: 0 });
+    expect((await inbox.count(t.site.id, user)).unread).toBe(3);
+    const quiet = await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 30_000, limit: 1000 });
+    expect(quiet.drift).toBe(0);
+    expect(await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 30_000, limit: 1000 })).toMatchObject({ checked: 0 });
+  });
+
+  it('never repairs a healthy count while changes, flushes and two reconcilers race', async () => {
+    const users = [uniqueName('a'), uniqueName('b')];
+    const ids = new Map<string, string[]>();
+    for (const user of users) {
+      ids.set(user, []);
+      for (let i = 0; i < 4; i++) ids.get(user)!.push((await inbox.create(t.site.id, { userId: user, title: `n${i}` })).id);
+    }
+    let running = true;
+    const f = flusher();
+    const drifts: number[] = [];
+    const reconciler = async () => {
+      while (running) {
+        for (const user of users) {
+          const result = await checkUser(deps(), t.site.id, user, 30_000);
+          if (result.status === 'repaired') drifts.push(result.drift);
+        }
+      }
+    };
+    const client = async (seed: number) => {
+      for (let i = 0; i < 60; i++) {
+        const user = users[(seed + i) % users.length] as string;
+        const list = ids.get(user)!;
+        const id = list[(seed * 7 + i) % list.length] as string;
+        const op = (seed + i) % 5;
+        if (op === 0) await inbox.markRead(t.site.id, id, {});
+        else if (op === 1) await inbox.markUnread(t.site.id, id, {});
+        else if (op === 2) await inbox.markAllRead(t.site.id, user, {});
+        else if (op === 3) list.push((await inbox.create(t.site.id, { userId: user, title: 'more' })).id);
+        else await f.flushAll();
+      }
+    };
+    const clients = Promise.all([0, 1, 2, 3].map(client)).finally(() => {
+      running = false;
+    });
+    await Promise.all([clients, reconciler(), reconciler()]);
+    expect(drifts).toEqual([]);
+    for (const user of users) expect((await inbox.count(t.site.id, user)).unread).toBe(await truth(user));
+  });
+});
