@@ -4,6 +4,9 @@ import { ConfigError, loadConfig } from './config.js';
 import { openContext } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { startFlusher } from './counters/flusher.js';
+import { DEFAULT_STALE_MS, reconcileSites } from './inbox/reconcile.js';
+import { inboxTargets } from './inbox/unread-flush.js';
+import { createUnreadCounter } from './inbox/unread-counter.js';
 import { runServer, runWorker } from './server.js';
 
 // tally <command>: the one entry point of every Tally process.
@@ -15,6 +18,9 @@ const USAGE = `Usage: tally <command>
   migrate               apply database migrations and exit
   site create <name>    create a site and print its keys
   flush                 flush buffered counters to PostgreSQL once and exit
+  reconcile [--all] [--stale-seconds N]
+                        check unread counts against their notifications (recently changed
+                        users, or every user with --all), repair drift, print what was found
 
 Configuration comes from the environment; see README.md.`;
 
@@ -56,10 +62,22 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'flush': {
       const batches = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx)], autoStart: false });
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), inboxTargets(ctx)], autoStart: false });
         return flusher.flushAll();
       }, config, log);
       log.info({ batches }, 'flushed');
+      return 0;
+    }
+    case 'reconcile': {
+      const at = rest.indexOf('--stale-seconds');
+      const stale = at >= 0 ? Number(rest[at + 1]) : DEFAULT_STALE_MS / 1000;
+      if (!Number.isFinite(stale) || stale < 0) throw new ConfigError('Usage: tally reconcile [--all] [--stale-seconds N]');
+      const found = await withContext(
+        (ctx) => reconcileSites({ ...ctx, counter: createUnreadCounter(ctx) }, { all: rest.includes('--all'), staleMs: stale * 1000, settleMs: 0 }),
+        config,
+        log,
+      );
+      process.stdout.write(JSON.stringify(found, null, 2) + '\n');
       return 0;
     }
     default:

@@ -151,6 +151,24 @@ export async function recordReport(db: Db, siteId: string, report: ReconcileRepo
   );
 }
 
+/** One run over every site: every user with `all`, else the recently touched ones. */
+export async function reconcileSites(
+  deps: ReconcileDeps & { sites: { list(): Promise<{ id: string }[]> } },
+  options: { all: boolean; staleMs: number; settleMs: number },
+): Promise<{ total: ReconcileReport; sites: (ReconcileReport & { siteId: string })[] }> {
+  let total = EMPTY;
+  const sites: (ReconcileReport & { siteId: string })[] = [];
+  for (const site of await deps.sites.list()) {
+    const report = options.all
+      ? await reconcileAll(deps, site.id, { staleMs: options.staleMs })
+      : await reconcileTouched(deps, site.id, { settleMs: options.settleMs, staleMs: options.staleMs, limit: 1000 });
+    if (options.all || report.checked > 0 || report.busy > 0) await recordReport(deps.db, site.id, report);
+    sites.push({ siteId: site.id, ...report });
+    total = add(total, report);
+  }
+  return { total, sites };
+}
+
 export interface Reconciler {
   runOnce(): Promise<ReconcileReport>;
   stop(): Promise<void>;
@@ -170,17 +188,9 @@ export function startReconciler(
   let timer: NodeJS.Timeout | undefined;
 
   async function runAllSites(): Promise<ReconcileReport> {
-    let total = EMPTY;
     const everyone = all;
     all = false;
-    for (const site of await deps.sites.list()) {
-      const report = everyone
-        ? await reconcileAll(deps, site.id, { staleMs })
-        : await reconcileTouched(deps, site.id, { settleMs: options.settleMs ?? 1000, staleMs, limit: 1000 });
-      if (report.checked > 0 || report.busy > 0) await recordReport(deps.db, site.id, report);
-      total = add(total, report);
-    }
-    return total;
+    return (await reconcileSites(deps, { all: everyone, staleMs, settleMs: options.settleMs ?? 1000 })).total;
   }
 
   function runOnce(): Promise<ReconcileReport> {
