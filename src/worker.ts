@@ -10,7 +10,7 @@ import { type Processor, startProcessor } from './process/processor.js';
 // The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
 // runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
 
-const INBOX_RECONCILE_INTERVAL_MS = 10_000;
+const INBOX_RECONCILE_INTERVAL_MS = 5_000;
 
 export interface Worker {
   processor: Processor;

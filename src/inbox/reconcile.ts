@@ -36,7 +36,7 @@ export interface ReconcileReport {
   busy: number;
 }
 
-export const DEFAULT_STALE_MS = 30_000;
+export const DEFAULT_STALE_MS = 10_000;
 
 export async function checkUser(deps: ReconcileDeps, siteId: string, userId: string, staleMs: number): Promise<CheckResult> {
   const keys = deps.counter.keysOf(siteId, userId);

@@ -1,0 +1,247 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flushBuffer } from '../src/counters/flush.js';
+import { createUnreadCounter, INBOX_SHARDS } from '../src/inbox/unread-counter.js';
+import { unreadSink } from '../src/inbox/unread-flush.js';
+import { reconcileAll } from '../src/inbox/reconcile.js';
+import type { CreatedSite } from '../src/sites/site-repository.js';
+import { DATABASE_URL, openTestContext, REDIS_URL, type TestContext, uniqueName } from './helpers.js';
+
+// The issue's torture test: real `tally serve` processes (API + flusher + reconciler each), many
+// concurrent clients on few users and few notifications (most requests collide), servers killed
+// with SIGKILL at random moments (mid-request, mid-flush) and restarted. In phases: at the end of
+// each, clients pause and the reconciler repairs what the kills lost. Checked: every count answer
+// within the range of true values during its request (from what every request answered, a
+// request without an answer counting as "maybe"), never negative, zero drift after reconciling.
+
+const SERVERS = 2;
+const CLIENTS = 12;
+const PHASES = 4;
+const PHASE_MS = 5_000;
+const USERS = ['hot-0', 'hot-1', 'hot:2'];
+
+interface Server {
+  port: number;
+  child: ChildProcess | null;
+  ready: boolean;
+}
+
+/** A change's effect on its user's count: exact when answered, a range when its fate is unknown. */
+interface Change {
+  user: string;
+  start: number;
+  end: number;
+  lo: number;
+  hi: number;
+}
+
+interface CountAnswer {
+  user: string;
+  start: number;
+  end: number;
+  unread: number;
+}
+
+describe('inbox torture: kill -9 of servers under colliding clients', () => {
+  let t: TestContext;
+  let site: CreatedSite;
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    t = await openTestContext('external');
+    site = await t.ctx.sites.create(uniqueName('torture'));
+  });
+  afterAll(async () => {
+    for (const server of servers) server.child?.kill('SIGKILL');
+    await t.close();
+  });
+
+  async function start(server: Server): Promise<void> {
+    server.ready = false;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+      env: {
+        ...process.env,
+        REDIS_URL,
+        DATABASE_URL,
+        TALLY_PG_SCHEMA: t.ctx.config.pgSchema,
+        TALLY_REDIS_PREFIX: t.ctx.config.redisPrefix,
+        PORT: String(server.port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+        NODE_NO_WARNINGS: '1',
+        TALLY_FLUSH_INTERVAL_MS: '50',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    server.child = child;
+    for (let i = 0; i < 200; i++) {
+      if (server.child !== child) return;
+      const up = await fetch(`http://127.0.0.1:${server.port}/healthz`).then((r) => r.ok, () => false);
+      if (up) {
+        server.ready = true;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`server on ${server.port} did not start`);
+  }
+
+  it('answers every count within its true range, never negative, and reconciles to zero drift', async () => {
+    const base = 21_000 + randomInt(20_000);
+    for (let i = 0; i < SERVERS; i++) servers.push({ port: base + i, child: null, ready: false });
+    await Promise.all(servers.map(start));
+
+    const auth = { authorization: `Bearer ${site.secretKey}`, 'content-type': 'application/json' };
+    const ids = new Map<string, string[]>(USERS.map((u) => [u, []]));
+    const counter = createUnreadCounter(t.ctx);
+    const truth = async (user: string) =>
+      (
+        await t.ctx.db.query<{ n: number }>('SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL', [
+          site.id,
+          user,
+        ])
+      ).rows[0]?.n ?? 0;
+
+    let kills = 0;
+    let answered = 0;
+    let unknown = 0;
+    let repaired = 0;
+    let checked = 0;
+    const violations: string[] = [];
+
+    for (let phase = 0; phase < PHASES; phase++) {
+      const startTruth = new Map<string, number>();
+      for (const user of USERS) startTruth.set(user, await truth(user));
+      const changes: Change[] = [];
+      const counts: CountAnswer[] = [];
+      const until = Date.now() + PHASE_MS;
+
+      const call = async (method: string, path: string, body?: unknown) => {
+        const live = servers.filter((s) => s.ready);
+        const server = live[randomInt(live.length)] ?? servers[0]!;
+        try {
+          const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
+            method,
+            headers: auth,
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          });
+          const json = (await res.json()) as Record<string, any>;
+          if (res.status >= 500) return { fate: 'unknown' as const };
+          answered += 1;
+          return { fate: 'answered' as const, status: res.status, json };
+        } catch (err) {
+          // Refused: the request never reached a server. Anything else: it may have run.
+          const code = (err as { cause?: { code?: string } }).cause?.code;
+          if (code === 'ECONNREFUSED') return { fate: 'refused' as const };
+          unknown += 1;
+          return { fate: 'unknown' as const };
+        }
+      };
+
+      const client = async () => {
+        while (Date.now() < until) {
+          const user = USERS[randomInt(USERS.length)]!;
+          const mine = ids.get(user)!;
+          const target = mine[Math.max(0, mine.length - 1 - randomInt(4))];
+          const roll = randomInt(100);
+          const startAt = performance.now();
+          if (roll < 25 || !target) {
+            const id = uniqueName('n');
+            const r = await call('POST', '/v1/notifications', { id, userId: user, title: 'torture' });
+            if (r.fate === 'answered' && r.status === 201) mine.push(id);
+            if (r.fate === 'unknown') mine.push(id);
+            const [lo, hi] = r.fate === 'answered' ? [r.status === 201 ? 1 : 0, r.status === 201 ? 1 : 0] : r.fate === 'refused' ? [0, 0] : [0, 1];
+            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo, hi });
+          } else if (roll < 50) {
+            const r = await call('POST', `/v1/notifications/${target}/read`);
+            const d = r.fate === 'answered' ? (r.json['changed'] ? -1 : 0) : 0;
+            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: r.fate === 'unknown' ? -1 : d, hi: d });
+          } else if (roll < 65) {
+            const r = await call('POST', `/v1/notifications/${target}/unread`);
+            const d = r.fate === 'answered' ? (r.json['changed'] ? 1 : 0) : 0;
+            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: d, hi: r.fate === 'unknown' ? 1 : d });
+          } else if (roll < 70) {
+            const r = await call('POST', `/v1/users/${encodeURIComponent(user)}/notifications/read-all`, {});
+            const d = r.fate === 'answered' ? -Number(r.json['changed'] ?? 0) : 0;
+            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: r.fate === 'unknown' ? -mine.length : d, hi: d });
+          } else {
+            const r = await call('GET', `/v1/users/${encodeURIComponent(user)}/notifications/count`);
+            if (r.fate === 'answered' && r.status === 200) counts.push({ user, start: startAt, end: performance.now(), unread: r.json['unread'] });
+          }
+        }
+      };
+
+      const killer = async () => {
+        while (Date.now() < until - 1_000) {
+          await new Promise((r) => setTimeout(r, 200 + randomInt(600)));
+          const victim = servers[randomInt(servers.length)]!;
+          if (!victim.ready) continue;
+          victim.ready = false;
+          victim.child?.kill('SIGKILL');
+          kills += 1;
+          await new Promise((r) => setTimeout(r, randomInt(300)));
+          await start(victim);
+        }
+      };
+
+      await Promise.all([...Array.from({ length: CLIENTS }, client), killer()]);
+      await Promise.all(servers.filter((s) => !s.ready).map(start));
+
+      // Every count answer against the range of values the count could truly have had.
+      checked += counts.length;
+      for (const answer of counts) {
+        let lo = startTruth.get(answer.user) ?? 0;
+        let hi = lo;
+        for (const change of changes) {
+          if (change.user !== answer.user || change.start >= answer.end) continue;
+          const settled = change.end < answer.start;
+          lo += settled ? change.lo : Math.min(0, change.lo);
+          hi += settled ? change.hi : Math.max(0, change.hi);
+        }
+        if (answer.unread < 0 || answer.unread < lo || answer.unread > hi) {
+          violations.push(`phase ${phase} ${answer.user}: ${answer.unread} not in [${lo}, ${hi}]`);
+        }
+      }
+
+      // Clients paused: what the kills lost is repaired, then every count is exact.
+      const report = await reconcileAll({ ...t.ctx, counter }, site.id, { staleMs: 0 });
+      expect(report.busy).toBe(0);
+      repaired += report.drift;
+      for (const user of USERS) {
+        const { unread } = await counter.read(site.id, user);
+        expect(unread, `${user} after phase ${phase}`).toBe(await truth(user));
+      }
+    }
+
+    expect(violations).toEqual([]);
+    expect(kills).toBeGreaterThanOrEqual(PHASES);
+    expect(answered).toBeGreaterThan(500);
+
+    // Shut down cleanly (final flush), then the durable copy equals the rows: zero drift.
+    await Promise.all(
+      servers.map(async (server) => {
+        const child = server.child;
+        server.ready = false;
+        server.child = null;
+        if (!child || child.exitCode !== null) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }),
+    );
+    const final = await reconcileAll({ ...t.ctx, counter }, site.id, { staleMs: 0 });
+    expect(final).toMatchObject({ drift: 0, busy: 0 });
+    // A killed flusher's lock outlives it (30 s): with every server stopped, flush without it.
+    for (let shard = 0; shard < INBOX_SHARDS; shard++) {
+      while (await flushBuffer(t.ctx, t.ctx.keys.inboxBuffer(site.id, shard), unreadSink(site.id)));
+    }
+    const durable = await t.ctx.db.query<{ user_id: string; unread: number }>('SELECT user_id, unread FROM unread_counts WHERE site_id = $1', [site.id]);
+    for (const user of USERS) {
+      const row = durable.rows.find((r) => r.user_id === user);
+      expect(row?.unread ?? 0, user).toBe(await truth(user));
+      expect((await counter.read(site.id, user)).unread, user).toBe(await truth(user));
+    }
+    console.log(JSON.stringify({ kills, answered, unknown, repairedDrift: repaired, countsChecked: checked }));
+  }, 90_000);
+});
