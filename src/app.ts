@@ -13,6 +13,9 @@ import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
 import { createCounterStats } from './present/counter-stats.js';
+import { createStatsQueries } from './present/stats-queries.js';
+import { createStatsReader } from './present/stats-reader.js';
+import { registerStatsRoutes } from './present/stats-routes.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface AppOptions {
@@ -62,6 +65,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerSegmentRoutes(app, collect);
   registerClickRoute(app, collect);
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
+  registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   return app;

@@ -6,11 +6,14 @@ import { inboxTargets } from './inbox/unread-flush.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import type { Metrics } from './ops/metrics.js';
 import { type Processor, startProcessor } from './process/processor.js';
+import { createRawEventWriter } from './process/raw-events.js';
+import { rollupTargets } from './process/rollup-targets.js';
 
 // The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
 // runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
 
 const INBOX_RECONCILE_INTERVAL_MS = 5_000;
+const RAW_CATCH_UP_INTERVAL_MS = 5_000;
 
 export interface Worker {
   processor: Processor;
@@ -19,8 +22,11 @@ export interface Worker {
 }
 
 export function startWorker(ctx: Context, metrics?: Metrics): Worker {
+  const rawEvents = createRawEventWriter(ctx);
+  const rawCatchUp = rawEvents.startCatchUp(RAW_CATCH_UP_INTERVAL_MS);
   const processor = startProcessor(ctx, {
     shards: ctx.config.streamShards,
+    sinks: [rawEvents.sink],
     claimIdleMs: ctx.config.claimIdleMs,
     onProcessed: (messages, applied) => {
       metrics?.processed.inc(messages);
@@ -29,7 +35,7 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   });
   const flusher = startFlusher(ctx, {
     intervalMs: ctx.config.flushIntervalMs,
-    providers: [analyticsTargets(ctx), inboxTargets(ctx)],
+    providers: [analyticsTargets(ctx), rollupTargets(ctx), inboxTargets(ctx)],
   });
   // Recently changed users' unread counts against their rows; in embedded mode the buffers died
   // with the last process, so the first run checks every user.
@@ -44,6 +50,7 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
       // The embedded queue lives in this process: process all of it before the final flush.
       await processor.stop({ drain: ctx.config.mode === 'embedded' });
       await reconciler.stop();
+      await rawCatchUp.stop();
       await flusher.stop();
     },
   };

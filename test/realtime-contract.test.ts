@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeys, type Keys } from '../src/storage/keys.js';
 import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
-import type { Op, Realtime } from '../src/storage/realtime.js';
+import type { AggregateOp, Op, Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/realtime-redis.js';
 import { REDIS_URL, uniqueName } from './helpers.js';
 import { startTestCluster, type TestCluster } from './redis-cluster.js';
@@ -158,6 +158,118 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       expect(await rt.pfcount([`${site}:uv`])).toBe(3);
       expect(await rt.zrevrangeWithScores(`${site}:top`, 0, 0)).toEqual([{ member: 'page3', score: 2 }]);
       expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(2);
+    });
+  });
+
+  describe('applyAggregate', () => {
+    it('runs summed ops only when every event is new, else names the duplicates and writes nothing', async () => {
+      const site = keys.site('a1');
+      const buffer = keys.rollupBuffer('a1');
+      const ops: AggregateOp[] = [
+        { op: 'count', key: `${site}:t`, field: 'pv', by: 3, durable: { buffer, name: 't|pv' } },
+        { op: 'zincrby', key: `${site}:r`, member: '/home', by: 2, durable: { buffer, name: 'r|/home' } },
+      ];
+      const seen = (id: string) => keys.dedupe('a1', id);
+      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('1'), seen('2')], ops })).toEqual([]);
+      // 2 was counted; 3 repeats inside the batch: both named, nothing applied.
+      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('2'), seen('3'), seen('3')], ops })).toEqual([0, 2]);
+      expect(await rt.hget(`${site}:t`, 'pv')).toBe(3);
+      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('3')], ops })).toEqual([]);
+      expect(await rt.hget(`${site}:t`, 'pv')).toBe(6);
+      expect(await rt.zrevrangeWithScores(`${site}:r`, 0, -1)).toEqual([{ member: '/home', score: 4 }]);
+      const taken = await rt.takeBatch(buffer, 0);
+      expect(Object.fromEntries(taken!.fields.map((f, i) => [f, taken!.deltas[i]]))).toEqual({ 't|pv': 6, 'r|/home': 4 });
+    });
+
+    it('marks a HyperLogLog dirty only when it changed, keeps the latest live time, and runs sessions', async () => {
+      const site = keys.site('a2');
+      const uniques = keys.uniquesBuffer('a2');
+      const rollups = keys.rollupBuffer('a2');
+      const totals = (n: number) => ({ key: `${site}:t:${n}`, name: `t:${n}` });
+      let id = 0;
+      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a2', String(id++))], ops });
+      await apply([
+        { op: 'pfadd', key: `${site}:h`, members: ['a', 'b'], dirty: { buffer: uniques, name: 'h' } },
+        { op: 'zmax', key: `${site}:live`, member: 'a', score: 500 },
+      ]);
+      await apply([
+        { op: 'pfadd', key: `${site}:h`, members: ['a'], dirty: { buffer: uniques, name: 'h' } },
+        { op: 'zmax', key: `${site}:live`, member: 'a', score: 100 },
+      ]);
+      expect(await rt.pfcount([`${site}:h`])).toBe(2);
+      expect((await rt.readBuffered(uniques, 'h')).pending).toBe(1);
+      expect(await rt.zcount(`${site}:live`, 500, 500)).toBe(1);
+      const minute = 60_000;
+      const session = (views: [number, number][]): AggregateOp => ({
+        op: 'session',
+        key: `${site}:vs:ann`,
+        buffer: rollups,
+        gapMs: 30 * minute,
+        ttlSeconds: 600,
+        views: views.map(([at, bucket]) => ({ at, totals: [totals(bucket)] })),
+      });
+      // First view: a session and a bounce; the second, 10 minutes later (next bucket): no bounce any more.
+      await apply([session([[0, 1], [10 * minute, 2]])]);
+      // A third view of the same session changes nothing; one 31 minutes after the last starts a new session.
+      await apply([session([[20 * minute, 2], [51 * minute, 3]])]);
+      expect(await rt.hgetall(`${site}:t:1`)).toEqual({ se: 1, bo: 1 });
+      expect(await rt.hgetall(`${site}:t:2`)).toEqual({ bo: -1 });
+      expect(await rt.hgetall(`${site}:t:3`)).toEqual({ se: 1, bo: 1 });
+      expect((await rt.readBuffered(rollups, 't:2|bo')).pending).toBe(-1);
+    });
+  });
+
+  describe('stats reads and restore', () => {
+    it('ranks the sum of several sorted sets', async () => {
+      const site = keys.site('a3');
+      await rt.applyAggregate({
+        dedupeTtlSeconds: 60,
+        dedupeKeys: [keys.dedupe('a3', 'x')],
+        ops: [
+          { op: 'zincrby', key: `${site}:r1`, member: 'a', by: 5 },
+          { op: 'zincrby', key: `${site}:r1`, member: 'b', by: 1 },
+          { op: 'zincrby', key: `${site}:r2`, member: 'b', by: 7 },
+          { op: 'zincrby', key: `${site}:r2`, member: 'c', by: 2 },
+        ],
+      });
+      const scratch = `${site}:tmp`;
+      expect(await rt.rankUnion([`${site}:r1`, `${site}:r2`], 2, scratch)).toEqual([
+        { member: 'b', score: 8 },
+        { member: 'a', score: 5 },
+      ]);
+      expect(await rt.rankUnion([`${site}:r1`, `${site}:r2`], 0, scratch)).toHaveLength(3);
+      expect(await rt.rankUnion([`${site}:r2`], 1, scratch)).toEqual([{ member: 'b', score: 7 }]);
+      expect(await rt.rankUnion([], 1, scratch)).toEqual([]);
+    });
+
+    it('dumps HyperLogLogs and restores hashes, sorted sets and HyperLogLogs whole', async () => {
+      const site = keys.site('a4');
+      await rt.applyAggregate({
+        dedupeTtlSeconds: 60,
+        dedupeKeys: [keys.dedupe('a4', 'x')],
+        ops: [{ op: 'pfadd', key: `${site}:h`, members: ['u1', 'u2', 'u3'] }],
+      });
+      const [dump, missing] = await rt.dumpUniques([`${site}:h`, `${site}:nothing`]);
+      expect(missing).toBeNull();
+      await rt.restore([
+        { kind: 'unique', key: `${site}:h2`, dump: dump!, ttlSeconds: 100 },
+        { kind: 'hash', key: `${site}:t`, values: { pv: 4, ev: 2 } },
+        { kind: 'zset', key: `${site}:r`, values: { '/a': 3, '/b': 9 }, ttlSeconds: 100 },
+      ]);
+      expect(await rt.pfcount([`${site}:h2`])).toBe(3);
+      expect(await rt.hgetall(`${site}:t`)).toEqual({ pv: 4, ev: 2 });
+      expect(await rt.zrevrangeWithScores(`${site}:r`, 0, -1)).toEqual([
+        { member: '/b', score: 9 },
+        { member: '/a', score: 3 },
+      ]);
+      await rt.restore([{ kind: 'hash', key: `${site}:t`, values: { pv: 1 } }]);
+      expect(await rt.hgetall(`${site}:t`)).toEqual({ pv: 1 });
+    });
+
+    it('gets or sets a shared value once', async () => {
+      const key = keys.salt('2024-01-01');
+      expect(await rt.getOrSet(key, 'first', 60)).toBe('first');
+      expect(await rt.getOrSet(key, 'second', 60)).toBe('first');
     });
   });
 

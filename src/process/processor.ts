@@ -5,16 +5,21 @@ import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime, StreamEntry, StreamReader } from '../storage/realtime.js';
-import { createAggregator } from './aggregate.js';
+import { type Counted, createAggregator } from './aggregate.js';
+import { createEnricher, createSaltSource } from './enrich.js';
 
 // The data processor: one loop per stream shard reads entries through the consumer group,
-// applies each site's messages in one atomic step (deduplicated by messageId), hands them to
-// the sinks (raw events to PostgreSQL, …), then acknowledges. A crash before the ack means
-// redelivery, which the dedupe keys make harmless. Entries a dead consumer left unacknowledged
-// are claimed after `claimIdleMs`.
+// enriches each site's messages and counts them in one atomic step (deduplicated by
+// messageId), hands them to the sinks (raw events to PostgreSQL, …), then acknowledges. A crash
+// before the ack means redelivery, which the dedupe keys make harmless. Entries a dead consumer
+// left unacknowledged are claimed after `claimIdleMs`.
 
-/** Receives every processed batch, grouped by site, before it is acknowledged. */
-export type BatchSink = (bySite: ReadonlyMap<string, CollectedMessage[]>) => Promise<void>;
+/**
+ * Receives every processed batch, grouped by site, before it is acknowledged: the messages the
+ * step counted (new ones), or every message of entries delivered again (a crash may have come
+ * between the count and the sink, so the sink must dedupe those itself).
+ */
+export type BatchSink = (bySite: ReadonlyMap<string, Counted[]>) => Promise<void>;
 
 export interface ProcessorOptions {
   shards: number;
@@ -41,10 +46,28 @@ export function startProcessor(
   const blockMs = options.blockMs ?? 1000;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
+  const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.getOrSet(k, v, ttl), keys.salt));
   let stopping = false;
   let draining = false;
 
-  async function handle(stream: string, entries: StreamEntry[]): Promise<void> {
+  /** Counts a site's messages; returns those that were new (duplicates dropped, then retried). */
+  async function count(siteId: string, messages: readonly CollectedMessage[]): Promise<{ all: Counted[]; fresh: Counted[] }> {
+    const unique = new Map<string, CollectedMessage>();
+    for (const m of messages) if (!unique.has(m.messageId)) unique.set(m.messageId, m);
+    const list = [...unique.values()];
+    const enriched = await enrich(siteId, list);
+    const all = list.map((message, i) => ({ message, enriched: enriched[i] as Counted['enriched'] }));
+    let fresh = all;
+    while (fresh.length > 0) {
+      const duplicates = await realtime.applyAggregate(buildBatch(siteId, fresh, Date.now()));
+      if (duplicates.length === 0) break;
+      const dropped = new Set(duplicates);
+      fresh = fresh.filter((_, i) => !dropped.has(i));
+    }
+    return { all, fresh };
+  }
+
+  async function handle(stream: string, entries: StreamEntry[], redelivered: boolean): Promise<void> {
     const bySite = new Map<string, CollectedMessage[]>();
     for (const entry of entries) {
       let payload: StreamPayload;
@@ -60,11 +83,14 @@ export function startProcessor(
     }
     let messages = 0;
     let applied = 0;
+    const counted = new Map<string, Counted[]>();
     for (const [siteId, list] of bySite) {
-      applied += await realtime.applyBatch(buildBatch(siteId, list));
+      const { all, fresh } = await count(siteId, list);
+      counted.set(siteId, redelivered ? all : fresh);
       messages += list.length;
+      applied += fresh.length;
     }
-    for (const sink of options.sinks ?? []) await sink(bySite);
+    for (const sink of options.sinks ?? []) await sink(counted);
     await realtime.ackEntries(
       stream,
       group,
@@ -79,12 +105,14 @@ export function startProcessor(
     while (!stopping || draining) {
       try {
         let entries: StreamEntry[] = [];
+        let redelivered = false;
         if (Date.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = Date.now();
           entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
+          redelivered = entries.length > 0;
         }
         if (entries.length === 0) entries = await reader.read(consumer, batchSize, stopping ? 0 : blockMs);
-        if (entries.length > 0) await handle(stream, entries);
+        if (entries.length > 0) await handle(stream, entries, redelivered);
         else if (stopping) return;
       } catch (err) {
         if (stopping && !draining) return;

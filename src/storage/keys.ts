@@ -56,6 +56,14 @@ export function createKeys(prefix: string) {
     siteKey: (siteId: string, suffix: string) => `${site(siteId)}:${suffix}`,
     dedupe: (siteId: string, messageId: string) => `${site(siteId)}:seen:${part(messageId)}`,
     analyticsBuffer: (siteId: string) => buffer(site(siteId), `analytics:${siteId}`),
+    /** A site's time-bucket rollup deltas (flushed to the rollups table). */
+    rollupBuffer: (siteId: string) => buffer(`${site(siteId)}:roll`, `rollups:${siteId}`),
+    /** A site's HyperLogLogs changed since their last copy to PostgreSQL (field: key suffix). */
+    uniquesBuffer: (siteId: string) => buffer(`${site(siteId)}:uniq`, `uniques:${siteId}`),
+    /** The visitor-hash salt of one UTC day (shared by every processor). */
+    salt: (day: string) => `${prefix}:salt:${day}`,
+    /** Raw events PostgreSQL could not take yet (an outage): written later, in order. */
+    rawBacklog: `${prefix}:{raw}:backlog`,
     inboxBuffer: (siteId: string, shard: number) =>
       buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
     /** Everything one inbox shard's scripts touch: the counter buffer and its bookkeeping. */

@@ -51,6 +51,45 @@ export interface OpBatch {
   tail: Op[];
 }
 
+/** A buffered delta: the flusher writes it to PostgreSQL under `name` (see src/counters). */
+export interface Durable {
+  buffer: BufferKeys;
+  name: string;
+}
+
+/**
+ * One primitive of a pre-aggregated analytics batch (lua/apply-aggregate.lua): each sums the
+ * effect of several events. `pfadd` marks its key in `dirty` when the HyperLogLog changed (the
+ * uniques flush persists it); `session` runs one visitor's page views, in time order, against
+ * the visitor's session state (see the Lua header for the rule).
+ */
+export type AggregateOp =
+  | { op: 'count'; key: string; field: string; by: number; durable?: Durable; onFirst?: AggregateOp[] }
+  | { op: 'pfadd'; key: string; members: string[]; dirty?: Durable }
+  | { op: 'zincrby'; key: string; member: string; by: number; durable?: Durable }
+  | { op: 'zmax'; key: string; member: string; score: number }
+  | { op: 'zremrangebyscore'; key: string; max: number }
+  | { op: 'expire'; key: string; seconds: number }
+  | { op: 'session'; key: string; buffer: BufferKeys; gapMs: number; ttlSeconds: number; views: SessionView[] };
+
+/** A page view for the session op: its time and the totals hashes (key, durable suffix) it counts in. */
+export interface SessionView {
+  at: number;
+  totals: { key: string; name: string }[];
+}
+
+export interface AggregateBatch {
+  dedupeTtlSeconds: number;
+  /** One per event: the events the ops sum up. */
+  dedupeKeys: string[];
+  ops: AggregateOp[];
+}
+
+/** What `restore` writes back (tally rebuild): a hash, a sorted set or a dumped HyperLogLog. */
+export type RestoreItem =
+  | { kind: 'hash' | 'zset'; key: string; values: Record<string, number>; ttlSeconds?: number }
+  | { kind: 'unique'; key: string; dump: Buffer; ttlSeconds?: number };
+
 export interface TakenBatch {
   seq: number;
   fields: string[];
@@ -106,6 +145,11 @@ export interface Realtime {
 
   // Analytics: one atomic step per batch. Returns how many events were new (not duplicates).
   applyBatch(batch: OpBatch): Promise<number>;
+  /**
+   * Runs a pre-aggregated batch only if every event is new: returns [] when applied, else the
+   * positions of the duplicate events (nothing was written; drop them and call again).
+   */
+  applyAggregate(batch: AggregateBatch): Promise<number[]>;
 
   // Counter buffers (src/counters): pending deltas, atomic take, finish after commit.
   addDeltas(buffer: BufferKeys, fields: readonly string[], deltas: readonly number[]): Promise<void>;
@@ -138,9 +182,17 @@ export interface Realtime {
   zcount(key: string, min: number, max: number): Promise<number>;
   pfcount(keys: readonly string[]): Promise<number>;
   scard(key: string): Promise<number>;
+  /** Top `limit` members (0: all) of the sum of sorted sets; `scratch` is a free key of their slot. */
+  rankUnion(keys: readonly string[], limit: number, scratch: string): Promise<{ member: string; score: number }[]>;
 
   // Restore (tally rebuild; embedded start)
   hset(key: string, values: Record<string, number>): Promise<void>;
+  /** Writes keys back whole (replacing them), with their expiry. */
+  restore(items: readonly RestoreItem[]): Promise<void>;
+  /** HyperLogLogs as opaque bytes (null when missing), for `restore` by the same implementation. */
+  dumpUniques(keys: readonly string[]): Promise<(Buffer | null)[]>;
+  /** Sets key to value with a TTL unless it exists; returns the value it holds (a shared salt). */
+  getOrSet(key: string, value: string, ttlSeconds: number): Promise<string>;
 
   // Coordination and live pushes
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean>;

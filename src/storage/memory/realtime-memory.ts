@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { BufferKeys } from '../keys.js';
-import type { Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+import type { AggregateOp, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
 
 // The embedded default's real-time layer: the same operations as the Lua scripts, on Maps in
 // this process. Each method runs synchronously between awaits, which makes it atomic just as a
@@ -113,6 +113,67 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         case 'expire':
           if (exists(op.key)) expiries.set(op.key, now() + op.seconds * 1000);
           break;
+      }
+    }
+  };
+
+  // apply-aggregate.lua's ops, the same semantics (sessions: see the Lua header).
+  const runAggregate = (ops: readonly AggregateOp[]) => {
+    for (const op of ops) {
+      switch (op.op) {
+        case 'count': {
+          const value = hincrby(op.key, op.field, op.by);
+          if (op.durable) hincrby(op.durable.buffer.pending, op.durable.name, op.by);
+          if (op.onFirst && value === op.by) runAggregate(op.onFirst);
+          break;
+        }
+        case 'pfadd': {
+          const s = set(op.key);
+          const before = s.size;
+          for (const member of op.members) s.add(member);
+          if (s.size !== before && op.dirty) hincrby(op.dirty.buffer.pending, op.dirty.name, 1);
+          break;
+        }
+        case 'zincrby': {
+          const z = zset(op.key);
+          z.set(op.member, (z.get(op.member) ?? 0) + op.by);
+          if (op.durable) hincrby(op.durable.buffer.pending, op.durable.name, op.by);
+          break;
+        }
+        case 'zmax': {
+          const z = zset(op.key);
+          if ((z.get(op.member) ?? -Infinity) < op.score) z.set(op.member, op.score);
+          break;
+        }
+        case 'zremrangebyscore':
+        case 'expire':
+          run([op]);
+          break;
+        case 'session': {
+          const state = exists(op.key) ? strings.get(op.key) : undefined;
+          let last = state === undefined ? -1 : Number(state.split(':')[0]);
+          let views = state === undefined ? 0 : Number(state.split(':')[1]);
+          const add = (totals: { key: string; name: string }[], field: string, by: number) => {
+            for (const t of totals) {
+              hincrby(t.key, field, by);
+              hincrby(op.buffer.pending, `${t.name}|${field}`, by);
+            }
+          };
+          for (const view of op.views) {
+            if (last < 0 || Math.abs(view.at - last) > op.gapMs) {
+              views = 1;
+              add(view.totals, 'se', 1);
+              add(view.totals, 'bo', 1);
+            } else if (views === 1) {
+              views = 2;
+              add(view.totals, 'bo', -1);
+            }
+            if (view.at > last) last = view.at;
+          }
+          strings.set(op.key, `${last}:${views}`);
+          expiries.set(op.key, now() + op.ttlSeconds * 1000);
+          break;
+        }
       }
     }
   };
@@ -235,6 +296,22 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       }
       run(batch.tail);
       return applied;
+    },
+
+    async applyAggregate(batch) {
+      const duplicates: number[] = [];
+      const seen = new Set<string>();
+      batch.dedupeKeys.forEach((key, i) => {
+        if (seen.has(key) || exists(key)) duplicates.push(i);
+        seen.add(key);
+      });
+      if (duplicates.length > 0) return duplicates;
+      for (const key of batch.dedupeKeys) {
+        strings.set(key, '1');
+        expiries.set(key, now() + batch.dedupeTtlSeconds * 1000);
+      }
+      runAggregate(batch.ops);
+      return [];
     },
 
     async addDeltas(buffer, fields, deltas) {
@@ -384,11 +461,48 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       return union.size;
     },
 
+    async rankUnion(keys, limit, _scratch) {
+      const sums = new Map<string, number>();
+      for (const key of keys) {
+        if (expired(key)) continue;
+        for (const [member, score] of zsets.get(key) ?? []) sums.set(member, (sums.get(member) ?? 0) + score);
+      }
+      const sorted = [...sums]
+        .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0))
+        .map(([member, score]) => ({ member, score }));
+      return limit > 0 ? sorted.slice(0, limit) : sorted;
+    },
+
     scard: async (key) => (expired(key) ? 0 : (sets.get(key)?.size ?? 0)),
 
     async hset(key, values) {
       const h = hash(key);
       for (const [field, value] of Object.entries(values)) h.set(field, value);
+    },
+
+    async restore(items) {
+      for (const item of items) {
+        del(item.key);
+        if (item.kind === 'unique') sets.set(item.key, new Set(JSON.parse(item.dump.toString('utf8')) as string[]));
+        else if (item.kind === 'hash') hashes.set(item.key, new Map(Object.entries(item.values)));
+        else zsets.set(item.key, new Map(Object.entries(item.values)));
+        if (item.ttlSeconds !== undefined) expiries.set(item.key, now() + item.ttlSeconds * 1000);
+      }
+    },
+
+    async dumpUniques(keys) {
+      return keys.map((key) => {
+        const members = expired(key) ? undefined : sets.get(key);
+        return members ? Buffer.from(JSON.stringify([...members])) : null;
+      });
+    },
+
+    async getOrSet(key, value, ttlSeconds) {
+      const held = exists(key) ? strings.get(key) : undefined;
+      if (held !== undefined) return held;
+      strings.set(key, value);
+      expiries.set(key, now() + ttlSeconds * 1000);
+      return value;
     },
 
     async tryLock(key, token, ttlMs) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import type { BufferKeys, InboxKeys } from '../keys.js';
-import type { BatchEvent, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+import type { AggregateOp, BatchEvent, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
 
 // The production real-time layer. Each atomic operation is one Lua file in lua/, loaded once
 // with defineCommand (EVALSHA, falling back to EVAL after a script flush) and called from here only.
@@ -17,6 +17,8 @@ const SCRIPTS = [
   'finish-batch',
   'read-buffered',
   'release-lock',
+  'apply-aggregate',
+  'rank-union',
   'inbox-begin',
   'inbox-finish',
   'inbox-state',
@@ -93,6 +95,36 @@ class KeyTable {
 
   encodeEvents(events: readonly BatchEvent[]): unknown[] {
     return events.map((e) => [this.of(e.dedupeKey), this.encode(e.ops)]);
+  }
+
+  /** apply-aggregate.lua's encoding (see its header). */
+  encodeAggregate(ops: readonly AggregateOp[]): unknown[] {
+    return ops.map((op) => {
+      switch (op.op) {
+        case 'count': {
+          const onFirst = op.onFirst ? this.encodeAggregate(op.onFirst) : 0;
+          return [1, this.of(op.key), op.field, op.by, op.durable ? this.of(op.durable.buffer.pending) : 0, op.durable?.name ?? '', onFirst];
+        }
+        case 'pfadd':
+          return [2, this.of(op.key), op.members, op.dirty ? this.of(op.dirty.buffer.pending) : 0, op.dirty?.name ?? ''];
+        case 'zincrby':
+          return [3, this.of(op.key), op.member, op.by, op.durable ? this.of(op.durable.buffer.pending) : 0, op.durable?.name ?? ''];
+        case 'zmax':
+          return [4, this.of(op.key), op.member, op.score];
+        case 'zremrangebyscore':
+          return [5, this.of(op.key), op.max];
+        case 'expire':
+          return [6, this.of(op.key), op.seconds];
+        case 'session': {
+          const views = op.views.map((v) => {
+            const row: unknown[] = [v.at];
+            for (const t of v.totals) row.push(this.of(t.key), t.name);
+            return row;
+          });
+          return [7, this.of(op.key), this.of(op.buffer.pending), op.gapMs, op.ttlSeconds, views];
+        }
+      }
+    });
   }
 }
 
@@ -182,6 +214,14 @@ export function createRedisRealtime(client: RedisClient): Realtime {
       const table = new KeyTable();
       const json = JSON.stringify({ e: table.encodeEvents(batch.events), t: table.encode(batch.tail) });
       return Number(await call('apply-batch', table.keys, [batch.dedupeTtlSeconds, json]));
+    },
+
+    async applyAggregate(batch) {
+      if (batch.dedupeKeys.length === 0 && batch.ops.length === 0) return [];
+      const table = new KeyTable();
+      const d = batch.dedupeKeys.map((k) => table.of(k));
+      const json = JSON.stringify({ d, o: table.encodeAggregate(batch.ops) });
+      return ((await call('apply-aggregate', table.keys, [batch.dedupeTtlSeconds, json])) as number[]).map(Number);
     },
 
     async addDeltas(buffer, fields, deltas) {
@@ -283,8 +323,42 @@ export function createRedisRealtime(client: RedisClient): Realtime {
 
     scard: (key) => client.scard(key),
 
+    async rankUnion(keys, limit, scratch) {
+      if (keys.length === 0) return [];
+      const flat = (await call('rank-union', [scratch, ...keys], [limit])) as string[];
+      const out: { member: string; score: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ member: flat[i] as string, score: Number(flat[i + 1]) });
+      return out;
+    },
+
     async hset(key, values) {
       if (Object.keys(values).length > 0) await client.hset(key, values);
+    },
+
+    async restore(items) {
+      if (items.length === 0) return;
+      const pipeline = client.pipeline();
+      for (const item of items) {
+        pipeline.del(item.key);
+        if (item.kind === 'unique') pipeline.set(item.key, item.dump);
+        else if (item.kind === 'hash') {
+          if (Object.keys(item.values).length > 0) pipeline.hset(item.key, item.values);
+        }
+        else if (Object.keys(item.values).length > 0) {
+          pipeline.zadd(item.key, ...Object.entries(item.values).flatMap(([member, score]) => [score, member]));
+        }
+        if (item.ttlSeconds !== undefined) pipeline.expire(item.key, item.ttlSeconds);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0];
+    },
+
+    dumpUniques: (keys) => Promise.all(keys.map((key) => client.getBuffer(key))),
+
+    async getOrSet(key, value, ttlSeconds) {
+      const previous = (await client.call('SET', key, value, 'NX', 'GET', 'EX', ttlSeconds)) as string | null;
+      return previous ?? value;
     },
 
     tryLock: async (key, token, ttlMs) => (await client.set(key, token, 'PX', ttlMs, 'NX')) === 'OK',

@@ -1,0 +1,156 @@
+import type { Logger } from 'pino';
+import type { Db } from '../storage/db.js';
+import type { Keys } from '../storage/keys.js';
+import type { Realtime, StreamReader } from '../storage/realtime.js';
+import type { Counted } from './aggregate.js';
+import type { BatchSink } from './processor.js';
+
+// Raw events to PostgreSQL: one INSERT … SELECT FROM unnest per batch into the day-partitioned
+// events table, ON CONFLICT DO NOTHING on (site_id, day, message_id) (see migrations/0006).
+// PostgreSQL being down must not stop counting: a batch it refuses is parked in a Redis stream
+// (the backlog) and the processor goes on; a catch-up loop writes the backlog, in order, once
+// PostgreSQL answers again.
+
+const BACKLOG_GROUP = 'raw-writer';
+/** Parked batches before the sink gives up (and the processor retries the entry later). */
+const MAX_BACKLOG = 1_000_000;
+const CATCH_UP_BATCH = 20;
+
+export interface RawRow {
+  s: string;
+  d: string;
+  id: string;
+  type: string;
+  ts: string;
+  rt: string;
+  v: string;
+  u: string | null;
+  a: string | null;
+  e: string | null;
+  n: string | null;
+  g: string | null;
+  pu: string | null;
+  p: unknown;
+  c: unknown;
+  t: unknown;
+}
+
+function toRow(siteId: string, { message: m, enriched }: Counted): RawRow {
+  return {
+    s: siteId,
+    d: m.timestamp.slice(0, 10),
+    id: m.messageId,
+    type: m.type,
+    ts: m.timestamp,
+    rt: m.receivedAt,
+    v: enriched.visitor,
+    u: m.userId ?? null,
+    a: m.anonymousId ?? null,
+    e: m.event ?? null,
+    n: m.name ?? null,
+    g: m.groupId ?? null,
+    pu: m.previousUserId ?? null,
+    p: m.properties,
+    c: m.context,
+    t: m.traits,
+  };
+}
+
+export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: Keys; log: Logger }) {
+  const partitions = new Set<string>();
+
+  async function ensurePartitions(days: Iterable<string>): Promise<void> {
+    for (const day of days) {
+      if (partitions.has(day) || !/^\d{4}-\d{2}-\d{2}$/.test(day)) continue;
+      const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+      try {
+        await deps.db.exec(
+          `CREATE TABLE IF NOT EXISTS events_${day.replace(/-/g, '')} PARTITION OF events FOR VALUES FROM ('${day}') TO ('${next}')`,
+        );
+      } catch (err) {
+        // Another process created it between our check and our statement.
+        const code = (err as { code?: string }).code;
+        if (code !== '42P07' && code !== '23505') throw err;
+      }
+      partitions.add(day);
+    }
+  }
+
+  /** One statement for the whole batch; rows already there (a replay) are skipped. */
+  async function insert(rows: readonly RawRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await ensurePartitions(new Set(rows.map((r) => r.d)));
+    const col = <K extends keyof RawRow>(k: K) => rows.map((r) => r[k]);
+    const json = (k: 'p' | 'c' | 't') => rows.map((r) => JSON.stringify(r[k]));
+    await deps.db.query(
+      `INSERT INTO events (site_id, day, message_id, type, ts, received_at, visitor, user_id, anonymous_id,
+                           event, name, group_id, previous_user_id, properties, context, traits)
+       SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                            $14::jsonb[], $15::jsonb[], $16::jsonb[])
+       ON CONFLICT (site_id, day, message_id) DO NOTHING`,
+      [col('s'), col('d'), col('id'), col('type'), col('ts'), col('rt'), col('v'), col('u'), col('a'), col('e'), col('n'), col('g'), col('pu'), json('p'), json('c'), json('t')],
+    );
+  }
+
+  const sink: BatchSink = async (bySite) => {
+    const rows: RawRow[] = [];
+    for (const [siteId, counted] of bySite) for (const c of counted) rows.push(toRow(siteId, c));
+    if (rows.length === 0) return;
+    try {
+      await insert(rows);
+    } catch (err) {
+      deps.log.warn({ err: (err as Error).message, rows: rows.length }, 'raw events parked in the backlog: PostgreSQL refused them');
+      const parked = await deps.realtime.enqueue(deps.keys.rawBacklog, JSON.stringify(rows), MAX_BACKLOG);
+      if (parked === null) throw new Error('the raw-event backlog is full');
+    }
+  };
+
+  /** Writes parked batches until the backlog is empty or PostgreSQL fails again; returns rows written. */
+  async function catchUp(reader: StreamReader, consumer: string): Promise<number> {
+    let written = 0;
+    for (;;) {
+      const entries = await reader.read(consumer, CATCH_UP_BATCH, 0);
+      if (entries.length === 0) return written;
+      const rows = entries.flatMap((e) => JSON.parse(e.payload) as RawRow[]);
+      await insert(rows);
+      await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, entries.map((e) => e.id));
+      written += rows.length;
+    }
+  }
+
+  /** Runs the catch-up loop every intervalMs until stopped. */
+  function startCatchUp(intervalMs: number): { stop(): Promise<void> } {
+    const consumer = `raw-${process.pid}`;
+    let stopped = false;
+    let reader: StreamReader | undefined;
+    const loop = (async () => {
+      await deps.realtime.ensureGroup(deps.keys.rawBacklog, BACKLOG_GROUP);
+      reader = deps.realtime.openReader(deps.keys.rawBacklog, BACKLOG_GROUP);
+      while (!stopped) {
+        try {
+          // Entries a crashed writer left unacknowledged come back first.
+          const stale = await deps.realtime.claimStale(deps.keys.rawBacklog, BACKLOG_GROUP, consumer, 60_000, CATCH_UP_BATCH);
+          if (stale.length > 0) {
+            await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
+            await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, stale.map((e) => e.id));
+          }
+          const written = await catchUp(reader, consumer);
+          if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
+        } catch (err) {
+          deps.log.warn({ err: (err as Error).message }, 'raw-event backlog not written yet; retrying');
+        }
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      }
+    })();
+    return {
+      async stop() {
+        stopped = true;
+        await loop;
+        await reader?.close();
+      },
+    };
+  }
+
+  return { sink, insert, startCatchUp };
+}

@@ -1,0 +1,100 @@
+import type { DeltaSink } from '../counters/flush.js';
+import type { FlushTarget, TargetProvider } from '../counters/flusher.js';
+import type { Queryable } from '../storage/db.js';
+import type { Keys } from '../storage/keys.js';
+import type { Realtime } from '../storage/realtime.js';
+import { parseRollupName, parseUniqueSuffix } from './buckets.js';
+
+// Write-behind of the analytics time buckets through the shared counters engine:
+//   rollups: the buffered deltas of every totals field and ranking, added to the rollups table;
+//   uniques: the HyperLogLogs that changed since their last copy, copied whole (a newer state
+//            only ever holds more visitors, so a replayed or late copy is harmless).
+
+/** Adds a flushed batch of rollup deltas: one statement for the whole batch. */
+export function rollupSink(siteId: string): DeltaSink {
+  return async (tx: Queryable, names, deltas) => {
+    const res: string[] = [];
+    const bucket: number[] = [];
+    const dim: string[] = [];
+    const value: string[] = [];
+    const metric: string[] = [];
+    const delta: number[] = [];
+    names.forEach((name, i) => {
+      const row = parseRollupName(name);
+      if (!row) return;
+      res.push(row.res);
+      bucket.push(row.bucket);
+      dim.push(row.dim);
+      value.push(row.value);
+      metric.push(row.metric);
+      delta.push(deltas[i] ?? 0);
+    });
+    if (res.length === 0) return;
+    await tx.query(
+      `INSERT INTO rollups (site_id, res, bucket, dim, value, metric, count)
+       SELECT $1, t.res, t.bucket, t.dim, t.value, t.metric, t.delta
+       FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[]) AS t(res, bucket, dim, value, metric, delta)
+       ON CONFLICT (site_id, res, bucket, dim, metric, value) DO UPDATE SET count = rollups.count + excluded.count`,
+      [siteId, res, bucket, dim, value, metric, delta],
+    );
+  };
+}
+
+/** Copies the HyperLogLogs named by a flushed batch (key suffixes) to the uniques table. */
+export function uniquesSink(deps: { realtime: Realtime; keys: Keys }, siteId: string): DeltaSink {
+  return async (tx: Queryable, suffixes) => {
+    const keys = suffixes.map((s) => deps.keys.siteKey(siteId, s));
+    const [dumps, counts] = await Promise.all([
+      deps.realtime.dumpUniques(keys),
+      Promise.all(keys.map((k) => deps.realtime.pfcount([k]))),
+    ]);
+    const res: string[] = [];
+    const bucket: number[] = [];
+    const dim: string[] = [];
+    const value: string[] = [];
+    const hll: Buffer[] = [];
+    const visitors: number[] = [];
+    suffixes.forEach((suffix, i) => {
+      const row = parseUniqueSuffix(suffix);
+      const dump = dumps[i];
+      // Gone already: a bucket written past its retention, which expired before this copy.
+      if (!row || !dump) return;
+      res.push(row.res);
+      bucket.push(row.bucket);
+      dim.push(row.dim);
+      value.push(row.value);
+      hll.push(dump);
+      visitors.push(counts[i] ?? 0);
+    });
+    if (res.length === 0) return;
+    await tx.query(
+      `INSERT INTO uniques (site_id, res, bucket, dim, value, hll, visitors)
+       SELECT $1, t.res, t.bucket, t.dim, t.value, t.hll, t.visitors
+       FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::bytea[], $7::int8[]) AS t(res, bucket, dim, value, hll, visitors)
+       ON CONFLICT (site_id, res, bucket, dim, value) DO UPDATE SET hll = excluded.hll, visitors = excluded.visitors`,
+      [siteId, res, bucket, dim, value, hll, visitors],
+    );
+  };
+}
+
+/** Flush targets: every site's rollup and uniques buffers (the site list is re-read every few seconds). */
+export function rollupTargets(deps: {
+  realtime: Realtime;
+  keys: Keys;
+  sites: { list(): Promise<{ id: string }[]> };
+}): TargetProvider {
+  let cached: { at: number; targets: FlushTarget[] } | undefined;
+  return async () => {
+    if (!cached || Date.now() - cached.at > 10_000) {
+      const sites = await deps.sites.list();
+      cached = {
+        at: Date.now(),
+        targets: sites.flatMap((site) => [
+          { buffer: deps.keys.rollupBuffer(site.id), sink: rollupSink(site.id) },
+          { buffer: deps.keys.uniquesBuffer(site.id), sink: uniquesSink(deps, site.id) },
+        ]),
+      };
+    }
+    return cached.targets;
+  };
+}
