@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { registerClickRoute } from './collect/click-route.js';
 import { createIngest } from './collect/ingest.js';
 import { createRateLimiter } from './collect/rate-limit.js';
+import { registerPlausibleRoute } from './collect/plausible-route.js';
 import { registerSegmentRoutes } from './collect/segment-routes.js';
 import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
@@ -64,6 +65,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   const collect = { auth, ingest, rateLimit: createRateLimiter(ctx.config.collectRateLimit) };
   registerSegmentRoutes(app, collect);
   registerClickRoute(app, collect);
+  registerPlausibleRoute(app, { ...collect, sites: ctx.sites });
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });

@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorker, type Worker } from '../src/worker.js';
+import { eventually, openTestApp, type TestApp } from './helpers.js';
+
+// Plausible's Events API: what Plausible's tracker posts counts like Segment's page and track,
+// with visitors told apart by a daily-salted hash of IP + user agent (no cookies, no ids).
+
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0';
+const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+
+describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (mode) => {
+  let t: TestApp;
+  let worker: Worker;
+  const post = (payload: unknown, ua = FIREFOX, ip = '203.0.113.7') =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/event',
+      headers: { 'content-type': 'text/plain', 'user-agent': ua, 'x-forwarded-for': ip },
+      payload: JSON.stringify(payload),
+    });
+  const stats = async (url: string) => (await t.app.inject({ url, headers: { authorization: t.bearer } })).json();
+
+  beforeAll(async () => {
+    t = await openTestApp(mode);
+    worker = startWorker(t.ctx);
+  });
+  afterAll(async () => {
+    await worker.stop();
+    await t.close();
+  });
+
+  it('counts page views, custom events and engagement, one visitor per IP and browser', async () => {
+    const domain = t.site.name;
+    const sent = [
+      await post({ n: 'pageview', u: 'https://blog.example/post-1', d: domain, r: 'https://news.ycombinator.com/' }),
+      await post({ n: 'pageview', u: 'https://blog.example/post-2?utm_source=hn', d: domain, r: null }),
+      await post({ name: 'pageview', url: 'https://blog.example/post-1', domain }, CHROME, '198.51.100.1'),
+      await post({ name: 'Signup', url: 'https://blog.example/post-2', domain, props: { plan: 'pro' } }),
+      await post({ n: 'engagement', u: 'https://blog.example/post-1', d: domain, e: 12_000, sd: 80 }),
+      await post({ n: 'Download', u: 'https://blog.example/post-1', d: domain, p: '{"file":"a.pdf"}' }, CHROME, '198.51.100.1'),
+    ];
+    for (const res of sent) {
+      expect(res.statusCode, res.body).toBe(202);
+      expect(res.body).toBe('ok');
+    }
+    await eventually(async () =>
+      expect(await stats('/v1/stats/summary?period=today')).toEqual({
+        visitors: 2,
+        pageviews: 3,
+        events: 2,
+        clicks: 0,
+        bounceRate: 0.5,
+        avgEngagedSeconds: 12,
+      }),
+    );
+    expect((await stats('/v1/stats/top?period=today&dimension=page')).results).toEqual([
+      { value: '/post-1', count: 2 },
+      { value: '/post-2', count: 1 },
+    ]);
+    expect((await stats('/v1/stats/top?period=today&dimension=referrer')).results).toEqual([{ value: 'news.ycombinator.com', count: 1 }]);
+    expect((await stats('/v1/stats/top?period=today&dimension=utm_source')).results).toEqual([{ value: 'hn', count: 1 }]);
+    expect((await stats('/v1/stats/top?period=today&dimension=event')).results).toEqual([
+      { value: 'Download', count: 1 },
+      { value: 'Signup', count: 1 },
+    ]);
+    expect((await stats('/v1/stats/top?period=today&dimension=browser')).results).toEqual([
+      { value: 'Firefox', count: 2 },
+      { value: 'Chrome', count: 1 },
+    ]);
+  });
+
+  it('refuses bad events with invalid_event and the path, and unknown domains with 404', async () => {
+    const domain = t.site.name;
+    const bad: [unknown, string][] = [
+      [{ u: 'https://a.example/', d: domain }, '/name'],
+      [{ n: 'pageview', d: domain }, '/url'],
+      [{ n: 'pageview', u: 'not a url', d: domain }, '/u'],
+      [{ n: 'pageview', u: 'https://a.example/' }, '/domain'],
+      [{ n: 'x', u: 'https://a.example/', d: domain, p: '[1]' }, '/p'],
+      [{ n: 'x', u: 'https://a.example/', d: domain, sd: 101 }, '/sd'],
+    ];
+    for (const [payload, path] of bad) {
+      const res = await post(payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().error).toMatchObject({ code: 'invalid_event', path });
+    }
+    const unknown = await post({ n: 'pageview', u: 'https://a.example/', d: 'no-such-site.example' });
+    expect(unknown.statusCode).toBe(404);
+  });
+});
