@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
       const stale = at >= 0 ? Number(rest[at + 1]) : DEFAULT_STALE_MS / 1000;
       if (!Number.isFinite(stale) || stale < 0) throw new ConfigError('Usage: tally reconcile [--all] [--stale-seconds N]');
       const found = await withContext(
-        (ctx) => reconcileSites({ ...ctx, counter: createUnreadCounter(ctx) }, { all: rest.includes('--all'), staleMs: stale * 1000, settleMs: 0 }),
+        (ctx) => reconcileSites({ ...ctx, counter: createUnreadCounter(ctx) }, { all: rest.includes('--all'), staleMs: stale * 1000, settleMs: 0, limit: 1_000_000 }),
         config,
         log,
       );

@@ -124,6 +124,19 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
   });
 
+  it('finds a crashed change by its stale intent in the periodic run, even with no audit', async () => {
+    const user = uniqueName('u');
+    await inbox.create(t.site.id, { userId: user, title: 'kept' });
+    const keys = counter.keysOf(t.site.id, user);
+    await t.ctx.realtime.untouch(keys, [user], Date.now());
+    await t.ctx.realtime.beginInboxChange(keys, 'eeeeeeeeeeeeeeee', [user], Date.now() - 20_000);
+    await t.ctx.realtime.untouch(keys, [user], Date.now());
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
+    const report = await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 10_000, limit: 0 });
+    expect(report).toMatchObject({ drifted: 1, drift: 1 });
+    expect((await inbox.count(t.site.id, user)).unread).toBe(2);
+  });
+
   it('finds lost buffers with --all (Redis lost its data) and recently touched users periodically', async () => {
     const user = uniqueName('u');
     for (let i = 0; i < 3; i++) await inbox.create(t.site.id, { userId: user, title: `n${i}` });

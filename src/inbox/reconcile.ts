@@ -3,7 +3,7 @@ import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { TRUE_AND_DURABLE, DURABLE_MISMATCHES } from './notification-sql.js';
-import { durableOf, INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
+import { durableOf, INBOX_SHARDS, MUTATION_ID_LENGTH, type UnreadCounter } from './unread-counter.js';
 
 // The reconciler: compares a user's count (durable + buffered) with COUNT(*) of their unread
 // rows and repairs the difference. A count drifts only when a process dies between a change's
@@ -37,6 +37,9 @@ export interface ReconcileReport {
 }
 
 export const DEFAULT_STALE_MS = 10_000;
+
+/** Recently changed users the periodic job audits per shard and run (stale intents come first, all of them). */
+const AUDIT_PER_SHARD = 50;
 
 export async function checkUser(deps: ReconcileDeps, siteId: string, userId: string, staleMs: number): Promise<CheckResult> {
   const keys = deps.counter.keysOf(siteId, userId);
@@ -103,7 +106,11 @@ const add = (a: ReconcileReport, b: ReconcileReport): ReconcileReport => ({
 
 const EMPTY: ReconcileReport = { checked: 0, drifted: 0, drift: 0, busy: 0 };
 
-/** Users changed recently (last change at least settleMs ago), per buffer shard. */
+/**
+ * Per buffer shard: the users with a stale intent (a change that died between its commit and its
+ * delta: the one way a count drifts while Redis keeps its data), then up to `limit` of the users
+ * changed longest ago (last change at least settleMs ago) as an audit of the rest.
+ */
 export async function reconcileTouched(
   deps: ReconcileDeps,
   siteId: string,
@@ -113,9 +120,13 @@ export async function reconcileTouched(
   for (let shard = 0; shard < INBOX_SHARDS; shard++) {
     const keys = deps.keys.inbox(siteId, shard);
     const startedAt = Date.now();
-    const userIds = await deps.realtime.listTouched(keys, startedAt - options.settleMs, options.limit);
-    if (userIds.length === 0) continue;
-    const { report, settled } = await checkUsers(deps, siteId, userIds, { staleMs: options.staleMs, attempts: 2 });
+    const suspects = new Set<string>();
+    for (const [field, at] of Object.entries(await deps.realtime.hgetall(keys.intents))) {
+      if (at <= startedAt - options.staleMs) suspects.add(field.slice(MUTATION_ID_LENGTH));
+    }
+    for (const userId of await deps.realtime.listTouched(keys, startedAt - options.settleMs, options.limit)) suspects.add(userId);
+    if (suspects.size === 0) continue;
+    const { report, settled } = await checkUsers(deps, siteId, [...suspects], { staleMs: options.staleMs, attempts: 2 });
     await deps.realtime.untouch(keys, settled, startedAt);
     total = add(total, report);
   }
@@ -154,14 +165,14 @@ export async function recordReport(db: Db, siteId: string, report: ReconcileRepo
 /** One run over every site: every user with `all`, else the recently touched ones. */
 export async function reconcileSites(
   deps: ReconcileDeps & { sites: { list(): Promise<{ id: string }[]> } },
-  options: { all: boolean; staleMs: number; settleMs: number },
+  options: { all: boolean; staleMs: number; settleMs: number; limit: number },
 ): Promise<{ total: ReconcileReport; sites: (ReconcileReport & { siteId: string })[] }> {
   let total = EMPTY;
   const sites: (ReconcileReport & { siteId: string })[] = [];
   for (const site of await deps.sites.list()) {
     const report = options.all
       ? await reconcileAll(deps, site.id, { staleMs: options.staleMs })
-      : await reconcileTouched(deps, site.id, { settleMs: options.settleMs, staleMs: options.staleMs, limit: 1000 });
+      : await reconcileTouched(deps, site.id, { settleMs: options.settleMs, staleMs: options.staleMs, limit: options.limit });
     if (options.all || report.checked > 0 || report.busy > 0) await recordReport(deps.db, site.id, report);
     sites.push({ siteId: site.id, ...report });
     total = add(total, report);
@@ -190,7 +201,7 @@ export function startReconciler(
   async function runAllSites(): Promise<ReconcileReport> {
     const everyone = all;
     all = false;
-    return (await reconcileSites(deps, { all: everyone, staleMs, settleMs: options.settleMs ?? 1000 })).total;
+    return (await reconcileSites(deps, { all: everyone, staleMs, settleMs: options.settleMs ?? 1000, limit: AUDIT_PER_SHARD })).total;
   }
 
   function runOnce(): Promise<ReconcileReport> {

@@ -10,6 +10,9 @@ import type { BufferedValue, FinishedInboxChange, InboxCount, Realtime } from '.
 // does not hold it yet. Every change goes through `change()`: intent, ONE conditional SQL
 // statement whose affected rows are the delta, then the delta. There is no other path.
 
+/** Length of a change's id: intent fields are the id followed by the user id. */
+export const MUTATION_ID_LENGTH = 16;
+
 /** Buffer shards per site: spreads a site's hot users over several Redis Cluster slots. */
 export const INBOX_SHARDS = 8;
 
@@ -125,7 +128,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
       userIds: readonly string[],
       statement: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
     ): Promise<ChangeOutcome<T>> {
-      const mutationId = randomBytes(8).toString('hex');
+      const mutationId = randomBytes(MUTATION_ID_LENGTH / 2).toString('hex');
       const byShard = new Map<number, string[]>();
       for (const userId of new Set(userIds)) {
         const shard = shardOf(userId);
