@@ -4,6 +4,8 @@ import { ConfigError, loadConfig } from './config.js';
 import { openContext } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { startFlusher } from './counters/flusher.js';
+import { type RebuildResult, rebuildSite } from './process/rebuild.js';
+import { rollupTargets } from './process/rollup-targets.js';
 import { DEFAULT_STALE_MS, reconcileSites } from './inbox/reconcile.js';
 import { inboxTargets } from './inbox/unread-flush.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
@@ -18,6 +20,8 @@ const USAGE = `Usage: tally <command>
   migrate               apply database migrations and exit
   site create <name>    create a site and print its keys
   flush                 flush buffered counters to PostgreSQL once and exit
+  rebuild               after Redis lost its data: flush what is buffered, then restore every
+                        site's counters, time buckets and uniques from PostgreSQL
   reconcile [--all] [--stale-seconds N]
                         check unread counts against their notifications (recently changed
                         users, or every user with --all), repair drift, print what was found
@@ -62,10 +66,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'flush': {
       const batches = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), inboxTargets(ctx)], autoStart: false });
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx), inboxTargets(ctx)], autoStart: false });
         return flusher.flushAll();
       }, config, log);
       log.info({ batches }, 'flushed');
+      return 0;
+    }
+    case 'rebuild': {
+      const restored = await withContext(async (ctx) => {
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx)], autoStart: false });
+        await flusher.flushAll();
+        const sites: Record<string, RebuildResult> = {};
+        for (const site of await ctx.sites.list()) sites[site.name] = await rebuildSite(ctx, site.id);
+        return sites;
+      }, config, log);
+      process.stdout.write(JSON.stringify(restored, null, 2) + '\n');
       return 0;
     }
     case 'reconcile': {

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { restoreAnalyticsCounters } from './counters/analytics-counters.js';
 import type { Db } from './storage/db.js';
 import { createKeys, type Keys } from './storage/keys.js';
 import { createMemoryRealtime } from './storage/memory/realtime-memory.js';
+import { rebuildSite } from './process/rebuild.js';
 import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
@@ -45,7 +45,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   const sites = new SiteRepository(db);
   if (config.mode === 'embedded') {
     // The in-process layer starts empty: PostgreSQL's durable counters are the truth to reload.
-    for (const site of await sites.list()) await restoreAnalyticsCounters({ db, realtime, keys }, site.id);
+    for (const site of await sites.list()) await rebuildSite({ db, realtime, keys }, site.id);
   }
   return {
     config,
