@@ -18,6 +18,7 @@ import { createStatsQueries } from './present/stats-queries.js';
 import { createStatsReader } from './present/stats-reader.js';
 import { registerStatsRoutes } from './present/stats-routes.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
+import { registerTrackerRoute } from './tracker/tracker-route.js';
 
 export interface AppOptions {
   /** The process's metrics (shared with its worker); a fresh registry when absent. */
@@ -70,5 +71,6 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
+  registerTrackerRoute(app);
   return app;
 }

@@ -97,6 +97,19 @@ function parseTime(value: string | undefined, path: string): number | undefined 
   return ms;
 }
 
+/** context.library.name of Tally's browser tracker (src/tracker/t.js). */
+export const TRACKER_LIBRARY = 'tally.js';
+
+/**
+ * The browser tracker sends no id when the site has not allowed it to store one: the processor
+ * then counts the visitor under a daily-salted hash of site + IP + user agent (as for Plausible).
+ * Segment's SDKs always send one, so for them a missing id stays an error.
+ */
+function fromTracker(context: Record<string, unknown> | undefined): boolean {
+  const library = context?.['library'];
+  return typeof library === 'object' && library !== null && (library as { name?: unknown }).name === TRACKER_LIBRARY;
+}
+
 const idString = (value: string | number | null | undefined) =>
   value === undefined || value === null || value === '' ? undefined : String(value);
 
@@ -119,7 +132,9 @@ export function normalizeMessage(
   }
   const userId = idString(m.userId);
   const anonymousId = idString(m.anonymousId);
-  if (userId === undefined && anonymousId === undefined) throw invalid(at('userId'), 'or anonymousId is required');
+  if (userId === undefined && anonymousId === undefined && !fromTracker(m.context)) {
+    throw invalid(at('userId'), 'or anonymousId is required');
+  }
   if (m.type === 'track' && m.event === undefined) throw invalid(at('event'), 'is required for a track message');
   if (m.type === 'group' && m.groupId === undefined) throw invalid(at('groupId'), 'is required for a group message');
   if (m.type === 'alias' && m.previousUserId === undefined) {

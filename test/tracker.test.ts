@@ -1,0 +1,209 @@
+import { existsSync } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TRACKER_CACHE_CONTROL } from '../src/tracker/tracker-route.js';
+import { startWorker, type Worker } from '../src/worker.js';
+import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
+
+// The browser tracker: GET /t.js as served, then the script itself in Debian's Chromium against
+// a Tally listening on a real socket — page views, SPA navigation, custom events, engagement on
+// leaving, identify, client-side messageIds, and no storage unless the page allows it.
+
+const CHROMIUM = '/usr/bin/chromium';
+// Headless Chromium says "HeadlessChrome", which Tally rightly counts as a bot, apart from people.
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
+const IN_CI = process.env['CI'] === 'true';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+if (!HAS_CHROMIUM && !IN_CI) {
+  process.stderr.write(`tracker.test.ts: ${CHROMIUM} is missing, browser tests skipped (apt-get install -y chromium).\n`);
+}
+
+describe('GET /t.js', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await openTestApp('embedded');
+  });
+  afterAll(() => t.close());
+
+  it('serves the script with a cache header and an ETag, and answers 304 to a matching If-None-Match', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/t.js' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/javascript; charset=utf-8');
+    expect(res.headers['cache-control']).toBe(TRACKER_CACHE_CONTROL);
+    expect(res.body).toContain('data-write-key');
+    const etag = res.headers['etag'] as string;
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    const again = await t.app.inject({ method: 'GET', url: '/t.js', headers: { 'if-none-match': `"other", ${etag}` } });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    const stale = await t.app.inject({ method: 'GET', url: '/t.js', headers: { 'if-none-match': '"other"' } });
+    expect(stale.statusCode).toBe(200);
+  });
+
+  it("accepts the tracker's beacon (text/plain, key in the body) without ids, but not a Segment message without ids", async () => {
+    const beacon = (library: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { 'content-type': 'text/plain;charset=UTF-8' },
+        payload: JSON.stringify({ writeKey: t.site.writeKey, batch: [{ type: 'page', context: { library: { name: library } } }] }),
+      });
+    expect((await beacon('tally.js')).statusCode).toBe(200);
+    const segment = await beacon('analytics-node');
+    expect(segment.statusCode).toBe(400);
+    expect(segment.json().error).toMatchObject({ code: 'invalid_event', path: '/batch/0/userId' });
+  });
+});
+
+/** The site under test: one HTML page for every path (an SPA), its options in the query. */
+function pageHtml(tallyUrl: string, writeKey: string, query: URLSearchParams): string {
+  const user = query.get('user');
+  const storage = query.get('storage') === '1' ? ' data-storage="localStorage"' : '';
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>Tally test shop</title>
+<script>window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)};${user ? `tally('identify', ${JSON.stringify(user)});` : ''}</script>
+<script defer src="${tallyUrl}/t.js" data-write-key="${writeKey}"${storage}></script>
+<style>body{font:16px sans-serif;margin:2em}button{font-size:1.2em}</style>
+</head><body>
+<h1 id="title">Tally test shop</h1>
+<button id="buy" onclick="tally.track('Product Clicked', {product_id: '42'})">Buy product 42</button>
+<a id="next" href="/products/42" onclick="event.preventDefault(); history.pushState({}, '', '/products/42'); document.getElementById('title').textContent = 'Product 42'">See product 42</a>
+</body></html>`;
+}
+
+describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
+  let t: TestApp;
+  let worker: Worker;
+  let browser: Browser;
+  let site: Server;
+  let siteUrl: string;
+  let tallyUrl: string;
+  /** /v1/batch bodies as the server received them. */
+  const received: { writeKey?: string; batch: Record<string, unknown>[] }[] = [];
+  const agents: (string | undefined)[] = [];
+
+  beforeAll(async () => {
+    if (!HAS_CHROMIUM) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium).`);
+    t = await openTestApp('external', { TALLY_COLLECT_RATE_LIMIT: '0' });
+    t.app.addHook('preHandler', async (request) => {
+      if (request.url === '/v1/batch') {
+        received.push(request.body as (typeof received)[number]);
+        agents.push(request.headers['user-agent']);
+      }
+    });
+    worker = startWorker(t.ctx);
+    tallyUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    site = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname === '/favicon.ico') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(pageHtml(tallyUrl, t.site.writeKey, url.searchParams));
+    });
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    siteUrl = `http://localhost:${(site.address() as AddressInfo).port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        // Browser-wide, so beacons sent while a page unloads carry it too.
+        `--user-agent=${USER_AGENT}`,
+      ],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => site?.close(resolve));
+    await worker?.stop();
+    await t?.close();
+  });
+
+  const stats = async (userId: string) => {
+    const res = await t.app.inject({ method: 'GET', url: `/v1/stats/users/${userId}`, headers: { authorization: t.bearer } });
+    expect(res.statusCode).toBe(200);
+    return res.json() as { pageviews: number; clicks: number; events: Record<string, number> };
+  };
+
+  it('counts page views, SPA navigation, clicks and engaged time of an identified visitor, each once', { timeout: 60_000 }, async () => {
+    const userId = uniqueName('visitor');
+    const page = await browser.newPage();
+    await page.goto(`${siteUrl}/?user=${userId}&storage=1`);
+    await page.waitForFunction(() => (window as unknown as { tally?: { loaded?: boolean } }).tally?.loaded === true);
+
+    await mkdir('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/tracker-page.png' });
+    expect((await stat('test-results/tracker-page.png')).size).toBeGreaterThan(1000);
+    expect(await page.textContent('#title')).toBe('Tally test shop');
+
+    await page.waitForTimeout(200);
+    await page.click('#buy');
+    await page.click('#next');
+    expect(await page.textContent('#title')).toBe('Product 42');
+    await page.waitForTimeout(200);
+    const anonymousId = await page.evaluate(() => localStorage.getItem('tally_aid'));
+    expect(anonymousId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // Leaving: the page is hidden, then unloaded; the last engagement goes out as a beacon.
+    await page.goto('about:blank');
+    await page.close();
+
+    const want = { pageviews: 2, clicks: 1, events: { 'Product Clicked': 1, 'Page Engaged': 2 } };
+    await eventually(async () => expect(await stats(userId)).toMatchObject(want), 15_000, 100);
+
+    const mine = received.flatMap((body) => body.batch).filter((m) => m['userId'] === userId);
+    expect(received.every((body) => body.writeKey === t.site.writeKey)).toBe(true);
+    expect(new Set(agents)).toEqual(new Set([USER_AGENT]));
+    expect(mine.map((m) => m['type']).sort()).toEqual(['identify', 'page', 'page', 'track', 'track', 'track']);
+    expect(mine.every((m) => m['anonymousId'] === anonymousId)).toBe(true);
+    const paths = mine.filter((m) => m['type'] === 'page').map((m) => (m['properties'] as { path: string }).path);
+    expect(paths).toEqual(['/', '/products/42']);
+    const engaged = mine.filter((m) => m['event'] === 'Page Engaged').map((m) => m['properties'] as { engaged_ms: number; path: string });
+    expect(engaged.map((e) => e.path)).toEqual(['/', '/products/42']);
+    for (const e of engaged) expect(e.engaged_ms).toBeGreaterThanOrEqual(150);
+    const ids = mine.map((m) => m['messageId'] as string);
+    expect(new Set(ids).size).toBe(ids.length);
+
+    // A retry of everything (same messageIds), as after a lost answer: nothing counts twice.
+    const retry = await t.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { 'content-type': 'text/plain' },
+      payload: JSON.stringify({ writeKey: t.site.writeKey, batch: mine }),
+    });
+    expect(retry.statusCode).toBe(200);
+    await eventually(async () => {
+      for (let shard = 0; shard < t.ctx.config.streamShards; shard++) expect(await t.ctx.realtime.streamLength(t.ctx.keys.stream(shard))).toBe(0);
+    });
+    expect(await stats(userId)).toMatchObject(want);
+  });
+
+  it('stores nothing and sends no id unless the page allows storage; tally.track works after load', { timeout: 60_000 }, async () => {
+    const before = received.length;
+    const page = await browser.newPage();
+    await page.goto(`${siteUrl}/?storage=0`);
+    await page.waitForFunction(() => (window as unknown as { tally?: { loaded?: boolean } }).tally?.loaded === true);
+    await page.evaluate(() => (window as unknown as { tally: { track(e: string, p: object): void } }).tally.track('Newsletter Joined', { plan: 'free' }));
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    await page.goto('about:blank');
+    await page.close();
+
+    const sent = await eventually(async () => {
+      const messages = received.slice(before).flatMap((body) => body.batch);
+      expect(messages.map((m) => m['event'] ?? m['type']).sort()).toEqual(['Newsletter Joined', 'Page Engaged', 'page']);
+      return messages;
+    });
+    for (const m of sent) {
+      expect(m['anonymousId']).toBeUndefined();
+      expect(m['userId']).toBeUndefined();
+      expect(m['context']).toMatchObject({ library: { name: 'tally.js' } });
+    }
+  });
+});
