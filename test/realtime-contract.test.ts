@@ -361,6 +361,16 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 1, version: 7_000_001 });
     });
 
+    it('caches a durable count with its batch seq, read back with the state', async () => {
+      const inbox = keys.inbox('site', 5);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedSeq: -1 });
+      await rt.cacheDurableCount(inbox, 'u', 0, 4);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedDurable: 4, cachedSeq: 0 });
+      await rt.cacheDurableCount(inbox, 'u', 12, -3);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedDurable: -3, cachedSeq: 12 });
+      expect(await rt.readInboxState(inbox, 'v')).toMatchObject({ cachedSeq: -1 });
+    });
+
     it('untouches users unless they changed after the check began', async () => {
       const inbox = keys.inbox('site', 4);
       await rt.beginInboxChange(inbox, m1, ['a', 'b'], 100);

@@ -3,11 +3,12 @@ import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
 import type { Queryable } from '../storage/db.js';
 import { type InboxKeys, type Keys, part } from '../storage/keys.js';
-import type { BufferedValue, FinishedInboxChange, InboxCount, Realtime } from '../storage/realtime.js';
+import type { BufferedValue, FinishedInboxChange, InboxCount, InboxState, Realtime } from '../storage/realtime.js';
 
 // A user's unread count = durable value in PostgreSQL (unread_counts, written behind by the
 // flusher) + deltas pending in the user's Redis buffer shard + the batch in flight, if PostgreSQL
-// does not hold it yet. Every change goes through `change()`: intent, ONE conditional SQL
+// does not hold it yet (the durable value is cached in Redis between two flushes of the shard, so
+// most reads are one Redis call). Every change goes through `change()`: intent, ONE conditional SQL
 // statement whose affected rows are the delta, then the delta. There is no other path.
 
 /** Length of a change's id: intent fields are the id followed by the user id. */
@@ -56,6 +57,15 @@ export function composeUnread(durable: DurableCount, buffered: BufferedValue): n
   return Math.max(0, value);
 }
 
+/**
+ * The durable count cached in Redis, with the batch PostgreSQL had applied when it was read. It is
+ * as good as reading PostgreSQL again: PostgreSQL's value changes only when a later batch commits,
+ * and composeUnread then either counts that batch from flight or, once it finished, refuses.
+ */
+export function cachedDurable(state: InboxState): DurableCount | null {
+  return state.cachedSeq >= 0 ? { durable: state.cachedDurable, lastSeq: state.cachedSeq } : null;
+}
+
 export interface UnreadValue {
   unread: number;
   version: number;
@@ -100,14 +110,25 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
 
   async function read(siteId: string, userId: string): Promise<UnreadValue> {
     const keys = keysOf(siteId, userId);
+    // Most reads: the durable count cached in Redis, good until the shard's next batch finishes.
+    const first = await deps.realtime.readInboxState(keys, userId);
+    const cached = cachedDurable(first);
+    const fast = cached ? composeUnread(cached, first) : null;
+    if (fast !== null) return { unread: fast, version: first.version };
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(
         `SELECT ${durableColumns(1, 2, 3)}`,
         [siteId, userId, keys.buffer.name],
       );
+      const durable = durableOf(row.rows[0]);
       const state = await deps.realtime.readInboxState(keys, userId);
-      const unread = composeUnread(durableOf(row.rows[0]), state);
-      if (unread !== null) return { unread, version: state.version };
+      const unread = composeUnread(durable, state);
+      if (unread !== null) {
+        deps.realtime
+          .cacheDurableCount(keys, userId, durable.lastSeq, durable.durable)
+          .catch((err: unknown) => deps.log.warn({ err }, 'caching a durable count failed'));
+        return { unread, version: state.version };
+      }
     }
     throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
   }

@@ -116,6 +116,9 @@ export interface InboxState extends InboxCount {
   intents: number;
   /** Start (ms) of the oldest of them, 0 when none. */
   oldestIntentMs: number;
+  /** The user's durable count as cached by cacheDurableCount, and the batch seq it is as of (-1: none). */
+  cachedDurable: number;
+  cachedSeq: number;
 }
 
 export interface InboxChange {
@@ -170,6 +173,8 @@ export interface Realtime {
   dropStaleIntents(keys: InboxKeys, userId: string, beforeMs: number): Promise<number>;
   /** Adds delta (and bumps the version) only if the version is still expectVersion. */
   repairInboxCount(keys: InboxKeys, userId: string, delta: number, expectVersion: number, nowMs: number): Promise<boolean>;
+  /** Caches the user's durable count as PostgreSQL showed it, with the last batch it had applied. */
+  cacheDurableCount(keys: InboxKeys, userId: string, seq: number, durable: number): Promise<void>;
   /** Users last touched at or before maxMs, oldest first. */
   listTouched(keys: InboxKeys, maxMs: number, limit: number): Promise<string[]>;
   /** Removes users from the touched set unless touched after maxMs. */

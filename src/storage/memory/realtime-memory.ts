@@ -27,6 +27,8 @@ const firstVersion = (nowMs: number) => Math.floor(nowMs) * 1000;
 
 export function createMemoryRealtime(now: () => number = Date.now): Realtime {
   const hashes = new Map<string, Map<string, number>>();
+  // The inbox's durable-count cache: per key, user -> {seq, durable} (a "seq:count" hash in Redis).
+  const durableCache = new Map<string, Map<string, { seq: number; durable: number }>>();
   const zsets = new Map<string, Map<string, number>>();
   const sets = new Map<string, Set<string>>();
   const strings = new Map<string, string>();
@@ -388,6 +390,7 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         intents += 1;
         if (oldestIntentMs === 0 || at < oldestIntentMs) oldestIntentMs = at;
       }
+      const cached = durableCache.get(keys.durable)?.get(userId);
       return {
         version: hashes.get(keys.versions)?.get(userId) ?? 0,
         pending: hashes.get(keys.buffer.pending)?.get(userId) ?? 0,
@@ -396,7 +399,15 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         doneSeq: meta?.get('done') ?? 0,
         intents,
         oldestIntentMs,
+        cachedDurable: cached?.durable ?? 0,
+        cachedSeq: cached?.seq ?? -1,
       };
+    },
+
+    async cacheDurableCount(keys, userId, seq, durable) {
+      let cache = durableCache.get(keys.durable);
+      if (!cache) durableCache.set(keys.durable, (cache = new Map()));
+      cache.set(userId, { seq, durable });
     },
 
     async dropStaleIntents(keys, userId, beforeMs) {

@@ -275,8 +275,8 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     },
 
     async readInboxState(keys, userId) {
-      const reply = (await call('inbox-state', inboxKeys(keys).slice(0, 5), [userId])) as number[];
-      const [version, pending, inflight, inflightSeq, doneSeq, intents, oldestIntentMs] = reply;
+      const reply = (await call('inbox-state', [...inboxKeys(keys).slice(0, 5), keys.durable], [userId])) as number[];
+      const [version, pending, inflight, inflightSeq, doneSeq, intents, oldestIntentMs, cachedDurable, cachedSeq] = reply;
       return {
         version: version ?? 0,
         pending: pending ?? 0,
@@ -285,7 +285,13 @@ export function createRedisRealtime(client: RedisClient): Realtime {
         doneSeq: doneSeq ?? 0,
         intents: intents ?? 0,
         oldestIntentMs: oldestIntentMs ?? 0,
+        cachedDurable: cachedDurable ?? 0,
+        cachedSeq: cachedSeq ?? -1,
       };
+    },
+
+    async cacheDurableCount(keys, userId, seq, durable) {
+      await client.hset(keys.durable, userId, `${seq}:${durable}`);
     },
 
     dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents], [userId, beforeMs])),
