@@ -4,7 +4,7 @@ import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { CollectedMessage } from './message.js';
 
-/** One stream entry: a site's accepted messages from one request. */
+/** One stream entry: accepted messages of one site, from one or more requests. */
 export interface StreamPayload {
   s: string;
   m: CollectedMessage[];
@@ -13,18 +13,84 @@ export interface StreamPayload {
 export type Ingest = (siteId: string, messages: CollectedMessage[]) => Promise<void>;
 
 /**
- * Appends a request's messages, as one entry, to a stream shard (round robin). Resolves once
- * the stream holds them: that is when the collector may answer "accepted".
+ * An entry grows by whole requests up to this many characters of JSON, so one append (and one
+ * processor step) stays short. A bigger request (a 500 KB batch) gets an entry of its own.
+ */
+export const MAX_ENTRY_BYTES = 64 * 1024;
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  count: number;
+}
+
+/** Requests of one site waiting for the same append. */
+interface OpenEntry {
+  siteId: string;
+  /** Each request's messages as JSON array items, without the brackets. */
+  parts: string[];
+  bytes: number;
+  waiters: Waiter[];
+}
+
+/**
+ * Appends requests' messages to a stream shard (round robin). Requests of a site that arrive in
+ * the same turn of the event loop share one entry: one append instead of one per request, and
+ * fewer entries for the processor to read and acknowledge. A request is never split across
+ * entries, so it is accepted or refused whole. Each resolves once the stream holds its entry:
+ * that is when the collector may answer "accepted".
  */
 export function createIngest(deps: { realtime: Realtime; keys: Keys; config: Config }, onAccepted?: (n: number) => void): Ingest {
   let next = 0;
-  return async (siteId, messages) => {
-    if (messages.length === 0) return;
+  let open = new Map<string, OpenEntry>();
+  let scheduled = false;
+
+  async function append(entry: OpenEntry): Promise<void> {
     const shard = next;
     next = (next + 1) % deps.config.streamShards;
-    const payload: StreamPayload = { s: siteId, m: messages };
-    const id = await deps.realtime.enqueue(deps.keys.stream(shard), JSON.stringify(payload), deps.config.streamMaxBacklog);
-    if (id === null) throw new TallyError('overloaded', 'The ingestion backlog is full; retry later.', undefined, 1);
-    onAccepted?.(messages.length);
+    const payload = `{"s":${JSON.stringify(entry.siteId)},"m":[${entry.parts.join(',')}]}`;
+    try {
+      const id = await deps.realtime.enqueue(deps.keys.stream(shard), payload, deps.config.streamMaxBacklog);
+      if (id === null) throw new TallyError('overloaded', 'The ingestion backlog is full; retry later.', undefined, 1);
+    } catch (err) {
+      for (const w of entry.waiters) w.reject(err);
+      return;
+    }
+    for (const w of entry.waiters) {
+      onAccepted?.(w.count);
+      w.resolve();
+    }
+  }
+
+  function flush(): void {
+    scheduled = false;
+    const entries = open;
+    open = new Map();
+    for (const entry of entries.values()) void append(entry);
+  }
+
+  return (siteId, messages) => {
+    if (messages.length === 0) return Promise.resolve();
+    const json = JSON.stringify(messages);
+    const part = json.slice(1, -1);
+    return new Promise<void>((resolve, reject) => {
+      let entry = open.get(siteId);
+      if (entry && entry.bytes + part.length > MAX_ENTRY_BYTES) {
+        void append(entry);
+        entry = undefined;
+      }
+      if (!entry) {
+        entry = { siteId, parts: [], bytes: 0, waiters: [] };
+        open.set(siteId, entry);
+      }
+      entry.parts.push(part);
+      entry.bytes += part.length + 1;
+      entry.waiters.push({ resolve, reject, count: messages.length });
+      if (!scheduled) {
+        scheduled = true;
+        // After this poll phase: every request read from the sockets in it joins the entry.
+        setImmediate(flush);
+      }
+    });
   };
 }
