@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { mapConcurrent } from './lib/concurrent.js';
 import { freePort, portInUse, run, samplePeakRss, type Spawned, start, stop, waitForHttp } from './lib/processes.js';
@@ -151,6 +152,9 @@ async function main(): Promise<number> {
     return 1;
   }
   say(`POST /click, random user 1..${USERS} and product 1..${PRODUCTS}; wrk ${THREADS} threads, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s each`);
+  // Figures belong to a build and a machine state: say which.
+  const head = await run('git', ['describe', '--always', '--dirty'], { cwd: REPO_ROOT, timeoutMs: 5000 });
+  say(`build: ${head.stdout.trim() || 'unknown'}; load average before the run: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const results: Measured[] = [];
   let verified: { ok: boolean; text: string } | undefined;
   if (SYSTEMS.includes('tally')) {
