@@ -142,7 +142,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
         const rows = ids.map((id, i) => {
           const row = byId.get(id);
           // Same id again is the same notification (idempotent); for another user it is a conflict.
-          if (!row || row.user_id !== userIds[i]) throw conflictAt(inputs.length === 1 ? '/id' : `/notifications/${i}/id`);
+          if (!row || row.user_id !== userIds[i]) throw conflictAt(`/notifications/${i}/id`);
           return row;
         });
         return { result: rows, deltas };
