@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TallyError } from '../src/errors.js';
 import { TRACKER_CACHE_CONTROL } from '../src/tracker/tracker-route.js';
 import { startWorker, type Worker } from '../src/worker.js';
 import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
@@ -84,6 +85,8 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
   /** /v1/batch bodies as the server received them. */
   const received: { writeKey?: string; batch: Record<string, unknown>[] }[] = [];
   const agents: (string | undefined)[] = [];
+  /** How many of the next /v1/batch requests answer 503. */
+  let failNext = 0;
 
   beforeAll(async () => {
     if (!HAS_CHROMIUM) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium).`);
@@ -92,6 +95,10 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
       if (request.url === '/v1/batch') {
         received.push(request.body as (typeof received)[number]);
         agents.push(request.headers['user-agent']);
+        if (failNext > 0) {
+          failNext -= 1;
+          throw new TallyError('unavailable', 'Failing on purpose for the retry test.');
+        }
       }
     });
     worker = startWorker(t.ctx);
@@ -205,5 +212,28 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
       expect(m['userId']).toBeUndefined();
       expect(m['context']).toMatchObject({ library: { name: 'tally.js' } });
     }
+  });
+
+  it('falls back to fetch when the beacon is refused, and retries a failed batch with the same messageIds', { timeout: 60_000 }, async () => {
+    const userId = uniqueName('retry');
+    const before = received.length;
+    const page = await browser.newPage();
+    await page.addInitScript(() => {
+      navigator.sendBeacon = () => false;
+    });
+    failNext = 1;
+    await page.goto(`${siteUrl}/?user=${userId}`);
+    await page.waitForFunction(() => (window as unknown as { tally?: { loaded?: boolean } }).tally?.loaded === true);
+    await page.click('#buy');
+    await page.evaluate(() => (window as unknown as { tally: { flush(): void } }).tally.flush());
+    // The first batch gets 503; its retry follows two seconds later, same messages, same ids.
+    const ids = (body: (typeof received)[number]) => body.batch.map((m) => m['messageId']);
+    await eventually(async () => {
+      const [failed, ...later] = received.slice(before);
+      expect(failed).toBeDefined();
+      expect(later.map(ids)).toContainEqual(ids(failed!));
+    }, 15_000, 100);
+    await eventually(async () => expect(await stats(userId)).toMatchObject({ pageviews: 1, clicks: 1, events: { 'Product Clicked': 1 } }), 15_000, 100);
+    await page.close();
   });
 });

@@ -30,10 +30,11 @@
   var LIBRARY = { name: 'tally.js', version: '1' };
   var ID_KEY = 'tally_aid';
   var USER_KEY = 'tally_uid';
-  // Beacons and keepalive fetches carry at most 64 KB: stay well under it.
-  var MAX_BODY = 32000;
+  // Beacons and keepalive fetches carry at most 64 KB (bytes of UTF-8): stay under it.
+  var MAX_BODY = 60000;
   var FLUSH_MS = 1000;
-  // The collector's limits: one message over them would get its whole batch refused.
+  var MAX_RETRIES = 3;
+  // The collector's limit is 32 KB a message: one over it would get its whole batch refused.
   var MAX_MESSAGE = 30000;
   var MAX_NAME = 200;
 
@@ -76,13 +77,18 @@
     return { url: l.href, path: l.pathname, search: l.search, title: d.title, referrer: d.referrer };
   }
 
+  var encoder = new TextEncoder();
+  function bytes(value) {
+    return encoder.encode(JSON.stringify(value)).length;
+  }
+
   function enqueue(message) {
     message.messageId = uuid();
     message.timestamp = new Date().toISOString();
     if (userId) message.userId = userId;
     if (anonymousId) message.anonymousId = anonymousId;
     message.context = { library: LIBRARY, page: pageFacts(), locale: navigator.language };
-    if (JSON.stringify(message).length > MAX_MESSAGE) {
+    if (bytes(message) > MAX_MESSAGE) {
       if (w.console) w.console.warn('tally: message too large, not sent', message.type, message.event);
       return;
     }
@@ -90,40 +96,38 @@
     if (!timer) timer = setTimeout(flush, FLUSH_MS);
   }
 
-  function post(body) {
+  // A beacon first (it survives the page); if the browser refuses it, a keepalive fetch, retried
+  // on network errors and 5xx/429 with the same messageIds, so a batch that did arrive counts once.
+  function post(batch, attempt) {
+    var sentAt = new Date().toISOString();
+    for (var i = 0; i < batch.length; i++) batch[i].sentAt = sentAt;
     // text/plain keeps it a simple request (no CORS preflight); the write key rides in the body.
-    if (navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return;
-    var retry = JSON.parse(body).batch;
+    var body = JSON.stringify({ writeKey: writeKey, batch: batch });
+    if (attempt === 0 && navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return;
+    var retry = function () {
+      if (attempt < MAX_RETRIES) setTimeout(function () { post(batch, attempt + 1); }, 2000 * Math.pow(2, attempt));
+    };
     w.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } })
       .then(function (res) {
-        // 4xx: the batch is refused as a whole and would be again.
-        if (res.status >= 500 || res.status === 429) requeue(retry);
+        // Other 4xx: the batch is refused as a whole and would be again.
+        if (res.status >= 500 || res.status === 429) retry();
       })
-      .catch(function () { requeue(retry); });
-  }
-
-  function requeue(messages) {
-    // Same messageIds: if the first attempt did arrive, the server counts it once.
-    queue = messages.concat(queue);
-    if (!timer) timer = setTimeout(flush, FLUSH_MS * 5);
+      .catch(retry);
   }
 
   function flush() {
     if (timer) clearTimeout(timer);
     timer = null;
-    var sentAt = new Date().toISOString();
     while (queue.length > 0) {
       var batch = [];
       var size = 0;
       while (queue.length > 0) {
-        var m = queue[0];
-        m.sentAt = sentAt;
-        var n = JSON.stringify(m).length + 1;
+        var n = bytes(queue[0]) + 40;
         if (batch.length > 0 && size + n > MAX_BODY) break;
         batch.push(queue.shift());
         size += n;
       }
-      post(JSON.stringify({ writeKey: writeKey, batch: batch }));
+      post(batch, 0);
     }
   }
 
