@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createIngest, MAX_ENTRY_BYTES, type StreamPayload } from '../src/collect/ingest.js';
+import { createIngest, MAX_ENTRY_BYTES, MAX_ENTRY_MESSAGES, type StreamPayload } from '../src/collect/ingest.js';
 import type { CollectedMessage } from '../src/collect/message.js';
 import { TallyError } from '../src/errors.js';
 import { openTestContext, type TestContext } from './helpers.js';
@@ -58,6 +58,15 @@ describe.each(['external', 'embedded'] as const)('ingest (%s)', (mode) => {
     await Promise.all([ingest('site_a', [message('1', big)]), ingest('site_a', [message('2', big)]), ingest('site_a', [message('3')])]);
     const stored = await entries();
     expect(stored.map((e) => e.m.map((m) => m.userId))).toEqual([['1'], ['2', '3']]);
+  });
+
+  it('starts a new entry rather than let one hold more than MAX_ENTRY_MESSAGES', async () => {
+    t = await openTestContext(mode, { TALLY_STREAM_SHARDS: '1' });
+    const ingest = createIngest(t.ctx);
+    const many = (from: number, n: number) => Array.from({ length: n }, (_, i) => message(String(from + i)));
+    await Promise.all([ingest('site_a', many(0, MAX_ENTRY_MESSAGES - 1)), ingest('site_a', many(1000, 2)), ingest('site_a', many(2000, 1))]);
+    const stored = await entries();
+    expect(stored.map((e) => e.m.length)).toEqual([MAX_ENTRY_MESSAGES - 1, 3]);
   });
 
   it('refuses every request of an entry the full backlog refused, and stores none of them', async () => {

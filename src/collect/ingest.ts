@@ -17,6 +17,11 @@ export type Ingest = (siteId: string, messages: CollectedMessage[]) => Promise<v
  * processor step) stays short. A bigger request (a 500 KB batch) gets an entry of its own.
  */
 export const MAX_ENTRY_BYTES = 64 * 1024;
+/**
+ * And up to this many messages: the processor reads entries a few hundred at a time, so this
+ * bounds the messages one of its reads (one atomic Redis step) can carry when it catches up.
+ */
+export const MAX_ENTRY_MESSAGES = 50;
 
 interface Waiter {
   resolve: () => void;
@@ -30,6 +35,7 @@ interface OpenEntry {
   /** Each request's messages as JSON array items, without the brackets. */
   parts: string[];
   bytes: number;
+  messages: number;
   waiters: Waiter[];
 }
 
@@ -75,16 +81,17 @@ export function createIngest(deps: { realtime: Realtime; keys: Keys; config: Con
     const part = json.slice(1, -1);
     return new Promise<void>((resolve, reject) => {
       let entry = open.get(siteId);
-      if (entry && entry.bytes + part.length > MAX_ENTRY_BYTES) {
+      if (entry && (entry.bytes + part.length > MAX_ENTRY_BYTES || entry.messages + messages.length > MAX_ENTRY_MESSAGES)) {
         void append(entry);
         entry = undefined;
       }
       if (!entry) {
-        entry = { siteId, parts: [], bytes: 0, waiters: [] };
+        entry = { siteId, parts: [], bytes: 0, messages: 0, waiters: [] };
         open.set(siteId, entry);
       }
       entry.parts.push(part);
       entry.bytes += part.length + 1;
+      entry.messages += messages.length;
       entry.waiters.push({ resolve, reject, count: messages.length });
       if (!scheduled) {
         scheduled = true;
