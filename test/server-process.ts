@@ -22,14 +22,18 @@ export function startServerProcess(env: Record<string, string>): Promise<ServerP
   let err = '';
   proc.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
   return new Promise((resolve, reject) => {
+    let started = false;
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}\n${err}`)), 45_000);
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}\n${err}`)));
+    const exitedEarly = (code: number | null) => reject(new Error(`server exited with ${code}:\n${out}\n${err}`));
+    proc.once('exit', exitedEarly);
     proc.stdout!.on('data', (chunk: Buffer) => {
+      if (started) return;
       out += chunk.toString();
       const address = /"address":"(http:\/\/[^"]+)".*Tally is listening/.exec(out);
       if (!address) return;
+      started = true;
       clearTimeout(timer);
-      proc.removeAllListeners('exit');
+      proc.off('exit', exitedEarly);
       resolve({
         proc,
         url: address[1] as string,
