@@ -12,7 +12,8 @@ import { hasWrk, type LoadResult, runLoad } from './lib/wrk.js';
 // Flask app as the tutorial runs it (app.run) and under gunicorn (2 sync workers). Each system
 // runs alone: start, warm up, measure, stop. After Tally's run, every click is read back.
 //
-// Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_SYSTEMS (tally,app.run,gunicorn),
+// Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_SYSTEMS (tally,app.run,gunicorn;
+// also tally-split: `serve --no-worker` plus one `tally worker`, the scale-out layout),
 // BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof"),
 // BENCH_FLASK_DIR (../shared/baselines/seed1_flask).
 
@@ -41,10 +42,10 @@ interface Measured {
 const say = (line: string) => process.stdout.write(line + '\n');
 
 /** Warm-up, then the measured run with the server's memory sampled. Returns 2xx of both runs too. */
-async function measure(url: string, pid: number, env: Record<string, string> = {}) {
+async function measure(url: string, pids: number | number[], env: Record<string, string> = {}) {
   const base = { url: `${url}/click`, script: SCRIPT, connections: CONNECTIONS, threads: THREADS, env };
   const warm = WARMUP_S > 0 ? await runLoad({ ...base, durationSeconds: WARMUP_S }) : undefined;
-  const peakRss = samplePeakRss(pid);
+  const peakRss = samplePeakRss(pids);
   const load = await runLoad({ ...base, durationSeconds: DURATION_S });
   return { load, rssMb: peakRss(), warm };
 }
@@ -75,16 +76,18 @@ async function verifyCounts(tally: TallyServer, clientOk: number, slack: number)
   return { ok, text };
 }
 
-async function benchTally(): Promise<{ result: Measured; verified: { ok: boolean; text: string } }> {
+async function benchTally(split: boolean): Promise<{ result: Measured; verified: { ok: boolean; text: string } }> {
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const tally = await startTally({ env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn' }, nodeArgs });
+  const layout = split ? { serveArgs: ['--no-worker'], workers: 1 } : {};
+  const tally = await startTally({ env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn' }, nodeArgs, ...layout });
+  const system = split ? 'Tally, serve --no-worker + worker' : 'Tally (node dist/cli.js serve)';
   try {
-    say(`Tally: ${tally.url} (pid ${tally.pid}), measuring…`);
-    const { load, rssMb, warm } = await measure(tally.url, tally.pid, { BENCH_AUTH: tally.basic });
+    say(`${system}: ${tally.url} (pids ${tally.pids.join(', ')}), measuring…`);
+    const { load, rssMb, warm } = await measure(tally.url, tally.pids, { BENCH_AUTH: tally.basic });
     const clientOk = load.ok + (warm?.ok ?? 0);
     const slack = CONNECTIONS * (warm ? 2 : 1) + load.socketErrors + (warm?.socketErrors ?? 0);
     const verified = await verifyCounts(tally, clientOk, slack);
-    return { result: { system: 'Tally (node dist/cli.js serve)', load, rssMb }, verified };
+    return { result: { system, load, rssMb }, verified: { ...verified, text: `${system}: ${verified.text}` } };
   } finally {
     await tally.stop();
     await tally.cleanup();
@@ -135,13 +138,13 @@ function row(m: Measured): Row {
   };
 }
 
-function compare(tally: Measured, other: Measured | undefined, label: string, target: number): string {
-  if (!other) return `Tally vs ${label}: no baseline figures.`;
+function compare(name: string, tally: Measured, other: Measured | undefined, label: string, target: number): string {
+  if (!other) return `${name} vs ${label}: no baseline figures.`;
   const ratio = tally.load.rps / other.load.rps;
   const p99 = tally.load.latencyMs.p99 < other.load.latencyMs.p99;
   const met = ratio >= target && p99;
   return (
-    `Tally vs ${label}: ${times(tally.load.rps, other.load.rps)} req/s, p99 ${ms(tally.load.latencyMs.p99)} vs ` +
+    `${name} vs ${label}: ${times(tally.load.rps, other.load.rps)} req/s, p99 ${ms(tally.load.latencyMs.p99)} vs ` +
     `${ms(other.load.latencyMs.p99)} — target ≥ ${target}× with a lower p99: ${met ? 'met' : 'NOT met'}`
   );
 }
@@ -156,12 +159,13 @@ async function main(): Promise<number> {
   const head = await run('git', ['describe', '--always', '--dirty'], { cwd: REPO_ROOT, timeoutMs: 5000 });
   say(`build: ${head.stdout.trim() || 'unknown'}; load average before the run: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const results: Measured[] = [];
-  let verified: { ok: boolean; text: string } | undefined;
-  if (SYSTEMS.includes('tally')) {
-    const tally = await benchTally();
+  const verified: { ok: boolean; text: string }[] = [];
+  for (const split of [false, true]) {
+    if (!SYSTEMS.includes(split ? 'tally-split' : 'tally')) continue;
+    const tally = await benchTally(split);
     results.push(tally.result);
-    verified = tally.verified;
-    say(verified.text);
+    verified.push(tally.verified);
+    say(tally.verified.text);
   }
   const flaskSystems = (['app.run', 'gunicorn'] as const).filter((s) => SYSTEMS.includes(s));
   if (flaskSystems.length > 0) {
@@ -183,14 +187,14 @@ async function main(): Promise<number> {
 
   say('');
   say(table(['system', 'req/s', 'p50', 'p99', 'non-2xx', 'socket errors', 'server RSS (peak)'], results.map(row)));
-  const tally = results.find((r) => r.system.startsWith('Tally'));
-  if (tally) {
-    say('');
-    say(compare(tally, results.find((r) => r.system.includes('app.run')), 'app.run', 10));
-    say(compare(tally, results.find((r) => r.system.includes('gunicorn')), 'gunicorn', 4));
-    if (verified) say(verified.text);
+  say('');
+  for (const tally of results.filter((r) => r.system.startsWith('Tally'))) {
+    const label = tally.system === 'Tally (node dist/cli.js serve)' ? 'Tally' : tally.system;
+    say(compare(label, tally, results.find((r) => r.system.includes('app.run')), 'app.run', 10));
+    say(compare(label, tally, results.find((r) => r.system.includes('gunicorn')), 'gunicorn', 4));
   }
-  return verified && !verified.ok ? 1 : 0;
+  for (const v of verified) say(v.text);
+  return verified.some((v) => !v.ok) ? 1 : 0;
 }
 
 const deadline = setTimeout(() => {

@@ -183,14 +183,19 @@ export function treeRssMb(root: number): number {
   return kb / 1024;
 }
 
-/** Samples treeRssMb(pid) every everyMs until the returned function is called; gives the peak. */
-export function samplePeakRss(pid: number, everyMs = 250): () => number {
-  let peak = treeRssMb(pid);
+/**
+ * Samples the summed treeRssMb of the processes every everyMs until the returned function is
+ * called; gives the peak.
+ */
+export function samplePeakRss(pids: number | readonly number[], everyMs = 250): () => number {
+  const roots = typeof pids === 'number' ? [pids] : pids;
+  const sample = () => roots.reduce((sum, pid) => sum + treeRssMb(pid), 0);
+  let peak = sample();
   const timer = setInterval(() => {
-    peak = Math.max(peak, treeRssMb(pid));
+    peak = Math.max(peak, sample());
   }, everyMs);
   return () => {
     clearInterval(timer);
-    return Math.max(peak, treeRssMb(pid));
+    return Math.max(peak, sample());
   };
 }

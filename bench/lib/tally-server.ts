@@ -20,12 +20,17 @@ export interface TallyOptions {
   nodeArgs?: string[];
   /** Arguments after `serve`, e.g. ['--no-worker']. */
   serveArgs?: string[];
+  /** Also start this many `tally worker` processes (with serveArgs ['--no-worker']: the split layout). */
+  workers?: number;
 }
 
 export interface TallyServer {
   url: string;
+  /** The `serve` process. */
   pid: number;
   proc: Spawned;
+  /** The serve process, then the workers: what memory and CPU are summed over. */
+  pids: number[];
   site: { id: string; writeKey: string; secretKey: string };
   /** Authorization header of the site's write key (Basic, empty password). */
   basic: string;
@@ -35,7 +40,7 @@ export interface TallyServer {
   metrics(): Promise<Map<string, number>>;
   /** Waits until the processor has acknowledged every ingested batch (stream backlog 0). */
   waitDrained(timeoutMs?: number): Promise<void>;
-  /** SIGTERM (graceful shutdown), SIGKILL after 15 s. */
+  /** SIGTERM (graceful shutdown) to the workers, then to serve; SIGKILL after 15 s. */
   stop(): Promise<void>;
   /** Deletes the prefix's Redis keys and drops the schema. Call after stop(). */
   cleanup(): Promise<void>;
@@ -113,10 +118,25 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
     env,
   });
   const url = `http://127.0.0.1:${port}`;
+  const workers: Spawned[] = [];
+  const stopAll = async () => {
+    await Promise.all(workers.map((w) => stop(w, 15_000)));
+    await stop(proc, 15_000);
+  };
   try {
     await waitForHttp(`${url}/readyz`, proc);
+    for (let i = 0; i < (options.workers ?? 0); i++) {
+      // A worker serves health and metrics only; any free port will do.
+      const workerPort = await freePort();
+      const worker = start(process.execPath, [...(options.nodeArgs ?? []), cli, 'worker'], {
+        cwd: REPO_ROOT,
+        env: { ...env, PORT: String(workerPort) },
+      });
+      workers.push(worker);
+      await waitForHttp(`http://127.0.0.1:${workerPort}/readyz`, worker);
+    }
   } catch (err) {
-    await stop(proc);
+    await stopAll();
     await cleanup();
     throw err;
   }
@@ -130,6 +150,7 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
     url,
     pid: proc.pid,
     proc,
+    pids: [proc.pid, ...workers.map((w) => w.pid)],
     site,
     basic: 'Basic ' + Buffer.from(`${site.writeKey}:`).toString('base64'),
     bearer: `Bearer ${site.secretKey}`,
@@ -143,7 +164,7 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     },
-    stop: () => stop(proc, 15_000),
+    stop: stopAll,
     cleanup,
   };
 }
