@@ -14,6 +14,7 @@ import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
 import { createCounterStats } from './present/counter-stats.js';
+import { registerDashboardRoute } from './present/dashboard-route.js';
 import { createStatsQueries } from './present/stats-queries.js';
 import { createStatsReader } from './present/stats-reader.js';
 import { registerStatsRoutes } from './present/stats-routes.js';
@@ -72,5 +73,6 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);
+  registerDashboardRoute(app);
   return app;
 }

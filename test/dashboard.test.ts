@@ -1,0 +1,244 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ASSET_CACHE_CONTROL, DASHBOARD_CSP, PAGE_CACHE_CONTROL } from '../src/present/dashboard-route.js';
+import { startWorker, type Worker } from '../src/worker.js';
+import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
+
+// The live dashboard (GET /): its files as served, then the page in Debian's Chromium against a
+// Tally listening on a real socket — the secret key asked for once, the same figures as the
+// stats API, live updates without a reload, a clear message for a wrong key, CSV export, and
+// values shown as text, never as markup.
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = '/tmp/tally-dashboard.png';
+const CHROME_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+const IN_CI = process.env['CI'] === 'true';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+if (!HAS_CHROMIUM && !IN_CI) {
+  process.stderr.write(`dashboard.test.ts: ${CHROMIUM} is missing, browser tests skipped (apt-get install -y chromium).\n`);
+}
+
+describe('GET / (dashboard files)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await openTestApp('embedded');
+  });
+  afterAll(() => t.close());
+
+  it('serves the page with a strict CSP and revalidation, and its script and style sheet by content hash', async () => {
+    const page = await t.app.inject({ url: '/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toBe(DASHBOARD_CSP);
+    expect(page.headers['cache-control']).toBe(PAGE_CACHE_CONTROL);
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+    const etag = page.headers['etag'] as string;
+    expect((await t.app.inject({ url: '/', headers: { 'if-none-match': etag } })).statusCode).toBe(304);
+
+    const script = /<script defer src="(\/dashboard\/dashboard\.js\?v=[\w-]+)"><\/script>/.exec(page.body)?.[1];
+    const style = /<link rel="stylesheet" href="(\/dashboard\/dashboard\.css\?v=[\w-]+)">/.exec(page.body)?.[1];
+    expect(script).toBeDefined();
+    expect(style).toBeDefined();
+    const js = await t.app.inject({ url: script! });
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toBe('application/javascript; charset=utf-8');
+    expect(js.headers['cache-control']).toBe(ASSET_CACHE_CONTROL);
+    expect(js.body).toContain('/v1/stats/stream');
+    const css = await t.app.inject({ url: style! });
+    expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
+    expect(css.headers['cache-control']).toBe(ASSET_CACHE_CONTROL);
+    // The script writes data with textContent only: no HTML parsing of anything it received.
+    expect(js.body).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+  });
+});
+
+type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number };
+
+describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
+  let t: TestApp;
+  let worker: Worker;
+  let browser: Browser;
+  let baseUrl: string;
+  let sent = 0;
+
+  const message = (type: 'page' | 'track', visitor: string, fields: Record<string, unknown>, ua = CHROME_UA) => ({
+    type,
+    anonymousId: visitor,
+    messageId: uniqueName('m'),
+    timestamp: new Date().toISOString(),
+    context: { userAgent: ua },
+    ...fields,
+  });
+  const pageview = (visitor: string, path: string, extra: { referrer?: string; ua?: string } = {}) =>
+    message('page', visitor, { context: { userAgent: extra.ua ?? CHROME_UA, page: { path, url: `https://shop.example${path}`, referrer: extra.referrer ?? '' } } });
+
+  /** Sends a batch through the real socket and waits until the pipeline has processed it. */
+  const send = async (batch: Record<string, unknown>[]) => {
+    const res = await fetch(`${baseUrl}/v1/batch`, {
+      method: 'POST',
+      headers: { authorization: t.basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ batch }),
+    });
+    expect(res.status).toBe(200);
+    sent += batch.filter((m) => m['type'] === 'page').length;
+    await eventually(async () => expect((await api<Summary>('/v1/stats/summary?period=24h')).pageviews).toBe(sent), 15_000, 100);
+  };
+
+  async function api<T>(path: string): Promise<T> {
+    const res = await fetch(`${baseUrl}${path}`, { headers: { authorization: t.bearer } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as T;
+  }
+
+  const figures = (page: Page) =>
+    page.evaluate(() => {
+      const out: Record<string, number> = {};
+      for (const name of ['visitors', 'pageviews', 'events', 'clicks', 'bounceRate', 'avgEngagedSeconds']) {
+        out[name] = Number(document.getElementById(`fig-${name}`)!.dataset['value']);
+      }
+      return out;
+    });
+  const topRows = (page: Page, dimension: string) =>
+    page.$$eval(`#top-${dimension} tbody tr:not(.empty)`, (rows) =>
+      rows.map((row) => ({ value: row.querySelector('.label')!.textContent, count: Number((row.querySelector('.num') as HTMLElement).dataset['value']) })),
+    );
+
+  async function signIn(page: Page, key: string) {
+    await page.fill('#key', key);
+    await page.press('#key', 'Enter');
+  }
+
+  beforeAll(async () => {
+    if (!HAS_CHROMIUM) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium).`);
+    t = await openTestApp('external', { TALLY_COLLECT_RATE_LIMIT: '0' });
+    worker = startWorker(t.ctx);
+    baseUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    await send([
+      pageview('ann', '/', { referrer: 'https://www.google.com/search?q=shoes' }),
+      pageview('ann', '/shoes'),
+      pageview('bob', '/', { ua: IPHONE_UA }),
+      pageview('cat', '/', { referrer: 'https://news.ycombinator.com/' }),
+      message('track', 'ann', { event: 'Product Clicked', properties: { product_id: 'sku-1' } }),
+      message('track', 'bob', { event: 'Product Clicked', properties: { product_id: 'sku-1' } }),
+      message('track', 'ann', { event: 'Page Engaged', properties: { engaged_ms: 42_000 } }),
+      message('track', 'cat', { event: 'Signed Up' }),
+    ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await worker?.stop();
+    await t?.close();
+  });
+
+  it('says clearly when the key is wrong, and does not keep it', { timeout: 30_000 }, async () => {
+    const page = await browser.newPage();
+    await page.goto(`${baseUrl}/`);
+    await signIn(page, 'tsk_not_a_real_key');
+    await expect.poll(() => page.textContent('#login-error')).toBe('The secret key was not accepted: That key or token is not valid.');
+    expect(await page.isVisible('#dashboard')).toBe(false);
+    expect(await page.getAttribute('#key', 'aria-invalid')).toBe('true');
+
+    await signIn(page, t.site.writeKey);
+    await expect.poll(() => page.textContent('#login-error')).toBe(
+      'The secret key was not accepted: A write key can only collect events; use the secret key.',
+    );
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.close();
+  });
+
+  it('shows the figures of the stats API and updates them live, without a reload', { timeout: 60_000 }, async () => {
+    const requested: string[] = [];
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } });
+    page.on('request', (request) => requested.push(request.url()));
+    const pageErrors: Error[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err));
+    await page.goto(`${baseUrl}/#24h`);
+    await signIn(page, t.site.secretKey);
+    await page.waitForSelector('#dashboard:not([hidden])');
+
+    const summary = await api<Summary>('/v1/stats/summary?period=24h');
+    expect(summary).toMatchObject({ visitors: 3, pageviews: 4, events: 3, clicks: 2, bounceRate: expect.any(Number), avgEngagedSeconds: 42 });
+    await expect.poll(() => figures(page)).toEqual(summary);
+    expect(await page.textContent('#fig-pageviews')).toBe('4');
+    expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('42 s');
+    expect(await page.textContent('#fig-bounceRate')).toBe(`${Math.round(summary.bounceRate * 100)}%`);
+    expect(Number(await page.getAttribute('#live-count', 'data-value'))).toBe((await api<{ visitors: number }>('/v1/stats/realtime')).visitors);
+
+    const topPages = (await api<{ results: { value: string; count: number }[] }>('/v1/stats/top?period=24h&dimension=page')).results;
+    expect(topPages[0]).toEqual({ value: '/', count: 3 });
+    await expect.poll(() => topRows(page, 'page')).toEqual(topPages);
+    await expect.poll(() => topRows(page, 'referrer')).toEqual([
+      { value: 'google.com', count: 1 },
+      { value: 'news.ycombinator.com', count: 1 },
+    ]);
+    expect(await topRows(page, 'product')).toEqual([{ value: 'sku-1', count: 2 }]);
+    const series = (await api<{ results: { count: number }[] }>('/v1/stats/timeseries?period=24h&interval=hour&metric=pageviews')).results;
+    expect(await page.$$eval('#chart-table tbody tr', (rows) => rows.length)).toBe(series.length);
+    expect(await page.$$eval('#chart svg path.line-pageviews', (paths) => paths.length)).toBe(1);
+    await expect.poll(() => page.textContent('#connection')).toBe('Live');
+
+    // The key stays in this tab's session storage; it never appears in a URL.
+    expect(await page.evaluate(() => sessionStorage.getItem('tally.secretKey'))).toBe(t.site.secretKey);
+    expect(page.url()).toBe(`${baseUrl}/#24h`);
+    expect(requested.some((url) => url.includes(t.site.secretKey))).toBe(false);
+
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // More traffic: the page follows without a reload (a marker set on the window survives).
+    await page.evaluate(() => Object.assign(window, { notReloaded: true }));
+    const markup = '/<img src=x onerror="document.title=1">';
+    await send([pageview('dan', '/pricing'), pageview('dan', '/pricing'), pageview('eve', '/pricing'), pageview('eve', markup)]);
+    const after = await api<Summary>('/v1/stats/summary?period=24h');
+    expect(after.pageviews).toBe(8);
+    await expect.poll(() => figures(page), { timeout: 10_000 }).toEqual(after);
+    const topAfter = (await api<{ results: { value: string; count: number }[] }>('/v1/stats/top?period=24h&dimension=page')).results;
+    expect(topAfter).toHaveLength(4);
+    expect(topAfter).toContainEqual({ value: '/pricing', count: 3 });
+    expect(topAfter).toContainEqual({ value: markup, count: 1 });
+    await expect.poll(() => topRows(page, 'page'), { timeout: 10_000 }).toEqual(topAfter);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    // A value is text: the markup in a path made no element.
+    expect(await page.$$eval('#tops img', (images) => images.length)).toBe(0);
+    expect(await page.title()).toBe('Tally dashboard');
+
+    // The chart reads out one interval at a time from the keyboard.
+    await page.focus('#chart svg');
+    await page.keyboard.press('End');
+    const last = (await api<{ results: { t: string; count: number }[] }>('/v1/stats/timeseries?period=24h&interval=hour&metric=pageviews')).results.at(-1)!;
+    expect(await page.textContent('#chart-readout')).toMatch(new RegExp(`^\\w+ \\d+, \\d\\d:00 UTC: ${last.count} pageviews, \\d+ visitors$`));
+
+    // Another period, chosen with the keyboard (the picker is a radio group): its own figures,
+    // and the period in the address.
+    await page.focus('input[name="period"][value="24h"]');
+    await page.keyboard.press('ArrowRight');
+    const week = await api<Summary>('/v1/stats/summary?period=7d');
+    await expect.poll(() => figures(page)).toEqual(week);
+    expect(page.url()).toBe(`${baseUrl}/#7d`);
+    expect(await page.inputValue('#interval')).toBe('day');
+
+    // CSV export sends the key as a header too.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#top-page button')]);
+    expect(download.suggestedFilename()).toBe('tally-page-7d.csv');
+    const csv = await readFile(await download.path(), 'utf8');
+    expect(csv.split(/\r?\n/)[0]).toBe('value,count');
+    expect(csv).toContain('/pricing,3');
+
+    // A reload keeps the key for this tab; "Forget key" drops it.
+    await page.reload();
+    await page.waitForSelector('#dashboard:not([hidden])');
+    await page.click('#forget');
+    await page.waitForSelector('#login:not([hidden])');
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+});
