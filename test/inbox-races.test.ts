@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlusher } from '../src/counters/flusher.js';
 import { createInbox, type Inbox } from '../src/inbox/inbox.js';
-import { checkUser, reconcileAll, reconcileTouched } from '../src/inbox/reconcile.js';
+import { checkUser, reconcileAll, reconcileSites, reconcileTouched } from '../src/inbox/reconcile.js';
 import { inboxTargets } from '../src/inbox/unread-flush.js';
 import { createUnreadCounter, type UnreadCounter } from '../src/inbox/unread-counter.js';
 import { openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
@@ -135,6 +135,20 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     const report = await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 10_000, limit: 0 });
     expect(report).toMatchObject({ drifted: 1, drift: 1 });
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
+  });
+
+  it('records what a run repaired: /metrics exports it as the drift metric', async () => {
+    const user = uniqueName('u');
+    const keys = counter.keysOf(t.site.id, user);
+    await t.ctx.realtime.beginInboxChange(keys, 'ffffffffffffffff', [user], Date.now() - 60_000);
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
+    const run = await reconcileSites({ ...deps(), sites: { list: async () => [t.site] } }, { all: false, staleMs: 10_000, settleMs: 0, limit: 0 });
+    expect(run.total).toMatchObject({ drifted: 1, drift: 1 });
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^tally_inbox_drift 1$/m);
+    expect(Number(/^tally_inbox_drift_repaired (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    await reconcileSites({ ...deps(), sites: { list: async () => [t.site] } }, { all: true, staleMs: 10_000, settleMs: 0, limit: 0 });
+    expect((await t.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^tally_inbox_drift 0$/m);
   });
 
   it('finds lost buffers with --all (Redis lost its data) and recently touched users periodically', async () => {
