@@ -169,7 +169,7 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     expect(summary).toMatchObject({ visitors: 3, pageviews: 4, events: 3, clicks: 2, bounceRate: expect.any(Number), avgEngagedSeconds: 42 });
     await expect.poll(() => figures(page)).toEqual(summary);
     expect(await page.textContent('#fig-pageviews')).toBe('4');
-    expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('42 s');
+    expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('42s');
     expect(await page.textContent('#fig-bounceRate')).toBe(`${Math.round(summary.bounceRate * 100)}%`);
     expect(Number(await page.getAttribute('#live-count', 'data-value'))).toBe((await api<{ visitors: number }>('/v1/stats/realtime')).visitors);
 

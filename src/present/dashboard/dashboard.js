@@ -44,6 +44,7 @@
 
   const $ = (id) => document.getElementById(id);
   const numberFormat = new Intl.NumberFormat('en-US');
+  const compactFormat = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
 
   const state = {
     key: null,
@@ -109,13 +110,15 @@
   // ---------- formatting ----------
 
   const formatCount = (n) => numberFormat.format(n);
+  /** Summary figures stay short enough for their card; the exact number is in the title. */
+  const formatFigure = (n) => (n < 100000 ? numberFormat.format(n) : compactFormat.format(n));
   const formatRate = (rate) => Math.round(rate * 100) + '%';
 
   function formatDuration(seconds) {
-    if (seconds < 60) return (Number.isInteger(seconds) ? String(seconds) : seconds.toFixed(1)) + ' s';
+    if (seconds < 60) return (Number.isInteger(seconds) ? String(seconds) : seconds.toFixed(1)) + 's';
     const whole = Math.round(seconds);
-    if (whole < 3600) return Math.floor(whole / 60) + ' m ' + String(whole % 60).padStart(2, '0') + ' s';
-    return Math.floor(whole / 3600) + ' h ' + String(Math.floor((whole % 3600) / 60)).padStart(2, '0') + ' m';
+    if (whole < 3600) return Math.floor(whole / 60) + 'm ' + String(whole % 60).padStart(2, '0') + 's';
+    return Math.floor(whole / 3600) + 'h ' + String(Math.floor((whole % 3600) / 60)).padStart(2, '0') + 'm';
   }
 
   const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -145,9 +148,11 @@
     return node;
   }
 
-  function setFigure(node, value, text) {
+  function setFigure(node, value, text, exact) {
     node.dataset.value = String(value);
     node.textContent = text;
+    if (exact !== undefined && exact !== text) node.title = exact;
+    else node.removeAttribute('title');
   }
 
   // ---------- status lines ----------
@@ -166,10 +171,9 @@
   // ---------- summary and live visitors ----------
 
   function renderSummary(summary) {
-    setFigure($('fig-visitors'), summary.visitors, formatCount(summary.visitors));
-    setFigure($('fig-pageviews'), summary.pageviews, formatCount(summary.pageviews));
-    setFigure($('fig-events'), summary.events, formatCount(summary.events));
-    setFigure($('fig-clicks'), summary.clicks, formatCount(summary.clicks));
+    for (const name of ['visitors', 'pageviews', 'events', 'clicks']) {
+      setFigure($('fig-' + name), summary[name], formatFigure(summary[name]), formatCount(summary[name]));
+    }
     setFigure($('fig-bounceRate'), summary.bounceRate, formatRate(summary.bounceRate));
     setFigure($('fig-avgEngagedSeconds'), summary.avgEngagedSeconds, formatDuration(summary.avgEngagedSeconds));
   }
@@ -231,24 +235,28 @@
 
   // ---------- chart ----------
 
-  function niceCeiling(value) {
-    if (value <= 4) return 4;
-    const magnitude = 10 ** Math.floor(Math.log10(value));
-    for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= value) return step * magnitude;
-    return 10 * magnitude;
+  /** Grid lines at a round whole step (1, 2 or 5 times a power of ten): counts have no halves. */
+  function yScale(peak) {
+    const raw = Math.max(1, peak / 4);
+    const magnitude = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((f) => f * magnitude).find((s) => s >= raw);
+    return { step, top: Math.max(step, Math.ceil(peak / step) * step) };
   }
 
   function drawChart() {
     const holder = $('chart');
-    const points = state.series;
+    // The period's whole span sets the time axis; lines stop at the current interval (a day
+    // shown before it ends has no future to draw).
+    const slots = state.series;
+    const points = pastPoints(slots);
     const width = Math.max(280, holder.clientWidth);
     const height = 240;
     const m = { top: 12, right: 24, bottom: 28, left: 48 };
     const w = width - m.left - m.right;
     const h = height - m.top - m.bottom;
     const peak = points.reduce((max, p) => Math.max(max, p.pageviews, p.visitors), 0);
-    const top = niceCeiling(peak);
-    const x = (i) => m.left + (points.length <= 1 ? w / 2 : (i / (points.length - 1)) * w);
+    const { step: yStep, top } = yScale(peak);
+    const x = (i) => m.left + (slots.length <= 1 ? w / 2 : (i / (slots.length - 1)) * w);
     const y = (v) => m.top + h - (v / top) * h;
 
     const chart = svg('svg', { width, height, viewBox: '0 0 ' + width + ' ' + height, class: 'chart-svg', tabindex: '0', role: 'img' });
@@ -257,15 +265,14 @@
       svg('title', {}, 'Pageviews and visitors per ' + state.interval + ': ' + formatCount(total('pageviews')) + ' pageviews in ' + points.length + ' ' + state.interval + 's. Use the arrow keys to read each ' + state.interval + '.'),
     );
 
-    for (let i = 0; i <= 4; i++) {
-      const value = (top / 4) * i;
+    for (let value = 0; value <= top; value += yStep) {
       chart.append(svg('line', { x1: m.left, x2: width - m.right, y1: y(value), y2: y(value), class: 'grid' }));
       chart.append(svg('text', { x: m.left - 8, y: y(value) + 4, class: 'axis', 'text-anchor': 'end' }, formatCount(value)));
     }
     // Time labels at a whole step of points, so they are evenly spaced and as many as fit.
-    const step = Math.max(1, Math.ceil(points.length / Math.max(2, Math.floor(w / 80))));
-    for (let i = 0; i < points.length; i += step) {
-      chart.append(svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(points[i].t, state.interval, false)));
+    const step = Math.max(1, Math.ceil(slots.length / Math.max(2, Math.floor(w / 80))));
+    for (let i = 0; i < slots.length; i += step) {
+      chart.append(svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(slots[i].t, state.interval, false)));
     }
 
     if (points.length > 0) {
@@ -303,8 +310,8 @@
     const nearest = (event) => {
       const box = chart.getBoundingClientRect();
       const px = event.clientX - box.left;
-      if (points.length <= 1) return 0;
-      return Math.max(0, Math.min(points.length - 1, Math.round(((px - m.left) / w) * (points.length - 1))));
+      if (slots.length <= 1) return 0;
+      return Math.max(0, Math.min(points.length - 1, Math.round(((px - m.left) / w) * (slots.length - 1))));
     };
     overlay.addEventListener('pointermove', (event) => show(nearest(event)));
     overlay.addEventListener('pointerleave', () => show(-1));
@@ -322,12 +329,17 @@
     if (state.chartIndex >= 0 && document.activeElement === chart) show(Math.min(state.chartIndex, points.length - 1));
   }
 
+  const pastPoints = (series) => {
+    const now = Date.now();
+    return series.filter((p) => Date.parse(p.t) <= now);
+  };
+
   function renderSeries(pageviews, visitors) {
     state.series = pageviews.map((p, i) => ({ t: p.t, pageviews: p.count, visitors: visitors[i] ? visitors[i].count : 0 }));
     const wasFocused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#chart');
     drawChart();
     if (wasFocused) $('chart').querySelector('svg').focus();
-    const rows = state.series.map((p) => {
+    const rows = pastPoints(state.series).map((p) => {
       const row = el('tr');
       row.append(
         el('th', { scope: 'row' }, formatTime(p.t, state.interval, true)),
