@@ -241,4 +241,29 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   });
+
+  it('polls while the stream is cut, says so, and goes live again when it comes back', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage();
+    let streamUp = false;
+    let attempts = 0;
+    await page.route('**/v1/stats/stream?*', async (route) => {
+      attempts += 1;
+      if (streamUp) await route.continue();
+      else await route.abort('connectionreset');
+    });
+    await page.goto(`${baseUrl}/#24h`);
+    await signIn(page, t.site.secretKey);
+    await expect.poll(() => page.textContent('#connection')).toMatch(/^Live updates interrupted; reconnecting in \d+ s$/);
+    expect(await page.getAttribute('#live', 'class')).not.toContain('is-live');
+
+    await send([pageview('fay', '/contact')]);
+    const summary = await api<Summary>('/v1/stats/summary?period=24h');
+    await expect.poll(() => figures(page), { timeout: 15_000 }).toEqual(summary);
+    expect(attempts).toBeGreaterThanOrEqual(2);
+
+    streamUp = true;
+    await expect.poll(() => page.textContent('#connection'), { timeout: 30_000 }).toBe('Live');
+    expect(await page.getAttribute('#live', 'class')).toContain('is-live');
+    await page.close();
+  });
 });
