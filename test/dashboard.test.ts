@@ -151,6 +151,8 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     await expect.poll(() => page.textContent('#login-error')).toBe(
       'The secret key was not accepted: A write key can only collect events; use the secret key.',
     );
+    await signIn(page, 'tsk_two words');
+    await expect.poll(() => page.textContent('#login-error')).toBe('A secret key has no spaces or special characters: paste it as printed.');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await page.close();
   });

@@ -323,10 +323,15 @@
       event.preventDefault();
       show(Math.max(0, Math.min(last, next)));
     });
-    chart.addEventListener('blur', () => show(-1));
-
+    // A redraw (new figures, a resize) keeps a keyboard reader's place.
+    const wasFocused = holder.contains(document.activeElement);
+    const kept = state.chartIndex;
     holder.replaceChildren(chart);
-    if (state.chartIndex >= 0 && document.activeElement === chart) show(Math.min(state.chartIndex, points.length - 1));
+    if (wasFocused) {
+      chart.focus();
+      if (kept >= 0) show(Math.min(kept, points.length - 1));
+    }
+    chart.addEventListener('blur', () => show(-1));
   }
 
   const pastPoints = (series) => {
@@ -336,9 +341,7 @@
 
   function renderSeries(pageviews, visitors) {
     state.series = pageviews.map((p, i) => ({ t: p.t, pageviews: p.count, visitors: visitors[i] ? visitors[i].count : 0 }));
-    const wasFocused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#chart');
     drawChart();
-    if (wasFocused) $('chart').querySelector('svg').focus();
     const rows = pastPoints(state.series).map((p) => {
       const row = el('tr');
       row.append(
@@ -355,6 +358,7 @@
 
   /** Everything the page shows, read again; a change of period while it runs drops its answers. */
   async function refresh() {
+    if (!state.key) return;
     if (state.refreshing) {
       state.refreshAgain = true;
       return;
@@ -575,8 +579,10 @@
   async function onLogin(event) {
     event.preventDefault();
     const key = $('key').value.trim();
-    if (!key) {
-      $('login-error').textContent = 'Enter the secret key.';
+    // Keys are printable ASCII; anything else could not even be sent as a header.
+    const problem = !key ? 'Enter the secret key.' : /^[\x21-\x7e]+$/.test(key) ? '' : 'A secret key has no spaces or special characters: paste it as printed.';
+    if (problem) {
+      $('login-error').textContent = problem;
       $('key').setAttribute('aria-invalid', 'true');
       return;
     }
@@ -608,6 +614,10 @@
     for (const input of document.querySelectorAll('input[name="period"]')) {
       input.addEventListener('change', () => input.checked && choosePeriod(input.value));
     }
+    window.addEventListener('hashchange', () => {
+      const period = location.hash.slice(1);
+      if (state.key && PERIODS.includes(period) && period !== state.period) choosePeriod(period);
+    });
     $('interval').addEventListener('change', (event) => {
       state.interval = event.target.value;
       state.generation += 1;
