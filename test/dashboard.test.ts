@@ -161,8 +161,10 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     const requested: string[] = [];
     const page = await browser.newPage({ viewport: { width: 1280, height: 1500 } });
     page.on('request', (request) => requested.push(request.url()));
-    const pageErrors: Error[] = [];
-    page.on('pageerror', (err) => pageErrors.push(err));
+    // Script errors, and console errors such as a Content-Security-Policy refusal.
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => msg.type() === 'error' && pageErrors.push(msg.text()));
     await page.goto(`${baseUrl}/#24h`);
     await signIn(page, t.site.secretKey);
     await page.waitForSelector('#dashboard:not([hidden])');
