@@ -235,6 +235,13 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     const csv = await readFile(await download.path(), 'utf8');
     expect(csv.split(/\r?\n/)[0]).toBe('value,count');
     expect(csv).toContain('/pricing,3');
+    const [visitorsCsv] = await Promise.all([page.waitForEvent('download'), page.click('#export-visitors')]);
+    expect(visitorsCsv.suggestedFilename()).toBe('tally-visitors-7d.csv');
+    const rows = (await readFile(await visitorsCsv.path(), 'utf8')).trim().split(/\r?\n/);
+    expect(rows[0]).toBe('t,count');
+    // One row a day over 7 days, the visitors of today last.
+    expect(rows).toHaveLength(8);
+    expect(rows.at(-1)).toBe(`${new Date().toISOString().slice(0, 10)}T00:00:00.000Z,${week.visitors}`);
 
     // A reload keeps the key for this tab; "Forget key" drops it.
     await page.reload();
