@@ -56,6 +56,9 @@ describe('GET / (dashboard files)', () => {
   });
 });
 
+/** Waits for the page: generous, as a full test run shares two cores with many files. */
+const poll = <T>(read: () => Promise<T> | T, timeout = 20_000) => expect.poll(read, { timeout, interval: 100 });
+
 type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number };
 
 describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
@@ -143,16 +146,16 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     const page = await browser.newPage();
     await page.goto(`${baseUrl}/`);
     await signIn(page, 'tsk_not_a_real_key');
-    await expect.poll(() => page.textContent('#login-error')).toBe('The secret key was not accepted: That key or token is not valid.');
+    await poll(() => page.textContent('#login-error')).toBe('The secret key was not accepted: That key or token is not valid.');
     expect(await page.isVisible('#dashboard')).toBe(false);
     expect(await page.getAttribute('#key', 'aria-invalid')).toBe('true');
 
     await signIn(page, t.site.writeKey);
-    await expect.poll(() => page.textContent('#login-error')).toBe(
+    await poll(() => page.textContent('#login-error')).toBe(
       'The secret key was not accepted: A write key can only collect events; use the secret key.',
     );
     await signIn(page, 'tsk_two words');
-    await expect.poll(() => page.textContent('#login-error')).toBe('A secret key has no spaces or special characters: paste it as printed.');
+    await poll(() => page.textContent('#login-error')).toBe('A secret key has no spaces or special characters: paste it as printed.');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await page.close();
   });
@@ -171,7 +174,7 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
 
     const summary = await api<Summary>('/v1/stats/summary?period=24h');
     expect(summary).toMatchObject({ visitors: 3, pageviews: 4, events: 3, clicks: 2, bounceRate: expect.any(Number), avgEngagedSeconds: 42 });
-    await expect.poll(() => figures(page)).toEqual(summary);
+    await poll(() => figures(page)).toEqual(summary);
     expect(await page.textContent('#fig-pageviews')).toBe('4');
     expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('42s');
     expect(await page.textContent('#fig-bounceRate')).toBe(`${Math.round(summary.bounceRate * 100)}%`);
@@ -179,8 +182,8 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
 
     const topPages = (await api<{ results: { value: string; count: number }[] }>('/v1/stats/top?period=24h&dimension=page')).results;
     expect(topPages[0]).toEqual({ value: '/', count: 3 });
-    await expect.poll(() => topRows(page, 'page')).toEqual(topPages);
-    await expect.poll(() => topRows(page, 'referrer')).toEqual([
+    await poll(() => topRows(page, 'page')).toEqual(topPages);
+    await poll(() => topRows(page, 'referrer')).toEqual([
       { value: 'google.com', count: 1 },
       { value: 'news.ycombinator.com', count: 1 },
     ]);
@@ -188,7 +191,7 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     const series = (await api<{ results: { count: number }[] }>('/v1/stats/timeseries?period=24h&interval=hour&metric=pageviews')).results;
     expect(await page.$$eval('#chart-table tbody tr', (rows) => rows.length)).toBe(series.length);
     expect(await page.$$eval('#chart svg path.line-pageviews', (paths) => paths.length)).toBe(1);
-    await expect.poll(() => page.textContent('#connection')).toBe('Live');
+    await poll(() => page.textContent('#connection')).toBe('Live');
 
     // The key stays in this tab's session storage; it never appears in a URL.
     expect(await page.evaluate(() => sessionStorage.getItem('tally.secretKey'))).toBe(t.site.secretKey);
@@ -203,12 +206,12 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     await send([pageview('dan', '/pricing'), pageview('dan', '/pricing'), pageview('eve', '/pricing'), pageview('eve', markup)]);
     const after = await api<Summary>('/v1/stats/summary?period=24h');
     expect(after.pageviews).toBe(8);
-    await expect.poll(() => figures(page), { timeout: 10_000 }).toEqual(after);
+    await poll(() => figures(page)).toEqual(after);
     const topAfter = (await api<{ results: { value: string; count: number }[] }>('/v1/stats/top?period=24h&dimension=page')).results;
     expect(topAfter).toHaveLength(4);
     expect(topAfter).toContainEqual({ value: '/pricing', count: 3 });
     expect(topAfter).toContainEqual({ value: markup, count: 1 });
-    await expect.poll(() => topRows(page, 'page'), { timeout: 10_000 }).toEqual(topAfter);
+    await poll(() => topRows(page, 'page')).toEqual(topAfter);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     // A value is text: the markup in a path made no element.
     expect(await page.$$eval('#tops img', (images) => images.length)).toBe(0);
@@ -225,7 +228,7 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     await page.focus('input[name="period"][value="24h"]');
     await page.keyboard.press('ArrowRight');
     const week = await api<Summary>('/v1/stats/summary?period=7d');
-    await expect.poll(() => figures(page)).toEqual(week);
+    await poll(() => figures(page)).toEqual(week);
     expect(page.url()).toBe(`${baseUrl}/#7d`);
     expect(await page.inputValue('#interval')).toBe('day');
 
@@ -253,7 +256,7 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     await page.close();
   });
 
-  it('polls while the stream is cut, says so, and goes live again when it comes back', { timeout: 60_000 }, async () => {
+  it('polls while the stream is cut, says so, and goes live again when it comes back', { timeout: 120_000 }, async () => {
     const page = await browser.newPage();
     let streamUp = false;
     let attempts = 0;
@@ -264,16 +267,17 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     });
     await page.goto(`${baseUrl}/#24h`);
     await signIn(page, t.site.secretKey);
-    await expect.poll(() => page.textContent('#connection')).toMatch(/^Live updates interrupted; reconnecting in \d+ s$/);
+    await poll(() => page.textContent('#connection')).toMatch(/^Live updates interrupted; reconnecting in \d+ s$/);
     expect(await page.getAttribute('#live', 'class')).not.toContain('is-live');
 
     await send([pageview('fay', '/contact')]);
     const summary = await api<Summary>('/v1/stats/summary?period=24h');
-    await expect.poll(() => figures(page), { timeout: 15_000 }).toEqual(summary);
+    await poll(() => figures(page)).toEqual(summary);
     expect(attempts).toBeGreaterThanOrEqual(2);
 
+    // The next attempt comes after the backoff reached so far: at most 30 s (plus a quarter of jitter).
     streamUp = true;
-    await expect.poll(() => page.textContent('#connection'), { timeout: 30_000 }).toBe('Live');
+    await poll(() => page.textContent('#connection'), 45_000).toBe('Live');
     expect(await page.getAttribute('#live', 'class')).toContain('is-live');
     await page.close();
   });
