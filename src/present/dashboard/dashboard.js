@@ -60,6 +60,8 @@
     streamUp: false,
     series: [],
     chartIndex: -1,
+    /** The figures last shown, so a push that repeats them (the first after connecting) costs nothing. */
+    shown: '',
   };
 
   class ApiError extends Error {
@@ -169,6 +171,9 @@
   }
 
   // ---------- summary and live visitors ----------
+
+  const figuresKey = (summary, realtime) =>
+    [realtime.visitors, summary.visitors, summary.pageviews, summary.events, summary.clicks, summary.bounceRate, summary.avgEngagedSeconds].join('|');
 
   function renderSummary(summary) {
     for (const name of ['visitors', 'pageviews', 'events', 'clicks']) {
@@ -375,6 +380,7 @@
         ...CARDS.map((card) => api('/v1/stats/top', { ...period, dimension: card.dimension, metric: card.metric, limit: TOP_LIMIT })),
       ]);
       if (generation !== state.generation) return;
+      state.shown = figuresKey(summary, realtime);
       renderSummary(summary);
       renderRealtime(realtime);
       renderSeries(pageviews.results, visitors.results);
@@ -447,8 +453,13 @@
     } catch (_) {
       return;
     }
-    if (figures.summary) renderSummary(figures.summary);
-    if (figures.realtime) renderRealtime(figures.realtime);
+    if (!figures.summary || !figures.realtime) return;
+    const key = figuresKey(figures.summary, figures.realtime);
+    if (key === state.shown) return;
+    state.shown = key;
+    renderSummary(figures.summary);
+    renderRealtime(figures.realtime);
+    // Every figure the rankings and chart count also moves the summary: reload them too.
     scheduleRefresh();
   }
 
@@ -484,6 +495,8 @@
           state.streamUp = true;
           setConnection('Live', true);
           const feed = sseParser((name, data) => {
+            // A chunk read just before a period change must not paint the old period's figures.
+            if (abort.signal.aborted) return;
             delay = BACKOFF_FIRST_MS;
             onStreamEvent(name, data);
           });
@@ -539,6 +552,7 @@
     state.period = period;
     state.interval = INTERVALS[period][0];
     state.generation += 1;
+    state.shown = '';
     for (const input of document.querySelectorAll('input[name="period"]')) input.checked = input.value === period;
     fillIntervals();
     history.replaceState(null, '', '#' + period);
