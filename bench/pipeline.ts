@@ -1,0 +1,127 @@
+import { resolve } from 'node:path';
+import { run, treeRssMb } from './lib/processes.js';
+import { int, mb, ms, table } from './lib/report.js';
+import { REPO_ROOT, startTally } from './lib/tally-server.js';
+import { hasWrk, runLoad } from './lib/wrk.js';
+
+// npm run bench:pipeline — end-to-end analytics throughput: wrk (a separate load process) posts
+// Segment batches of 100 events to POST /v1/batch for BENCH_DURATION_S (120) seconds; Tally
+// (external mode: Redis + PostgreSQL on this machine, its own key prefix and schema, removed at
+// the end) collects, processes (enrichment, the atomic step, raw events to PostgreSQL) and
+// flushes. Reported: accepted events/s, end-to-end processed events/s (accepted events over the
+// time until the stream backlog is empty), freshness (a probe page view on a site of its own,
+// posted every 250 ms: time until /v1/stats/summary shows it, p50/p99), memory every 10 s, and
+// the ceiling of Redis alone (redis-benchmark -P 64). The page views counted are checked.
+//
+// Environment: BENCH_DURATION_S (120), BENCH_CONNECTIONS (16), BENCH_LAYOUT (single: `serve`;
+// split: `serve --no-worker` + one `tally worker`).
+
+const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 120);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
+const LAYOUT = process.env['BENCH_LAYOUT'] ?? 'single';
+const EVENTS_PER_REQUEST = 100;
+const PAGEVIEWS_PER_REQUEST = 60;
+const PROBE_EVERY_MS = 250;
+const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+const SCRIPT = resolve(REPO_ROOT, 'bench/lua/batch.lua');
+
+const say = (line: string) => process.stdout.write(line + '\n');
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+async function redisCeiling(): Promise<string> {
+  const result = await run('redis-benchmark', ['-q', '-P', '64', '-n', '2000000', '-t', 'incr,set'], { timeoutMs: 120_000 });
+  return result.stdout
+    .split(/\r|\n/)
+    .filter((l) => /requests per second/.test(l))
+    .map((l) => l.trim())
+    .join('; ');
+}
+
+async function main(): Promise<void> {
+  if (!(await hasWrk())) throw new Error('wrk is missing: apt-get install wrk');
+  say(`redis-benchmark -P 64 (Redis alone): ${await redisCeiling()}`);
+
+  const tally = await startTally({
+    env: { TALLY_COLLECT_RATE_LIMIT: '0', ADMIN_TOKEN, TALLY_FLUSH_INTERVAL_MS: '1000' },
+    ...(LAYOUT === 'split' ? { serveArgs: ['--no-worker'], workers: 1 } : {}),
+  });
+  try {
+    const created = await fetch(`${tally.url}/v1/sites`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'probe' }),
+    });
+    const probe = (await created.json()) as { writeKey: string; secretKey: string };
+
+    // Freshness: one probe page view at a time, polled until the summary counts it.
+    const freshness: number[] = [];
+    let probing = true;
+    let sent = 0;
+    const prober = (async () => {
+      while (probing) {
+        sent += 1;
+        const started = performance.now();
+        await fetch(`${tally.url}/v1/page`, {
+          method: 'POST',
+          headers: { authorization: 'Basic ' + Buffer.from(`${probe.writeKey}:`).toString('base64'), 'content-type': 'application/json' },
+          body: JSON.stringify({ anonymousId: 'probe', name: 'probe', messageId: `probe-${sent}` }),
+        });
+        for (;;) {
+          const res = await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: `Bearer ${probe.secretKey}` } });
+          if (((await res.json()) as { pageviews: number }).pageviews >= sent) break;
+          if (performance.now() - started > 30_000) throw new Error('a probe event did not show within 30 s');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        freshness.push(performance.now() - started);
+        await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
+      }
+    })();
+
+    const memory: { at: number; mb: number }[] = [];
+    const t0 = Date.now();
+    const sampleMemory = () => memory.push({ at: (Date.now() - t0) / 1000, mb: tally.pids.reduce((n, pid) => n + treeRssMb(pid), 0) });
+    sampleMemory();
+    const sampler = setInterval(sampleMemory, 10_000);
+
+    say(`load: ${CONNECTIONS} connections, batches of ${EVENTS_PER_REQUEST}, ${DURATION_S} s, layout ${LAYOUT}`);
+    const loadStart = Date.now();
+    const load = await runLoad({ url: tally.url, script: SCRIPT, connections: CONNECTIONS, threads: 1, durationSeconds: DURATION_S, timeoutSeconds: 10, env: { BENCH_AUTH: tally.basic } });
+    const backlogAtEnd = (await tally.metrics()).get('tally_stream_backlog') ?? NaN;
+    await tally.waitDrained(300_000);
+    const drainedAt = Date.now();
+    clearInterval(sampler);
+    sampleMemory();
+    probing = false;
+    await prober;
+
+    const accepted = load.ok * EVENTS_PER_REQUEST;
+    const summary = (await (await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })).json()) as { pageviews: number };
+    const sorted = [...freshness].sort((a, b) => a - b);
+    say('');
+    say(
+      table(
+        ['figure', 'value'],
+        [
+          { figure: 'accepted events/s (2xx × 100 / s)', value: int(accepted / load.seconds) },
+          { figure: 'end to end events/s (accepted / time until drained)', value: int(accepted / ((drainedAt - loadStart) / 1000)) },
+          { figure: 'requests 2xx / non-2xx / socket errors', value: `${int(load.ok)} / ${int(load.failedStatus)} / ${int(load.socketErrors)}` },
+          { figure: 'request latency p50 / p99', value: `${ms(load.latencyMs.p50)} / ${ms(load.latencyMs.p99)}` },
+          { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
+          { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
+          { figure: 'page views counted / expected', value: `${int(summary.pageviews)} / ${int(load.ok * PAGEVIEWS_PER_REQUEST)}` },
+        ],
+      ),
+    );
+    say('');
+    say('memory (RSS of the Tally processes): ' + memory.map((m) => `${m.at.toFixed(0)}s ${mb(m.mb)}`).join(', '));
+    if (summary.pageviews !== load.ok * PAGEVIEWS_PER_REQUEST) process.exitCode = 1;
+  } finally {
+    await tally.stop();
+    await tally.cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:pipeline failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
