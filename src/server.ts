@@ -20,6 +20,7 @@ export async function ensureDefaultSite(ctx: Context, print: (line: string) => v
         `Tally created the site "default" (${site.id}). Its keys are shown this once; keep them:`,
         `  write key  (browser and SDKs, collect only):      ${site.writeKey}`,
         `  secret key (server side: stats, notifications):   ${site.secretKey}`,
+        `  the live dashboard is http://localhost:${ctx.config.port}/ (it asks for the secret key)`,
         '',
       ].join('\n'),
     );
