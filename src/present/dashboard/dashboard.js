@@ -62,6 +62,8 @@
     chartIndex: -1,
     /** The figures last shown, so a push that repeats them (the first after connecting) costs nothing. */
     shown: '',
+    /** A reload was skipped while the tab was hidden: done when it is shown again. */
+    staleWhileHidden: false,
   };
 
   class ApiError extends Error {
@@ -364,6 +366,11 @@
   /** Everything the page shows, read again; a change of period while it runs drops its answers. */
   async function refresh() {
     if (!state.key) return;
+    // Nobody looks at a hidden tab: the pushed summary keeps it current, the rest waits.
+    if (document.hidden) {
+      state.staleWhileHidden = true;
+      return;
+    }
     if (state.refreshing) {
       state.refreshAgain = true;
       return;
@@ -628,6 +635,11 @@
     for (const input of document.querySelectorAll('input[name="period"]')) {
       input.addEventListener('change', () => input.checked && choosePeriod(input.value));
     }
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden || !state.staleWhileHidden) return;
+      state.staleWhileHidden = false;
+      void refresh();
+    });
     window.addEventListener('hashchange', () => {
       const period = location.hash.slice(1);
       if (state.key && PERIODS.includes(period) && period !== state.period) choosePeriod(period);
