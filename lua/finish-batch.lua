@@ -1,5 +1,6 @@
 --[[
-  Drops a flushed batch once PostgreSQL recorded its sequence number.
+  Drops a flushed batch once PostgreSQL recorded its sequence number. UNLINK frees a large
+  hash in the background instead of blocking Redis.
   KEYS[2] in-flight hash, KEYS[3] meta hash (KEYS[1], pending, is untouched)
   ARGV[1] the batch's sequence number
   Returns 1 when it was the batch in flight, 0 otherwise (another flusher finished it).
@@ -7,6 +8,6 @@
 if tonumber(redis.call('HGET', KEYS[3], 'inflight') or '0') ~= tonumber(ARGV[1]) then
   return 0
 end
-redis.call('DEL', KEYS[2])
+redis.call('UNLINK', KEYS[2])
 redis.call('HSET', KEYS[3], 'inflight', 0, 'done', ARGV[1])
 return 1

@@ -295,6 +295,18 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       expect((await rt.readBuffered(buffer, 'u1')).inflightSeq).toBe(43);
     });
 
+    it('takes a large batch whole (Redis pages through it)', async () => {
+      const buffer = keys.inboxBuffer('s6', 1);
+      const fields = Array.from({ length: 5000 }, (_, i) => `f${i}`);
+      await rt.addDeltas(buffer, fields, fields.map((_, i) => i + 1));
+      const taken = await rt.takeBatch(buffer, 0);
+      expect(taken!.fields).toHaveLength(5000);
+      const byField = new Map(taken!.fields.map((f, i) => [f, taken!.deltas[i]]));
+      expect(byField.get('f0')).toBe(1);
+      expect(byField.get('f4999')).toBe(5000);
+      expect(taken!.deltas.reduce((a, b) => a + b, 0)).toBe((5000 * 5001) / 2);
+    });
+
     it('restores hashes with hset', async () => {
       const key = `${keys.site('s5')}:u:9`;
       await rt.hset(key, { clicks: 12, pageviews: 3 });

@@ -56,6 +56,9 @@ export function connectRedis(options: RedisConnectOptions): RedisClient {
   return new Redis(options.url ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true, ...FAIL_FAST });
 }
 
+/** Fields read per HSCAN page when a batch is taken for flushing. */
+const TAKE_PAGE = 2000;
+
 /** Compact encoding of ops for apply-batch.lua: keys become 1-based indexes into KEYS. */
 class KeyTable {
   readonly keys: string[] = [];
@@ -232,15 +235,18 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     },
 
     async takeBatch(buffer, minSeq): Promise<TakenBatch | null> {
-      const reply = (await call('take-batch', bufferKeys(buffer), [minSeq])) as (string | number)[] | null;
-      if (!reply) return null;
-      const fields: string[] = [];
-      const deltas: number[] = [];
-      for (let i = 1; i < reply.length; i += 2) {
-        fields.push(String(reply[i]));
-        deltas.push(Number(reply[i + 1]));
-      }
-      return { seq: Number(reply[0]), fields, deltas };
+      const seq = (await call('take-batch', bufferKeys(buffer), [minSeq])) as number | null;
+      if (!seq) return null;
+      // The in-flight hash is frozen: read it in pages, so Redis serves other clients between
+      // them. SCAN may repeat a field (never with another value): the Map keeps it once.
+      const taken = new Map<string, number>();
+      let cursor = '0';
+      do {
+        const [next, flat] = await client.hscan(buffer.inflight, cursor, 'COUNT', TAKE_PAGE);
+        cursor = next;
+        for (let i = 0; i < flat.length; i += 2) taken.set(flat[i] as string, Number(flat[i + 1]));
+      } while (cursor !== '0');
+      return { seq: Number(seq), fields: [...taken.keys()], deltas: [...taken.values()] };
     },
 
     async finishBatch(buffer, seq) {
