@@ -277,9 +277,11 @@
       chart.append(svg('text', { x: m.left - 8, y: y(value) + 4, class: 'axis', 'text-anchor': 'end' }, formatCount(value)));
     }
     // Time labels at a whole step of points, so they are evenly spaced and as many as fit.
-    const step = Math.max(1, Math.ceil(slots.length / Math.max(2, Math.floor(w / 80))));
+    // Hours or minutes over more than a day need the date too, or the clock times repeat.
+    const multiDay = state.interval !== 'day' && slots.length > 1 && Date.parse(slots[slots.length - 1].t) - Date.parse(slots[0].t) >= 86400000;
+    const step = Math.max(1, Math.ceil(slots.length / Math.max(2, Math.floor(w / (multiDay ? 120 : 80)))));
     for (let i = 0; i < slots.length; i += step) {
-      chart.append(svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(slots[i].t, state.interval, false)));
+      chart.append(svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(slots[i].t, state.interval, multiDay)));
     }
 
     if (points.length > 0) {
