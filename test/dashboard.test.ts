@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page, type Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ASSET_CACHE_CONTROL, DASHBOARD_CSP, PAGE_CACHE_CONTROL } from '../src/present/dashboard-route.js';
 import { startWorker, type Worker } from '../src/worker.js';
@@ -254,6 +254,42 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     expect(pageErrors).toEqual([]);
     await page.close();
+  });
+
+  it('reads any valid event-stream framing (CRLF, comments, other events, data over several lines) and formats big figures', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage();
+    // Only the stream answers (after the key check): what the page shows came from the push.
+    const held: Route[] = [];
+    let keyChecked = false;
+    const pushed = { visitors: 150_000, pageviews: 12_345, events: 7, clicks: 3, bounceRate: 0.4321, avgEngagedSeconds: 3700 };
+    const data = JSON.stringify({ realtime: { visitors: 7 }, summary: pushed }, null, 1).split('\n');
+    await page.route('**/v1/stats/**', async (route) => {
+      const url = route.request().url();
+      if (url.includes('/v1/stats/stream')) {
+        await route.fulfill({
+          status: 200,
+          headers: { 'content-type': 'text/event-stream' },
+          body: `: hello\r\n\r\nevent: ping\r\ndata: {}\r\n\r\nevent: stats\r\n${data.map((line) => `data: ${line}\r\n`).join('')}\r\n`,
+        });
+      } else if (url.includes('/v1/stats/realtime') && !keyChecked) {
+        keyChecked = true;
+        await route.continue();
+      } else {
+        held.push(route);
+      }
+    });
+    await page.goto(`${baseUrl}/#today`);
+    await signIn(page, t.site.secretKey);
+    await poll(() => page.textContent('#fig-visitors')).toBe('150K');
+    expect(await page.getAttribute('#fig-visitors', 'title')).toBe('150,000');
+    expect(await page.textContent('#fig-pageviews')).toBe('12,345');
+    expect(await page.getAttribute('#fig-pageviews', 'title')).toBeNull();
+    expect(await page.textContent('#fig-bounceRate')).toBe('43%');
+    expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('1h 01m');
+    expect(await page.textContent('#live-count')).toBe('7');
+    expect(await figures(page)).toEqual(pushed);
+    await page.close();
+    for (const route of held) await route.abort().catch(() => undefined);
   });
 
   it('polls while the stream is cut, says so, and goes live again when it comes back', { timeout: 120_000 }, async () => {
