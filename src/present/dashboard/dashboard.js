@@ -196,7 +196,7 @@
     const holder = $('tops');
     for (const card of CARDS) {
       const id = 'top-' + card.dimension;
-      const section = el('section', { class: 'card top', id, 'aria-labelledby': id + '-title' });
+      const section = el('section', { class: 'card', id, 'aria-labelledby': id + '-title' });
       const head = el('div', { class: 'card-head' });
       head.append(el('h2', { id: id + '-title' }, card.title));
       const exportButton = el('button', { type: 'button', class: 'small', 'aria-label': 'Export ' + card.title + ' as CSV' }, 'CSV');
