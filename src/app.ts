@@ -40,7 +40,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     trustProxy: true,
     bodyLimit: 1024 * 1024,
     // Ids in paths may be up to 256 characters (escaped: more); their schemas enforce the limit.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // Routes close their own connections on shutdown (SSE); idle keep-alives close at once.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
