@@ -108,13 +108,18 @@ async function main(): Promise<void> {
           { figure: 'request latency p50 / p99', value: `${ms(load.latencyMs.p50)} / ${ms(load.latencyMs.p99)}` },
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
           { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
-          { figure: 'page views counted / expected', value: `${int(summary.pageviews)} / ${int(load.ok * PAGEVIEWS_PER_REQUEST)}` },
+          { figure: 'page views counted / answered 2xx to wrk (+ in flight at the end)', value: `${int(summary.pageviews)} / ${int(load.ok * PAGEVIEWS_PER_REQUEST)}` },
         ],
       ),
     );
     say('');
     say('memory (RSS of the Tally processes): ' + memory.map((m) => `${m.at.toFixed(0)}s ${mb(m.mb)}`).join(', '));
-    if (summary.pageviews !== load.ok * PAGEVIEWS_PER_REQUEST) process.exitCode = 1;
+    // Requests still in flight when wrk stopped were accepted but not seen by wrk: at most one per connection.
+    const extra = summary.pageviews - load.ok * PAGEVIEWS_PER_REQUEST;
+    if (extra < 0 || extra > CONNECTIONS * PAGEVIEWS_PER_REQUEST) {
+      say(`page views do not match: ${extra} more than answered`);
+      process.exitCode = 1;
+    }
   } finally {
     await tally.stop();
     await tally.cleanup();

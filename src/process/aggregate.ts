@@ -6,8 +6,9 @@ import {
   bucketOf,
   type Dimension,
   heldInRealtime,
-  RESOLUTIONS,
   type RankMetric,
+  type Res,
+  RESOLUTIONS,
   rankSuffix,
   TOTALS,
   totalsSuffix,
@@ -123,37 +124,70 @@ class OpSums {
   }
 }
 
+/** What every event of one site's batch shares: key prefix, buffers, and each bucket's names. */
+interface BatchScope {
+  key(suffix: string): string;
+  rollups: BufferKeys;
+  uniques: BufferKeys;
+  bucket(res: Res, at: number): BucketScope;
+}
+
+interface BucketScope {
+  res: Res;
+  bucket: number;
+  ttl: number | undefined;
+  /** A HyperLogLog is copied to PostgreSQL whole, so one that expired must not start again from
+   * empty: visitors arriving after a bucket's retention are counted, not added to it. */
+  held: boolean;
+  totals: string;
+  totalsKey: string;
+}
+
 export function createAggregator(keys: Keys) {
+  function scopeOf(siteId: string, nowMs: number): BatchScope {
+    const prefix = keys.site(siteId) + ':';
+    const buckets = new Map<string, BucketScope>();
+    return {
+      key: (suffix) => prefix + suffix,
+      rollups: keys.rollupBuffer(siteId),
+      uniques: keys.uniquesBuffer(siteId),
+      bucket(res, at) {
+        const bucket = bucketOf(res, at);
+        const id = res + bucket;
+        let scope = buckets.get(id);
+        if (!scope) {
+          const totals = totalsSuffix(res, bucket);
+          scope = { res, bucket, ttl: ttlOf(res, bucket, nowMs), held: heldInRealtime(res, bucket, nowMs), totals, totalsKey: prefix + totals };
+          buckets.set(id, scope);
+        }
+        return scope;
+      },
+    };
+  }
+
   /** Adds one human event's bucket figures at every resolution. */
-  function countBuckets(sums: OpSums, siteId: string, e: Enriched, nowMs: number): void {
-    const rollups = keys.rollupBuffer(siteId);
-    const uniques = keys.uniquesBuffer(siteId);
+  function countBuckets(sums: OpSums, scope: BatchScope, e: Enriched): void {
     const views: SessionView = { at: e.at, totals: [] };
     for (const res of RESOLUTIONS) {
-      const bucket = bucketOf(res, e.at);
-      const ttl = ttlOf(res, bucket, nowMs);
-      const totals = totalsSuffix(res, bucket);
-      const totalsKey = keys.siteKey(siteId, totals);
-      const total = (field: string, by: number) => sums.count(totalsKey, field, by, { buffer: rollups, name: `${totals}|${field}` });
+      const b = scope.bucket(res, e.at);
+      const total = (field: string, by: number) => sums.count(b.totalsKey, field, by, { buffer: scope.rollups, name: `${b.totals}|${field}` });
       const rank = (dim: Dimension, metric: RankMetric, value: string | undefined) => {
         if (value === undefined) return;
-        const suffix = rankSuffix(res, bucket, dim, metric);
-        const key = keys.siteKey(siteId, suffix);
-        sums.rank(key, value, { buffer: rollups, name: durableName(suffix, value) });
-        sums.expire(key, ttl);
+        const suffix = rankSuffix(res, b.bucket, dim, metric);
+        const key = scope.key(suffix);
+        sums.rank(key, value, { buffer: scope.rollups, name: durableName(suffix, value) });
+        sums.expire(key, b.ttl);
       };
-      // A HyperLogLog is copied to PostgreSQL whole, so one that expired must not start again
-      // from empty: visitors arriving after a bucket's retention are counted, not added to it.
-      const held = heldInRealtime(res, bucket, nowMs);
       const unique = (dim?: Dimension, value?: string) => {
-        if (!held || (dim !== undefined && value === undefined)) return;
-        const suffix = uniqueSuffix(res, bucket, dim, value);
-        const key = keys.siteKey(siteId, suffix);
-        sums.unique(key, e.visitor, { buffer: uniques, name: suffix });
-        sums.expire(key, ttl);
+        if (!b.held || (dim !== undefined && value === undefined)) return;
+        const suffix = uniqueSuffix(res, b.bucket, dim, value);
+        const key = scope.key(suffix);
+        sums.unique(key, e.visitor, { buffer: scope.uniques, name: suffix });
+        sums.expire(key, b.ttl);
       };
-      sums.expire(totalsKey, ttl);
-
+      sums.expire(b.totalsKey, b.ttl);
+      const totalsKey = b.totalsKey;
+      const totals = b.totals;
       if (e.bot) {
         total(TOTALS.bots, 1);
         continue;
@@ -202,19 +236,18 @@ export function createAggregator(keys: Keys) {
     }
     if (e.bot || e.kind === 'other') return;
     sums.seen(e.visitor, e.at);
-    if (e.kind === 'pageview') sums.view(keys.siteKey(siteId, `vs:${part(e.visitor)}`), views);
+    if (e.kind === 'pageview') sums.view(scope.key(`vs:${part(e.visitor)}`), views);
   }
 
   /** The tutorial's per-user and per-product counters, for callers that name their user. */
-  function countUser(sums: OpSums, siteId: string, m: CollectedMessage, e: Enriched): void {
+  function countUser(sums: OpSums, scope: BatchScope, buffer: BufferKeys, m: CollectedMessage, e: Enriched): void {
     if (e.user === undefined || e.bot) return;
-    const buffer = keys.analyticsBuffer(siteId);
     const visitor = part(e.user);
     const counter = (suffix: string, field: string, onFirst?: () => AggregateOp[]) =>
-      sums.count(keys.siteKey(siteId, suffix), field, 1, { buffer, name: durableName(suffix, field) }, onFirst);
+      sums.count(scope.key(suffix), field, 1, { buffer, name: durableName(suffix, field) }, onFirst);
     const first = (suffix: string, field: string): AggregateOp => ({
       op: 'count',
-      key: keys.siteKey(siteId, suffix),
+      key: scope.key(suffix),
       field,
       by: 1,
       durable: { buffer, name: durableName(suffix, field) },
@@ -232,14 +265,16 @@ export function createAggregator(keys: Keys) {
   /** One site's counted messages as one pre-aggregated batch (dedupe keys in the same order). */
   return function buildBatch(siteId: string, items: readonly Counted[], nowMs: number): AggregateBatch {
     const sums = new OpSums();
+    const scope = scopeOf(siteId, nowMs);
+    const users = keys.analyticsBuffer(siteId);
     for (const { message, enriched } of items) {
-      countBuckets(sums, siteId, enriched, nowMs);
-      countUser(sums, siteId, message, enriched);
+      countBuckets(sums, scope, enriched);
+      countUser(sums, scope, users, message, enriched);
     }
     return {
       dedupeTtlSeconds: DEDUPE_TTL_SECONDS,
       dedupeKeys: items.map((i) => keys.dedupe(siteId, i.message.messageId)),
-      ops: sums.ops({ liveKey: keys.siteKey(siteId, 'live'), rollups: keys.rollupBuffer(siteId), nowMs }),
+      ops: sums.ops({ liveKey: scope.key('live'), rollups: scope.rollups, nowMs }),
     };
   };
 }

@@ -21,6 +21,9 @@ import { createEnricher, createSaltSource } from './enrich.js';
  */
 export type BatchSink = (bySite: ReadonlyMap<string, Counted[]>) => Promise<void>;
 
+/** Ops in one atomic step at most (a few MB of script argument). */
+const MAX_STEP_OPS = 20_000;
+
 export interface ProcessorOptions {
   shards: number;
   batchSize?: number;
@@ -57,14 +60,28 @@ export function startProcessor(
     const list = [...unique.values()];
     const enriched = await enrich(siteId, list);
     const all = list.map((message, i) => ({ message, enriched: enriched[i] as Counted['enriched'] }));
-    let fresh = all;
+    return { all, fresh: await apply(siteId, all) };
+  }
+
+  /**
+   * One atomic step for the items, retried without the duplicates it reports. Events spread
+   * over many time buckets (a late backlog) aggregate poorly: a step past MAX_STEP_OPS is split
+   * in halves, so no script call grows without bound.
+   */
+  async function apply(siteId: string, items: Counted[]): Promise<Counted[]> {
+    let fresh = items;
     while (fresh.length > 0) {
-      const duplicates = await realtime.applyAggregate(buildBatch(siteId, fresh, Date.now()));
+      const batch = buildBatch(siteId, fresh, Date.now());
+      if (batch.ops.length > MAX_STEP_OPS && fresh.length > 1) {
+        const half = Math.ceil(fresh.length / 2);
+        return [...(await apply(siteId, fresh.slice(0, half))), ...(await apply(siteId, fresh.slice(half)))];
+      }
+      const duplicates = await realtime.applyAggregate(batch);
       if (duplicates.length === 0) break;
       const dropped = new Set(duplicates);
       fresh = fresh.filter((_, i) => !dropped.has(i));
     }
-    return { all, fresh };
+    return fresh;
   }
 
   async function handle(stream: string, entries: StreamEntry[], redelivered: boolean): Promise<void> {
