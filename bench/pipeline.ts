@@ -14,7 +14,8 @@ import { hasWrk, runLoad } from './lib/wrk.js';
 // the ceiling of Redis alone (redis-benchmark -P 64). The page views counted are checked.
 //
 // Environment: BENCH_DURATION_S (120), BENCH_CONNECTIONS (16), BENCH_LAYOUT (single: `serve`;
-// split: `serve --no-worker` + one `tally worker`).
+// split: `serve --no-worker` + one `tally worker`), BENCH_NODE_ARGS (node flags for Tally, e.g.
+// "--cpu-prof --cpu-prof-dir=.bench/prof").
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 120);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   const tally = await startTally({
     env: { TALLY_COLLECT_RATE_LIMIT: '0', ADMIN_TOKEN, TALLY_FLUSH_INTERVAL_MS: '1000' },
     ...(LAYOUT === 'split' ? { serveArgs: ['--no-worker'], workers: 1 } : {}),
+    ...(process.env['BENCH_NODE_ARGS'] ? { nodeArgs: process.env['BENCH_NODE_ARGS'].split(' ') } : {}),
   });
   try {
     const created = await fetch(`${tally.url}/v1/sites`, {

@@ -34,8 +34,12 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     return { hot, cold };
   }
 
-  const coldArgs = (siteId: string, cold: readonly Bucket[]) => [siteId, cold.map((b) => b.res), cold.map((b) => b.bucket)];
-  const COLD = `(res, bucket) IN (SELECT * FROM unnest($2::text[], $3::int8[]))`;
+  // Buckets by resolution, so each is an index lookup on the primary key (site, res, bucket, …).
+  const coldArgs = (siteId: string, cold: readonly Bucket[]) => [
+    siteId,
+    ...(['m', 'h', 'd'] as const).map((res) => cold.filter((b) => b.res === res).map((b) => b.bucket)),
+  ];
+  const COLD = `((res = 'm' AND bucket = ANY($2::int8[])) OR (res = 'h' AND bucket = ANY($3::int8[])) OR (res = 'd' AND bucket = ANY($4::int8[])))`;
 
   /** Totals fields summed over the buckets. */
   async function totals(siteId: string, buckets: readonly Bucket[]): Promise<Record<string, number>> {
@@ -60,7 +64,7 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     let n = await realtime.pfcount(hot.map((b) => keys.siteKey(siteId, uniqueSuffix(b.res, b.bucket, dim, value))));
     if (cold.length > 0) {
       const rows = await db.query<{ n: number | null }>(
-        `SELECT sum(visitors)::int8 AS n FROM uniques WHERE site_id = $1 AND dim = $4 AND value = $5 AND ${COLD}`,
+        `SELECT sum(visitors)::int8 AS n FROM uniques WHERE site_id = $1 AND dim = $5 AND value = $6 AND ${COLD}`,
         [...coldArgs(siteId, cold), dim ?? '', value ?? ''],
       );
       n += rows.rows[0]?.n ?? 0;
@@ -79,7 +83,7 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     for (const { member, score } of await realtime.rankUnion(hotKeys, hotLimit, scratch)) sums.set(member, score);
     if (cold.length > 0) {
       const rows = await db.query<{ value: string; n: number }>(
-        `SELECT value, sum(count)::int8 AS n FROM rollups WHERE site_id = $1 AND dim = $4 AND metric = $5 AND ${COLD} GROUP BY value`,
+        `SELECT value, sum(count)::int8 AS n FROM rollups WHERE site_id = $1 AND dim = $5 AND metric = $6 AND ${COLD} GROUP BY value`,
         [...coldArgs(siteId, cold), dim, metric],
       );
       for (const r of rows.rows) sums.set(r.value, (sums.get(r.value) ?? 0) + r.n);
@@ -103,7 +107,7 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
               coldArgs(siteId, cold),
             )
           : await db.query<{ res: Res; bucket: number; n: number }>(
-              `SELECT res, bucket, count AS n FROM rollups WHERE site_id = $1 AND dim = '' AND metric = $4 AND ${COLD}`,
+              `SELECT res, bucket, count AS n FROM rollups WHERE site_id = $1 AND dim = '' AND metric = $5 AND ${COLD}`,
               [...coldArgs(siteId, cold), field],
             );
       for (const r of rows.rows) fromPg.set(`${r.res}${r.bucket}`, r.n);
