@@ -29,6 +29,8 @@ export interface Config {
   readonly collectRateLimit: number;
   /** Seconds a user token stays valid. */
   readonly userTokenTtlSeconds: number;
+  /** Processes serving the HTTP API (`tally serve`, external mode only): Node runs JavaScript on one core per process. */
+  readonly httpProcesses: number;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +94,12 @@ export function loadConfig(env: Env): Config {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) {
     throw new ConfigError(`TALLY_REDIS_PREFIX may hold letters, digits, '_', '.', '-' only, got "${redisPrefix}".`);
   }
+  const httpProcesses = intVar(env, 'TALLY_HTTP_PROCESSES', 1, 1, 64);
+  if (httpProcesses > 1 && !hasRedis) {
+    throw new ConfigError(
+      'TALLY_HTTP_PROCESSES above 1 needs REDIS_URL and DATABASE_URL: the embedded mode keeps its data and buffers in one process.',
+    );
+  }
   const adminToken = env['ADMIN_TOKEN'] || undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long.');
@@ -114,5 +122,6 @@ export function loadConfig(env: Env): Config {
     logLevel: env['LOG_LEVEL'] || 'info',
     collectRateLimit: intVar(env, 'TALLY_COLLECT_RATE_LIMIT', 10_000, 0, 10_000_000),
     userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),
+    httpProcesses,
   } satisfies Config);
 }

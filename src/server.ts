@@ -1,3 +1,5 @@
+import cluster, { type Worker as HttpProcess } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -48,17 +50,107 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 }
 
 export async function runServer(config: Config, log: Logger, options: { worker: boolean }): Promise<void> {
+  if (config.httpProcesses > 1 && cluster.isPrimary) return runHttpProcesses(config, log, options);
   const ctx = await openContext(config, log);
   await ensureDefaultSite(ctx, (line) => process.stdout.write(line + '\n'));
   const metrics = createMetrics();
   const worker: Worker | undefined = options.worker ? startWorker(ctx, metrics) : undefined;
   const app = await buildApp(ctx, worker ? { metrics, flusher: worker.flusher } : { metrics });
   const address = await app.listen({ port: config.port, host: config.host });
-  log.info({ address, mode: config.mode, worker: options.worker }, 'Tally is listening');
+  // One of TALLY_HTTP_PROCESSES: the primary says when all of them listen.
+  if (cluster.isWorker) log.debug({ address }, 'HTTP process listening');
+  else log.info({ address, mode: config.mode, worker: options.worker }, 'Tally is listening');
   onSignals(log, async () => {
     await app.close();
     await worker?.stop();
     await ctx.close();
+  });
+}
+
+const CHILD_STOP_MS = 30_000;
+
+/**
+ * TALLY_HTTP_PROCESSES > 1: this process migrates, creates the default site, runs the worker
+ * (unless --no-worker) and forks that many `serve --no-worker` processes sharing the port
+ * (node:cluster hands them connections in turn). SIGTERM stops them gracefully, then the worker.
+ * A process that dies after it listened is replaced; one that dies before fails the start.
+ */
+async function runHttpProcesses(config: Config, log: Logger, options: { worker: boolean }): Promise<void> {
+  const ctx = await openContext(config, log);
+  await ensureDefaultSite(ctx, (line) => process.stdout.write(line + '\n'));
+  const worker: Worker | undefined = options.worker ? startWorker(ctx, createMetrics()) : undefined;
+  if (!worker) await ctx.close();
+  cluster.setupPrimary({ args: ['serve', '--no-worker'] });
+
+  let stopping = false;
+  /** Each HTTP process, and whether it listens yet. */
+  const children = new Map<HttpProcess, boolean>();
+  const fork = () =>
+    new Promise<AddressInfo>((resolve, reject) => {
+      const child = cluster.fork();
+      children.set(child, false);
+      child.once('listening', (address: AddressInfo) => {
+        children.set(child, true);
+        resolve(address);
+      });
+      child.once('exit', (code, signal) => {
+        const listened = children.get(child) === true;
+        children.delete(child);
+        if (stopping) return;
+        if (!listened) {
+          reject(new Error(`an HTTP process exited (${signal ?? code}) before it listened; its log says why.`));
+          return;
+        }
+        log.error({ httpPid: child.process.pid, code, signal }, 'an HTTP process died; starting another');
+        fork().catch((err: unknown) => log.error({ err }, 'could not replace an HTTP process'));
+      });
+    });
+
+  /** SIGTERM to every HTTP process; true when all stopped cleanly (one still starting has nothing to finish). */
+  const stopChildren = async () => {
+    const clean = await Promise.all(
+      [...children].map(
+        ([child, listened]) =>
+          new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => child.process.kill('SIGKILL'), CHILD_STOP_MS);
+            child.once('exit', (code, signal) => {
+              clearTimeout(timer);
+              resolve(code === 0 || (!listened && signal === 'SIGTERM'));
+            });
+            child.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    return clean.every(Boolean);
+  };
+
+  let addresses: AddressInfo[];
+  try {
+    addresses = await Promise.all(Array.from({ length: config.httpProcesses }, fork));
+  } catch (err) {
+    stopping = true;
+    await stopChildren();
+    await worker?.stop();
+    if (worker) await ctx.close();
+    throw err;
+  }
+  const first = addresses[0] as AddressInfo;
+  const host = first.address.includes(':') ? `[${first.address}]` : first.address;
+  log.info(
+    {
+      address: `http://${host}:${first.port}`,
+      mode: config.mode,
+      worker: options.worker,
+      httpProcesses: [...children.keys()].map((child) => child.process.pid),
+    },
+    'Tally is listening',
+  );
+  onSignals(log, async () => {
+    stopping = true;
+    const clean = await stopChildren();
+    await worker?.stop();
+    if (worker) await ctx.close();
+    if (!clean) throw new Error('an HTTP process did not stop cleanly (see its log)');
   });
 }
 

@@ -10,7 +10,12 @@ describe('loadConfig', () => {
 
   it('uses Redis and PostgreSQL when both URLs are set', () => {
     const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://u@h/db', PORT: '9000' });
-    expect(config).toMatchObject({ mode: 'external', port: 9000 });
+    expect(config).toMatchObject({ mode: 'external', port: 9000, httpProcesses: 1 });
+  });
+
+  it('runs the HTTP API in TALLY_HTTP_PROCESSES processes in external mode', () => {
+    const config = loadConfig({ REDIS_URL: 'redis://x', DATABASE_URL: 'postgres://x/y', TALLY_HTTP_PROCESSES: '4' });
+    expect(config.httpProcesses).toBe(4);
   });
 
   it('takes a Redis Cluster from REDIS_CLUSTER_NODES', () => {
@@ -33,6 +38,8 @@ describe('loadConfig', () => {
     [{ TALLY_REDIS_PREFIX: 'a b' }, /TALLY_REDIS_PREFIX/],
     [{ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be at least 16/],
     [{ TALLY_STREAM_SHARDS: '0' }, /TALLY_STREAM_SHARDS must be between 1 and 256/],
+    [{ TALLY_HTTP_PROCESSES: '2' }, /TALLY_HTTP_PROCESSES above 1 needs REDIS_URL and DATABASE_URL/],
+    [{ TALLY_HTTP_PROCESSES: '0', REDIS_URL: 'redis://x', DATABASE_URL: 'postgres://x/y' }, /TALLY_HTTP_PROCESSES must be between 1 and 64/],
   ])('rejects %j with one clear sentence', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
