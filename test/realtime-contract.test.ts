@@ -80,6 +80,21 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await reader.close();
     });
 
+    it("gives a consumer back its own unacknowledged entries, not others'", async () => {
+      const stream = keys.stream(4);
+      await rt.ensureGroup(stream, 'g');
+      await rt.enqueue(stream, 'mine', 100);
+      await rt.enqueue(stream, 'theirs', 100);
+      const reader = rt.openReader(stream, 'g');
+      expect((await reader.read('me', 1, 100)).map((e) => e.payload)).toEqual(['mine']);
+      expect((await reader.read('other', 1, 100)).map((e) => e.payload)).toEqual(['theirs']);
+      const own = await reader.readOwnPending('me', 10);
+      expect(own.map((e) => e.payload)).toEqual(['mine']);
+      await rt.ackEntries(stream, 'g', own.map((e) => e.id));
+      expect(await reader.readOwnPending('me', 10)).toEqual([]);
+      await reader.close();
+    });
+
     it('lets another consumer claim entries left unacknowledged', async () => {
       const stream = keys.stream(3);
       await rt.ensureGroup(stream, 'g');

@@ -44,11 +44,15 @@ export async function startTestCluster(basePort = 17_000 + Math.floor(Math.rando
       }
     }
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
-    for (let i = 0; ; i++) {
-      const { stdout } = await run('redis-cli', ['-p', String(ports[0]), 'cluster', 'info']);
-      if (stdout.includes('cluster_state:ok')) break;
-      if (i > 100) throw new Error('the test cluster did not become ready');
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    // Every node must know the whole slot map before a client asks it (else MOVED storms and
+    // "slots allocation" errors in a client's first commands).
+    for (const port of ports) {
+      for (let i = 0; ; i++) {
+        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info']);
+        if (stdout.includes('cluster_state:ok') && stdout.includes('cluster_slots_assigned:16384') && stdout.includes('cluster_known_nodes:3')) break;
+        if (i > 100) throw new Error('the test cluster did not become ready');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
   } catch (err) {
     await stop();

@@ -119,11 +119,18 @@ export function startProcessor(
   async function runShard(shard: number, reader: StreamReader): Promise<void> {
     const stream = keys.stream(shard);
     let lastClaim = Date.now();
+    let retryOwn = false;
     while (!stopping || draining) {
       try {
         let entries: StreamEntry[] = [];
         let redelivered = false;
-        if (Date.now() - lastClaim > claimIdleMs / 2) {
+        if (retryOwn) {
+          // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
+          entries = await reader.readOwnPending(consumer, batchSize);
+          redelivered = entries.length > 0;
+          retryOwn = entries.length === batchSize; // more of ours may wait behind these
+        }
+        if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = Date.now();
           entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
           redelivered = entries.length > 0;
@@ -134,8 +141,7 @@ export function startProcessor(
       } catch (err) {
         if (stopping && !draining) return;
         log.error({ err, shard }, 'processing failed; the entries stay pending and are retried');
-        // Our own unacknowledged entries come back through claimStale.
-        lastClaim = 0;
+        retryOwn = true;
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     }

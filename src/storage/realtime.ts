@@ -13,6 +13,8 @@ export interface StreamEntry {
 /** A blocking reader of one stream shard; Redis gives it a connection of its own. */
 export interface StreamReader {
   read(consumer: string, count: number, blockMs: number): Promise<StreamEntry[]>;
+  /** Entries delivered to this consumer and not acknowledged yet (to retry after a failure). */
+  readOwnPending(consumer: string, count: number): Promise<StreamEntry[]>;
   close(): Promise<void>;
 }
 

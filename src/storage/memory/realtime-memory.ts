@@ -250,6 +250,17 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
           });
           return closed ? [] : readNow(consumer, count);
         },
+        async readOwnPending(consumer, count) {
+          const g = group(key, name);
+          const entries = stream(key).entries;
+          const out: StreamEntry[] = [];
+          for (const [id, p] of g.pending) {
+            if (out.length >= count) break;
+            const payload = entries.get(id);
+            if (p.consumer === consumer && payload !== undefined) out.push({ id, payload });
+          }
+          return out;
+        },
         async close() {
           closed = true;
           wakeups.emit(key);

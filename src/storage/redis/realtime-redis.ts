@@ -49,6 +49,10 @@ export function connectRedis(options: RedisConnectOptions): RedisClient {
   if (options.clusterNodes) {
     return new Cluster([...options.clusterNodes], {
       enableAutoPipelining: true,
+      // ioredis groups an auto-pipeline by its commands' first argument, which for a script
+      // with a variable key count is the count, not a key: two scripts bound for different
+      // nodes could share a pipeline and fail. Scripts are sent on their own.
+      autoPipeliningIgnoredCommands: SCRIPTS.map(commandName),
       scaleReads: 'master',
       redisOptions: FAIL_FAST,
     });
@@ -193,6 +197,13 @@ export function createRedisRealtime(client: RedisClient): Realtime {
               ? await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')
               : await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
           ) as [string, unknown][] | null;
+          return reply && reply[0] ? entriesOf(reply[0][1]) : [];
+        },
+        async readOwnPending(consumer, count) {
+          // ID 0 instead of '>': this consumer's delivered, unacknowledged entries.
+          const reply = (await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '0')) as
+            | [string, unknown][]
+            | null;
           return reply && reply[0] ? entriesOf(reply[0][1]) : [];
         },
         async close() {
