@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKeys, type Keys } from '../src/storage/keys.js';
 import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
-import type { AggregateOp, Op, Realtime } from '../src/storage/realtime.js';
+import type { AggregateOp, Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/realtime-redis.js';
 import { REDIS_URL, uniqueName } from './helpers.js';
 import { startTestCluster, type TestCluster } from './redis-cluster.js';
@@ -111,72 +111,45 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
     });
   });
 
-  describe('applyBatch', () => {
-    it('counts each dedupe key once, across batches', async () => {
-      const key = `${keys.site('s1')}:u:1`;
-      const ops: Op[] = [{ op: 'count', key, field: 'pageviews', by: 1 }];
-      const seen = (id: string) => keys.dedupe('s1', id);
-      const applied = await rt.applyBatch({
-        dedupeTtlSeconds: 60,
-        events: [
-          { dedupeKey: seen('m1'), ops },
-          { dedupeKey: seen('m1'), ops },
-          { dedupeKey: seen('m2'), ops },
-        ],
-        tail: [],
-      });
-      expect(applied).toBe(2);
-      expect(await rt.applyBatch({ dedupeTtlSeconds: 60, events: [{ dedupeKey: seen('m2'), ops }], tail: [] })).toBe(0);
-      expect(await rt.hget(key, 'pageviews')).toBe(2);
-    });
-
-    it('adds durable counts to the buffer and runs onFirst only on a first occurrence', async () => {
+  describe('applyAggregate', () => {
+    it('runs onFirst only when a counter field was 0 before (exact distinct counts)', async () => {
       const site = keys.site('s2');
       const buffer = keys.analyticsBuffer('s2');
-      const pairOp = (user: string): Op => ({
+      const pair = (user: string, by: number): AggregateOp => ({
         op: 'count',
         key: `${site}:pu:p1`,
         field: user,
-        by: 1,
+        by,
         durable: { buffer, name: `pu:p1|${user}` },
         onFirst: [{ op: 'count', key: `${site}:p:p1`, field: 'users', by: 1, durable: { buffer, name: 'p:p1|users' } }],
       });
-      await rt.applyBatch({
-        dedupeTtlSeconds: 60,
-        events: ['a', 'b', 'c', 'd'].map((id, i) => ({ dedupeKey: keys.dedupe('s2', id), ops: [pairOp(i < 3 ? 'u1' : 'u2')] })),
-        tail: [],
-      });
-      expect(await rt.hgetall(`${site}:pu:p1`)).toEqual({ u1: 3, u2: 1 });
+      let id = 0;
+      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('s2', String(id++))], ops });
+      await apply([pair('u1', 3), pair('u2', 1)]);
+      await apply([pair('u1', 1)]);
+      expect(await rt.hgetall(`${site}:pu:p1`)).toEqual({ u1: 4, u2: 1 });
       expect(await rt.hget(`${site}:p:p1`, 'users')).toBe(2);
       const taken = await rt.takeBatch(buffer, 0);
-      const asMap = Object.fromEntries(taken!.fields.map((f, i) => [f, taken!.deltas[i]]));
-      expect(asMap).toEqual({ 'pu:p1|u1': 3, 'pu:p1|u2': 1, 'p:p1|users': 2 });
+      expect(Object.fromEntries(taken!.fields.map((f, i) => [f, taken!.deltas[i]]))).toEqual({ 'pu:p1|u1': 4, 'pu:p1|u2': 1, 'p:p1|users': 2 });
     });
 
-    it('runs HyperLogLog, sorted-set and expiry ops', async () => {
+    it('trims sorted sets by score and sets expiries', async () => {
       const site = keys.site('s3');
-      await rt.applyBatch({
+      await rt.applyAggregate({
         dedupeTtlSeconds: 60,
-        events: [1, 2, 3, 3].map((n, i) => ({
-          dedupeKey: keys.dedupe('s3', `e${i}`),
-          ops: [
-            { op: 'pfadd', key: `${site}:uv`, member: `v${n}` },
-            { op: 'zincrby', key: `${site}:top`, member: `page${n}`, by: 1 },
-            { op: 'zadd', key: `${site}:live`, member: `v${n}`, score: n * 1000 },
-          ],
-        })),
-        tail: [
+        dedupeKeys: [keys.dedupe('s3', 'e1')],
+        ops: [
+          { op: 'zmax', key: `${site}:live`, member: 'v1', score: 1000 },
+          { op: 'zmax', key: `${site}:live`, member: 'v2', score: 2000 },
           { op: 'zremrangebyscore', key: `${site}:live`, max: 1000 },
-          { op: 'expire', key: `${site}:uv`, seconds: 100 },
+          { op: 'expire', key: `${site}:live`, seconds: 1 },
         ],
       });
-      expect(await rt.pfcount([`${site}:uv`])).toBe(3);
-      expect(await rt.zrevrangeWithScores(`${site}:top`, 0, 0)).toEqual([{ member: 'page3', score: 2 }]);
-      expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(2);
+      expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(0);
     });
-  });
 
-  describe('applyAggregate', () => {
     it('runs summed ops only when every event is new, else names the duplicates and writes nothing', async () => {
       const site = keys.site('a1');
       const buffer = keys.rollupBuffer('a1');

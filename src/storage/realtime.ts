@@ -18,41 +18,6 @@ export interface StreamReader {
   close(): Promise<void>;
 }
 
-/**
- * One primitive of an analytics batch. `count` increments `key`'s hash field; with `durable` it
- * also adds the same delta to that buffer under `name`, which the flusher later applies to
- * PostgreSQL; with `onFirst`, those ops run when the field was 0 before (a first occurrence,
- * e.g. a user's first click on a product, which makes uniques exact and durable).
- */
-export type Op =
-  | {
-      op: 'count';
-      key: string;
-      field: string;
-      by: number;
-      durable?: { buffer: BufferKeys; name: string };
-      onFirst?: Op[];
-    }
-  | { op: 'pfadd'; key: string; member: string }
-  | { op: 'zincrby'; key: string; member: string; by: number }
-  | { op: 'zadd'; key: string; member: string; score: number }
-  | { op: 'zremrangebyscore'; key: string; max: number }
-  | { op: 'expire'; key: string; seconds: number };
-
-export interface BatchEvent {
-  /** Key whose existence marks the event as seen; the event's ops run only the first time. */
-  dedupeKey: string;
-  ops: Op[];
-}
-
-export interface OpBatch {
-  /** How long dedupe keys live, in seconds. */
-  dedupeTtlSeconds: number;
-  events: BatchEvent[];
-  /** Ops run once after the events (expiries, trims). */
-  tail: Op[];
-}
-
 /** A buffered delta: the flusher writes it to PostgreSQL under `name` (see src/counters). */
 export interface Durable {
   buffer: BufferKeys;
@@ -148,8 +113,7 @@ export interface Realtime {
   /** Entries not yet acknowledged and deleted (the backlog). */
   streamLength(stream: string): Promise<number>;
 
-  // Analytics: one atomic step per batch. Returns how many events were new (not duplicates).
-  applyBatch(batch: OpBatch): Promise<number>;
+  // Analytics: one atomic step per batch.
   /**
    * Runs a pre-aggregated batch only if every event is new: returns [] when applied, else the
    * positions of the duplicate events (nothing was written; drop them and call again).
@@ -188,7 +152,6 @@ export interface Realtime {
   zrevrangeWithScores(key: string, start: number, stop: number): Promise<{ member: string; score: number }[]>;
   zcount(key: string, min: number, max: number): Promise<number>;
   pfcount(keys: readonly string[]): Promise<number>;
-  scard(key: string): Promise<number>;
   /** Top `limit` members (0: all) of the sum of sorted sets; `scratch` is a free key of their slot. */
   rankUnion(keys: readonly string[], limit: number, scratch: string): Promise<{ member: string; score: number }[]>;
 

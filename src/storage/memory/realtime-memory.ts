@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { BufferKeys } from '../keys.js';
-import type { AggregateOp, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+import type { AggregateOp, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
 
 // The embedded default's real-time layer: the same operations as the Lua scripts, on Maps in
 // this process. Each method runs synchronously between awaits, which makes it atomic just as a
@@ -87,38 +87,6 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
   }, 60_000);
   sweeper.unref();
 
-  const run = (ops: readonly Op[]) => {
-    for (const op of ops) {
-      switch (op.op) {
-        case 'count': {
-          const value = hincrby(op.key, op.field, op.by);
-          if (op.durable) hincrby(op.durable.buffer.pending, op.durable.name, op.by);
-          if (op.onFirst && value === op.by) run(op.onFirst);
-          break;
-        }
-        case 'pfadd':
-          set(op.key).add(op.member);
-          break;
-        case 'zincrby': {
-          const z = zset(op.key);
-          z.set(op.member, (z.get(op.member) ?? 0) + op.by);
-          break;
-        }
-        case 'zadd':
-          zset(op.key).set(op.member, op.score);
-          break;
-        case 'zremrangebyscore': {
-          const z = zset(op.key);
-          for (const [member, score] of z) if (score <= op.max) z.delete(member);
-          break;
-        }
-        case 'expire':
-          if (exists(op.key)) expiries.set(op.key, now() + op.seconds * 1000);
-          break;
-      }
-    }
-  };
-
   // apply-aggregate.lua's ops, the same semantics (sessions: see the Lua header).
   const runAggregate = (ops: readonly AggregateOp[]) => {
     for (const op of ops) {
@@ -147,9 +115,13 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
           if ((z.get(op.member) ?? -Infinity) < op.score) z.set(op.member, op.score);
           break;
         }
-        case 'zremrangebyscore':
+        case 'zremrangebyscore': {
+          const z = zset(op.key);
+          for (const [member, score] of z) if (score <= op.max) z.delete(member);
+          break;
+        }
         case 'expire':
-          run([op]);
+          if (exists(op.key)) expiries.set(op.key, now() + op.seconds * 1000);
           break;
         case 'session': {
           const state = exists(op.key) ? strings.get(op.key) : undefined;
@@ -297,19 +269,6 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
     },
 
     streamLength: async (key) => stream(key).entries.size,
-
-    async applyBatch(batch: OpBatch) {
-      let applied = 0;
-      for (const event of batch.events) {
-        if (exists(event.dedupeKey)) continue;
-        strings.set(event.dedupeKey, '1');
-        expiries.set(event.dedupeKey, now() + batch.dedupeTtlSeconds * 1000);
-        applied += 1;
-        run(event.ops);
-      }
-      run(batch.tail);
-      return applied;
-    },
 
     async applyAggregate(batch) {
       const duplicates: number[] = [];
@@ -495,7 +454,6 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       return limit > 0 ? sorted.slice(0, limit) : sorted;
     },
 
-    scard: async (key) => (expired(key) ? 0 : (sets.get(key)?.size ?? 0)),
 
     async hset(key, values) {
       const h = hash(key);

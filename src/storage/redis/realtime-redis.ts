@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import type { BufferKeys, InboxKeys } from '../keys.js';
-import type { AggregateOp, BatchEvent, Op, OpBatch, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
+import type { AggregateOp, Realtime, StreamEntry, StreamReader, TakenBatch } from '../realtime.js';
 
 // The production real-time layer. Each atomic operation is one Lua file in lua/, loaded once
 // with defineCommand (EVALSHA, falling back to EVAL after a script flush) and called from here only.
@@ -11,7 +11,6 @@ export type RedisClient = Redis | Cluster;
 const SCRIPTS = [
   'enqueue',
   'ack-entries',
-  'apply-batch',
   'add-deltas',
   'take-batch',
   'finish-batch',
@@ -63,7 +62,7 @@ export function connectRedis(options: RedisConnectOptions): RedisClient {
 /** Fields read per HSCAN page when a batch is taken for flushing. */
 const TAKE_PAGE = 2000;
 
-/** Compact encoding of ops for apply-batch.lua: keys become 1-based indexes into KEYS. */
+/** Compact encoding of ops for apply-aggregate.lua: keys become 1-based indexes into KEYS. */
 class KeyTable {
   readonly keys: string[] = [];
   private readonly index = new Map<string, number>();
@@ -76,32 +75,6 @@ class KeyTable {
       this.index.set(key, i);
     }
     return i;
-  }
-
-  encode(ops: readonly Op[]): unknown[] {
-    return ops.map((op) => {
-      switch (op.op) {
-        case 'count': {
-          const pending = op.durable ? this.of(op.durable.buffer.pending) : 0;
-          const onFirst = op.onFirst ? this.encode(op.onFirst) : 0;
-          return [1, this.of(op.key), op.field, op.by, pending, op.durable?.name ?? '', onFirst];
-        }
-        case 'pfadd':
-          return [2, this.of(op.key), op.member];
-        case 'zincrby':
-          return [3, this.of(op.key), op.member, op.by];
-        case 'zadd':
-          return [4, this.of(op.key), op.member, op.score];
-        case 'zremrangebyscore':
-          return [5, this.of(op.key), op.max];
-        case 'expire':
-          return [6, this.of(op.key), op.seconds];
-      }
-    });
-  }
-
-  encodeEvents(events: readonly BatchEvent[]): unknown[] {
-    return events.map((e) => [this.of(e.dedupeKey), this.encode(e.ops)]);
   }
 
   /** apply-aggregate.lua's encoding (see its header). */
@@ -223,13 +196,6 @@ export function createRedisRealtime(client: RedisClient): Realtime {
 
     streamLength: (stream) => client.xlen(stream),
 
-    async applyBatch(batch: OpBatch) {
-      if (batch.events.length === 0 && batch.tail.length === 0) return 0;
-      const table = new KeyTable();
-      const json = JSON.stringify({ e: table.encodeEvents(batch.events), t: table.encode(batch.tail) });
-      return Number(await call('apply-batch', table.keys, [batch.dedupeTtlSeconds, json]));
-    },
-
     async applyAggregate(batch) {
       if (batch.dedupeKeys.length === 0 && batch.ops.length === 0) return [];
       const table = new KeyTable();
@@ -344,7 +310,6 @@ export function createRedisRealtime(client: RedisClient): Realtime {
 
     pfcount: async (keys) => (keys.length === 0 ? 0 : client.pfcount(...keys)),
 
-    scard: (key) => client.scard(key),
 
     async rankUnion(keys, limit, scratch) {
       if (keys.length === 0) return [];
