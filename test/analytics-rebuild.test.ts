@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { rebuildSite } from '../src/process/rebuild.js';
 import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
 import { startWorker } from '../src/worker.js';
-import { eventually, openTestApp, type TestApp } from './helpers.js';
+import { dropRedisKeys, eventually, openTestApp, type TestApp } from './helpers.js';
 
 // `tally rebuild`: after the real-time layer lost its data, restoring it from PostgreSQL gives
 // every stats answer it gave before: per user and product, every period, dimension, metric and
@@ -103,18 +102,7 @@ describe('tally rebuild', () => {
     const t = await openTestApp('external');
     try {
       const before = await fill(t);
-      const config = t.ctx.config;
-      const redis = new Redis(config.redisUrl as string);
-      try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.unlink(...keys);
-        } while (cursor !== '0');
-      } finally {
-        redis.disconnect();
-      }
+      await dropRedisKeys(t.ctx.config);
       const lost = await snapshot(t);
       expect(lost).not.toEqual(before);
       const printed = await runCli({

@@ -38,9 +38,8 @@ export function testConfig(mode: Mode, env: Record<string, string> = {}): Config
 
 export const silentLog = pino({ level: 'silent' });
 
-/** Removes what a test left in Redis and PostgreSQL (SCAN is fine in a test tool). */
-export async function dropTestData(config: Config): Promise<void> {
-  if (config.mode !== 'external') return;
+/** Deletes every Redis key of the test's prefix (SCAN is fine in a test tool): Redis "lost its data". */
+export async function dropRedisKeys(config: Config): Promise<void> {
   const redis = new Redis(config.redisUrl as string);
   try {
     let cursor = '0';
@@ -52,6 +51,12 @@ export async function dropTestData(config: Config): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** Removes what a test left in Redis and PostgreSQL. */
+export async function dropTestData(config: Config): Promise<void> {
+  if (config.mode !== 'external') return;
+  await dropRedisKeys(config);
   const client = new pg.Client({ connectionString: config.databaseUrl as string });
   await client.connect();
   try {
