@@ -102,7 +102,8 @@ describe('tally rebuild', () => {
     const t = await openTestApp('external');
     try {
       const before = await fill(t);
-      await dropRedisKeys(t.ctx.config);
+      const config = t.ctx.config;
+      await dropRedisKeys(config);
       const lost = await snapshot(t);
       expect(lost).not.toEqual(before);
       const printed = await runCli({
