@@ -15,7 +15,7 @@ import { hasWrk, type LoadResult, runLoad } from './lib/wrk.js';
 // Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_SYSTEMS (tally,app.run,gunicorn;
 // also tally-split: `serve --no-worker` plus one `tally worker`, the scale-out layout),
 // BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof"),
-// BENCH_FLASK_DIR (../shared/baselines/seed1_flask).
+// BENCH_HTTP_PROCESSES (Tally's TALLY_HTTP_PROCESSES, default 1), BENCH_FLASK_DIR (../shared/baselines/seed1_flask).
 
 const CONNECTIONS = 64;
 const THREADS = 2;
@@ -79,7 +79,8 @@ async function verifyCounts(tally: TallyServer, clientOk: number, slack: number)
 async function benchTally(split: boolean): Promise<{ result: Measured; verified: { ok: boolean; text: string } }> {
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const layout = split ? { serveArgs: ['--no-worker'], workers: 1 } : {};
-  const tally = await startTally({ env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn' }, nodeArgs, ...layout });
+  const processes = process.env['BENCH_HTTP_PROCESSES'] ?? '1';
+  const tally = await startTally({ env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn', TALLY_HTTP_PROCESSES: processes }, nodeArgs, ...layout });
   const system = split ? 'Tally, serve --no-worker + worker' : 'Tally (node dist/cli.js serve)';
   try {
     say(`${system}: ${tally.url} (pids ${tally.pids.join(', ')}), measuring…`);

@@ -25,7 +25,9 @@ import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-
 // inserts + updates of the counter table, per 1,000 mutations) and drift (counts vs COUNT(*)).
 //
 // Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32),
-// BENCH_SYSTEMS (tally,naive,django,django-cta), BENCH_MIXES (uniform,hot).
+// BENCH_SYSTEMS (tally,naive,django,django-cta), BENCH_MIXES (uniform,hot), BENCH_HTTP_PROCESSES
+// (Tally's TALLY_HTTP_PROCESSES: HTTP processes beside the worker, default 2 — Django runs 4),
+// BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof").
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 10);
 const WARMUP_S = Number(process.env['BENCH_WARMUP_S'] ?? 2);
@@ -33,6 +35,8 @@ const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const MODERATE_CONNECTIONS = Number(process.env['BENCH_MODERATE_CONNECTIONS'] ?? 2);
 const SYSTEMS = (process.env['BENCH_SYSTEMS'] ?? 'tally,naive,django,django-cta').split(',');
 const MIXES = (process.env['BENCH_MIXES'] ?? 'uniform,hot').split(',');
+const HTTP_PROCESSES = process.env['BENCH_HTTP_PROCESSES'] ?? '2';
+const NODE_ARGS = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
 const USERS = 10_000;
 const BASE = 2 * USERS;
 const HOT_FIRST = BASE + 1;
@@ -164,7 +168,7 @@ function tallyConfig(name: string, port = 0) {
   return loadConfig({ REDIS_URL, DATABASE_URL, TALLY_PG_SCHEMA: name, TALLY_REDIS_PREFIX: name, LOG_LEVEL: 'warn', PORT: String(port) });
 }
 
-/** Tally from source (tsx), in a schema and key prefix of its own, one process: API + flusher. */
+/** Tally from source (tsx), in a schema and key prefix of its own: worker + BENCH_HTTP_PROCESSES HTTP processes. */
 async function startTallyTarget(): Promise<Target> {
   const name = `bench_inbox_${Date.now().toString(36)}`;
   const setup = await openContext(tallyConfig(name), pino({ level: 'warn' }));
@@ -172,7 +176,7 @@ async function startTallyTarget(): Promise<Target> {
   await setup.close();
   await seedTallyTables(name, site.id);
   const port = await freePort();
-  const proc = start(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const proc = start(process.execPath, [...NODE_ARGS, '--import', 'tsx', 'src/cli.ts', 'serve'], {
     cwd: REPO_ROOT,
     env: {
       REDIS_URL,
@@ -183,6 +187,7 @@ async function startTallyTarget(): Promise<Target> {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
+      TALLY_HTTP_PROCESSES: HTTP_PROCESSES,
     },
   });
   const url = `http://127.0.0.1:${port}`;
@@ -349,7 +354,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }, DEADLINE_MS);
   deadline.unref();
-  say(`bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count`);
+  say(`bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`);
   const results: Result[] = [];
   for (const mix of MIXES) {
     for (const system of SYSTEMS) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { TallyError } from '../errors.js';
 import type { Db } from '../storage/db.js';
 import * as sql from './notification-sql.js';
+import { createBatcher } from './statement-batch.js';
 import { durableOf, type UnreadCounter, type UnreadValue } from './unread-counter.js';
 
 // Notifications and their unread counts. Every change of a notification is one method here, and
@@ -74,6 +75,16 @@ interface ChangeRow {
 }
 
 const OWNER_CACHE_SIZE = 50_000;
+/** Batched statements in flight at once per kind (the pool has 10 connections), and their size. */
+const BATCH = { parallel: 2, max: 256 };
+
+/** A by-id change's statement, for the notification's owner and the owner's buffer. */
+interface ByIdInput {
+  siteId: string;
+  id: string;
+  userId: string;
+  buffer: string;
+}
 
 export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   const { db, counter } = deps;
@@ -85,26 +96,63 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     owners.set(`${siteId}\n${id}`, userId);
   };
 
+  const lookUpOwner = createBatcher<{ siteId: string; id: string }, string | null>({
+    ...BATCH,
+    one: async ({ siteId, id }) => (await db.query<{ user_id: string }>(sql.SELECT_OWNER, [siteId, id])).rows[0]?.user_id ?? null,
+    many: async (inputs) => {
+      const result = await db.query<{ user_id: string | null }>(sql.SELECT_OWNERS, [inputs.map((i) => i.siteId), inputs.map((i) => i.id)]);
+      return result.rows.map((row) => row.user_id);
+    },
+  });
+
   async function ownerOf(siteId: string, id: string, cached: boolean): Promise<string | null> {
     const key = `${siteId}\n${id}`;
     const hit = cached ? owners.get(key) : undefined;
     if (hit !== undefined) return hit;
-    const result = await db.query<{ user_id: string }>(sql.SELECT_OWNER, [siteId, id]);
-    const owner = result.rows[0]?.user_id ?? null;
+    const owner = await lookUpOwner({ siteId, id });
     if (owner === null) owners.delete(key);
     else remember(siteId, id, owner);
     return owner;
   }
 
+  const single = (statement: string) => async (input: ByIdInput) =>
+    (await db.query<ChangeRow>(statement, [input.siteId, input.id, input.userId, input.buffer])).rows[0] as ChangeRow;
+
+  // Mark-read, the busiest change, runs batched; a batch is one conditional statement, so its
+  // affected rows are still exactly the deltas, and each request's intent began before it.
+  const markReadStatement = createBatcher<ByIdInput, ChangeRow>({
+    ...BATCH,
+    one: single(sql.MARK_READ),
+    many: async (inputs) => {
+      const result = await db.query<ChangeRow>(sql.MARK_READ_MANY, [
+        inputs.map((i) => i.siteId),
+        inputs.map((i) => i.id),
+        inputs.map((i) => i.userId),
+        inputs.map((i) => i.buffer),
+      ]);
+      // The same notification twice in a batch changed once: the first request gets the change.
+      const seen = new Set<string>();
+      return result.rows.map((row, i) => {
+        const input = inputs[i] as ByIdInput;
+        const key = `${input.siteId}\n${input.id}\n${input.userId}`;
+        if (seen.has(key)) return { ...row, changed: 0 };
+        seen.add(key);
+        return row;
+      });
+    },
+  });
+
+  const markUnreadStatement = single(sql.MARK_UNREAD);
+  const deleteStatement = single(sql.DELETE_ONE);
+
   /** Runs a by-id change (read, unread, delete) for the notification's owner; sign: +1 when rows become unread. */
-  async function changeById(siteId: string, id: string, scope: Scope, statement: string, sign: 1 | -1) {
+  async function changeById(siteId: string, id: string, scope: Scope, statement: (input: ByIdInput) => Promise<ChangeRow>, sign: 1 | -1) {
     for (const cached of [true, false]) {
       const userId = scope.userId ?? (await ownerOf(siteId, id, cached));
       if (userId === null) throw notFound();
       const keys = counter.keysOf(siteId, userId);
       const { result: row, finished } = await counter.change(siteId, [userId], async () => {
-        const result = await db.query<ChangeRow>(statement, [siteId, id, userId, keys.buffer.name]);
-        const row = result.rows[0] as ChangeRow;
+        const row = await statement({ siteId, id, userId, buffer: keys.buffer.name });
         return { result: row, deltas: new Map([[userId, sign * Number(row.changed)]]) };
       });
       if (Number(row.found) === 0) {
@@ -195,17 +243,17 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     count: (siteId: string, userId: string): Promise<UnreadValue> => counter.read(siteId, userId),
 
     async markRead(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, sql.MARK_READ, -1);
+      const { row, count } = await changeById(siteId, id, scope, markReadStatement, -1);
       return { changed: Number(row.changed) > 0, unread: count.unread };
     },
 
     async markUnread(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, sql.MARK_UNREAD, 1);
+      const { row, count } = await changeById(siteId, id, scope, markUnreadStatement, 1);
       return { changed: Number(row.changed) > 0, unread: count.unread };
     },
 
     async remove(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, sql.DELETE_ONE, -1);
+      const { row, count } = await changeById(siteId, id, scope, deleteStatement, -1);
       if (Number(row.deleted) > 0) owners.delete(`${siteId}\n${id}`);
       return { deleted: Number(row.deleted) > 0, unread: count.unread };
     },

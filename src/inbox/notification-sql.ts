@@ -39,6 +39,12 @@ export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id
 /** $1 site, $2 id. */
 export const SELECT_OWNER = 'SELECT user_id FROM notifications WHERE site_id = $1 AND id = $2';
 
+/** Several lookups at once: arrays $1 sites, $2 ids; one row per input, in order (user_id null: none). */
+export const SELECT_OWNERS = `SELECT t.ord, n.user_id
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(site_id, id, ord)
+  LEFT JOIN notifications n ON n.site_id = t.site_id AND n.id = t.id
+  ORDER BY t.ord`;
+
 export type Status = 'unread' | 'read' | 'all';
 
 const STATUS_FILTER: Record<Status, string> = {
@@ -63,6 +69,23 @@ export const MARK_READ = `WITH ${target},
   changed AS (UPDATE notifications SET read_at = now()
     WHERE site_id = $1 AND id = $2 AND user_id = $3 AND read_at IS NULL RETURNING 1)
   SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`;
+
+/**
+ * MARK_READ of several requests in one statement: arrays $1 sites, $2 ids, $3 users, $4 buffer
+ * names; one row per input, in order, with MARK_READ's columns. An input repeated in the batch
+ * shows the row's one change on each repeat: the caller keeps it for the first only.
+ */
+export const MARK_READ_MANY = `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+      AS t(site_id, id, user_id, buffer, ord)),
+  changed AS (UPDATE notifications n SET read_at = now() FROM t
+    WHERE n.site_id = t.site_id AND n.id = t.id AND n.user_id = t.user_id AND n.read_at IS NULL
+    RETURNING n.site_id, n.id, n.user_id)
+  SELECT t.ord,
+    (SELECT count(*) FROM notifications n WHERE n.site_id = t.site_id AND n.id = t.id AND n.user_id = t.user_id) AS found,
+    (SELECT count(*) FROM changed c WHERE c.site_id = t.site_id AND c.id = t.id AND c.user_id = t.user_id) AS changed,
+    (SELECT unread FROM unread_counts u WHERE u.site_id = t.site_id AND u.user_id = t.user_id) AS durable,
+    (SELECT last_seq FROM flush_state f WHERE f.buffer = t.buffer) AS last_seq
+  FROM t ORDER BY t.ord`;
 
 export const MARK_UNREAD = `WITH ${target},
   changed AS (UPDATE notifications SET read_at = NULL
