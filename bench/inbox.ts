@@ -26,7 +26,8 @@ import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-
 //
 // Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32),
 // BENCH_SYSTEMS (tally,naive,django,django-cta), BENCH_MIXES (uniform,hot), BENCH_HTTP_PROCESSES
-// (Tally's TALLY_HTTP_PROCESSES: HTTP processes beside the worker, default 2 — Django runs 4),
+// (Tally's TALLY_HTTP_PROCESSES: HTTP processes beside the worker, default 1: on 2 cores a second
+// one measured slower — Django runs 4),
 // BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof").
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 10);
@@ -35,7 +36,7 @@ const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const MODERATE_CONNECTIONS = Number(process.env['BENCH_MODERATE_CONNECTIONS'] ?? 2);
 const SYSTEMS = (process.env['BENCH_SYSTEMS'] ?? 'tally,naive,django,django-cta').split(',');
 const MIXES = (process.env['BENCH_MIXES'] ?? 'uniform,hot').split(',');
-const HTTP_PROCESSES = process.env['BENCH_HTTP_PROCESSES'] ?? '2';
+const HTTP_PROCESSES = process.env['BENCH_HTTP_PROCESSES'] ?? '1';
 const NODE_ARGS = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
 const USERS = 10_000;
 const BASE = 2 * USERS;
