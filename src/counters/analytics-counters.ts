@@ -2,7 +2,7 @@ import type { Db, Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { DeltaSink } from './flush.js';
-import type { FlushTarget, TargetProvider } from './flusher.js';
+import { perSiteTargets, type TargetProvider } from './flusher.js';
 
 // Analytics counters live hot in Redis hashes ({s:<site>}:<suffix>, field) and durably in
 // PostgreSQL's counters table under the name "<suffix>|<field>". Suffixes are built from escaped
@@ -50,17 +50,7 @@ export async function restoreAnalyticsCounters(
   return result.rows.length;
 }
 
-/** Flush targets: every site's analytics buffer (the site list is re-read every few seconds). */
+/** Flush targets: every site's analytics buffer. */
 export function analyticsTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
-  let cached: { at: number; targets: FlushTarget[] } | undefined;
-  return async () => {
-    if (!cached || Date.now() - cached.at > 10_000) {
-      const sites = await deps.sites.list();
-      cached = {
-        at: Date.now(),
-        targets: sites.map((site) => ({ buffer: deps.keys.analyticsBuffer(site.id), sink: counterSink(site.id) })),
-      };
-    }
-    return cached.targets;
-  };
+  return perSiteTargets(deps.sites, (siteId) => [{ buffer: deps.keys.analyticsBuffer(siteId), sink: counterSink(siteId) }]);
 }

@@ -17,6 +17,23 @@ export interface FlushTarget {
 /** Lists buffers to flush (analytics: one per site; inbox: one per site shard). */
 export type TargetProvider = () => Promise<FlushTarget[]>;
 
+const SITE_LIST_TTL_MS = 10_000;
+
+/** A provider of each site's targets; the site list is re-read every few seconds. */
+export function perSiteTargets(
+  sites: { list(): Promise<{ id: string }[]> },
+  targetsOf: (siteId: string) => FlushTarget[],
+): TargetProvider {
+  let cached: { at: number; targets: FlushTarget[] } | undefined;
+  return async () => {
+    if (!cached || Date.now() - cached.at > SITE_LIST_TTL_MS) {
+      const list = await sites.list();
+      cached = { at: Date.now(), targets: list.flatMap((site) => targetsOf(site.id)) };
+    }
+    return cached.targets;
+  };
+}
+
 export interface Flusher {
   /** Flushes every buffer until nothing is pending; returns the number of batches applied. */
   flushAll(): Promise<number>;

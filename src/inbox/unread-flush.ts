@@ -1,5 +1,5 @@
 import type { DeltaSink } from '../counters/flush.js';
-import type { FlushTarget, TargetProvider } from '../counters/flusher.js';
+import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import { INBOX_SHARDS } from './unread-counter.js';
@@ -16,19 +16,9 @@ export function unreadSink(siteId: string): DeltaSink {
   };
 }
 
-/** Flush targets: every buffer shard of every site (the site list is re-read every few seconds). */
+/** Flush targets: every buffer shard of every site. */
 export function inboxTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
-  let cached: { at: number; targets: FlushTarget[] } | undefined;
-  return async () => {
-    if (!cached || Date.now() - cached.at > 10_000) {
-      const targets: FlushTarget[] = [];
-      for (const site of await deps.sites.list()) {
-        for (let shard = 0; shard < INBOX_SHARDS; shard++) {
-          targets.push({ buffer: deps.keys.inboxBuffer(site.id, shard), sink: unreadSink(site.id) });
-        }
-      }
-      cached = { at: Date.now(), targets };
-    }
-    return cached.targets;
-  };
+  return perSiteTargets(deps.sites, (siteId) =>
+    Array.from({ length: INBOX_SHARDS }, (_, shard) => ({ buffer: deps.keys.inboxBuffer(siteId, shard), sink: unreadSink(siteId) })),
+  );
 }

@@ -1,5 +1,5 @@
 import type { DeltaSink } from '../counters/flush.js';
-import type { FlushTarget, TargetProvider } from '../counters/flusher.js';
+import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
@@ -77,24 +77,14 @@ export function uniquesSink(deps: { realtime: Realtime; keys: Keys }, siteId: st
   };
 }
 
-/** Flush targets: every site's rollup and uniques buffers (the site list is re-read every few seconds). */
+/** Flush targets: every site's rollup and uniques buffers. */
 export function rollupTargets(deps: {
   realtime: Realtime;
   keys: Keys;
   sites: { list(): Promise<{ id: string }[]> };
 }): TargetProvider {
-  let cached: { at: number; targets: FlushTarget[] } | undefined;
-  return async () => {
-    if (!cached || Date.now() - cached.at > 10_000) {
-      const sites = await deps.sites.list();
-      cached = {
-        at: Date.now(),
-        targets: sites.flatMap((site) => [
-          { buffer: deps.keys.rollupBuffer(site.id), sink: rollupSink(site.id) },
-          { buffer: deps.keys.uniquesBuffer(site.id), sink: uniquesSink(deps, site.id) },
-        ]),
-      };
-    }
-    return cached.targets;
-  };
+  return perSiteTargets(deps.sites, (siteId) => [
+    { buffer: deps.keys.rollupBuffer(siteId), sink: rollupSink(siteId) },
+    { buffer: deps.keys.uniquesBuffer(siteId), sink: uniquesSink(deps, siteId) },
+  ]);
 }
