@@ -1,11 +1,10 @@
 --[[
   One user's inbox counter state in the real-time layer, read at one instant.
   KEYS[1] pending hash, KEYS[2] in-flight hash, KEYS[3] meta hash, KEYS[4] intents hash,
-  KEYS[5] versions hash, KEYS[6] durable-count cache hash (user -> "seq:count", written by
-  cacheDurableCount: a user's PostgreSQL count with the last batch it had applied)
+  KEYS[5] versions hash, KEYS[6] totals hash
   ARGV[1] user id
   Returns {version, pending, inflight, inflightSeq, doneSeq, intents, oldest intent start ms,
-  cached durable count, the batch seq it is as of (-1: none cached)}.
+  has total (0/1), total}.
   The intents hash holds only changes running right now (and crash leftovers): scanning it is short.
 ]]
 local meta = redis.call('HMGET', KEYS[3], 'inflight', 'done')
@@ -18,13 +17,7 @@ for i = 1, #all, 2 do
     if oldest == 0 or at < oldest then oldest = at end
   end
 end
-local cachedSeq, cached = -1, 0
-local entry = redis.call('HGET', KEYS[6], ARGV[1])
-if entry then
-  local at = string.find(entry, ':', 1, true)
-  cachedSeq = tonumber(string.sub(entry, 1, at - 1))
-  cached = tonumber(string.sub(entry, at + 1))
-end
+local total = redis.call('HGET', KEYS[6], ARGV[1])
 return {
   tonumber(redis.call('HGET', KEYS[5], ARGV[1]) or '0'),
   tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'),
@@ -33,6 +26,6 @@ return {
   tonumber(meta[2] or '0'),
   intents,
   oldest,
-  cached,
-  cachedSeq,
+  total and 1 or 0,
+  tonumber(total or '0'),
 }

@@ -47,6 +47,36 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     expect((await inbox.count(t.site.id, user)).unread).toBe(1);
   });
 
+  it('counts a notification once when concurrent creates (batched) repeat its id; another user\'s repeat is a 409', async () => {
+    const [owner, other, bystander] = [uniqueName('u'), uniqueName('u'), uniqueName('u')];
+    const id = `${owner}-same`;
+    const create = (userId: string, withId: boolean) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/notifications',
+        headers: { authorization: t.bearer },
+        payload: withId ? { id, userId, title: 'x' } : { userId, title: 'y' },
+      });
+    const answers = await Promise.all([
+      ...Array.from({ length: 20 }, () => create(owner, true)),
+      ...Array.from({ length: 5 }, () => create(other, true)),
+      ...Array.from({ length: 5 }, () => create(bystander, false)),
+    ]);
+    // Whoever's create ran first owns the id: all of that user's repeats are 201 with it, the
+    // other user's are 409.
+    const ownerWon = answers[0]?.statusCode === 201;
+    const [winners, losers] = ownerWon ? [answers.slice(0, 20), answers.slice(20, 25)] : [answers.slice(20, 25), answers.slice(0, 20)];
+    expect(winners.map((r) => r.statusCode)).toEqual(Array(winners.length).fill(201));
+    expect(new Set(winners.map((r) => (r.json() as { id: string }).id))).toEqual(new Set([id]));
+    expect(losers.map((r) => r.statusCode)).toEqual(Array(losers.length).fill(409));
+    expect(answers.slice(25).map((r) => r.statusCode)).toEqual(Array(5).fill(201));
+    const [won, lost] = ownerWon ? [owner, other] : [other, owner];
+    expect((await inbox.count(t.site.id, won)).unread).toBe(1);
+    expect((await inbox.count(t.site.id, lost)).unread).toBe(0);
+    expect((await inbox.count(t.site.id, bystander)).unread).toBe(5);
+    expect(await truth(won)).toBe(1);
+  });
+
   it('stays exact under colliding read / unread / read-all / delete / create, with flushes in between', async () => {
     const user = uniqueName('u');
     const ids: string[] = [];

@@ -361,14 +361,50 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ pending: 1, version: 7_000_001 });
     });
 
-    it('caches a durable count with its batch seq, read back with the state', async () => {
+    it('keeps a total composed from a durable count, moved by deltas, unchanged by a flush, dropped by a repair', async () => {
       const inbox = keys.inbox('site', 5);
-      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedSeq: -1 });
-      await rt.cacheDurableCount(inbox, 'u', 0, 4);
-      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedDurable: 4, cachedSeq: 0 });
-      await rt.cacheDurableCount(inbox, 'u', 12, -3);
-      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ cachedDurable: -3, cachedSeq: 12 });
-      expect(await rt.readInboxState(inbox, 'v')).toMatchObject({ cachedSeq: -1 });
+      expect(await rt.readInboxTotal(inbox, 'u')).toEqual({ version: 0, total: null });
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ total: null });
+      await rt.beginInboxChange(inbox, m1, ['u'], 1);
+      const first = await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 2 }], 1);
+      expect(first[0]).toMatchObject({ pending: 2, total: null });
+      // PostgreSQL showed 4 as of batch 0: 4 + 2 pending.
+      expect(await rt.readInboxTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_000, total: 6 });
+      expect(await rt.takeBatch(inbox.buffer, 0)).toMatchObject({ seq: 1 });
+      await rt.beginInboxChange(inbox, m2, ['u'], 2);
+      const second = await rt.finishInboxChange(inbox, m2, [{ userId: 'u', delta: -1 }], 2);
+      expect(second[0]).toMatchObject({ pending: -1, inflight: 2, total: 5 });
+      await rt.finishBatch(inbox.buffer, 1);
+      expect(await rt.readInboxState(inbox, 'u')).toMatchObject({ total: 5, doneSeq: 1 });
+      expect(await rt.repairInboxCount(inbox, 'u', 1, 1_001, 3)).toBe(true);
+      expect(await rt.readInboxTotal(inbox, 'u')).toEqual({ version: 1_002, total: null });
+      // A snapshot older than the last finished batch may miss it: nothing is composed.
+      expect(await rt.readInboxTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_002, total: null });
+      // As of batch 1 PostgreSQL held 6: 6 + 0 pending (the repair's +1 and -1 left 0).
+      expect(await rt.readInboxTotal(inbox, 'u', { durable: 6, lastSeq: 1 })).toEqual({ version: 1_002, total: 6 });
+    });
+
+    it('composes a missing total at finish from the durable count the statement read, counting a batch it did not hold', async () => {
+      const inbox = keys.inbox('site', 6);
+      await rt.beginInboxChange(inbox, m1, ['u'], 1);
+      await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 3 }], 1);
+      await rt.takeBatch(inbox.buffer, 0);
+      await rt.beginInboxChange(inbox, m2, ['u'], 2);
+      // The statement read 10 as of batch 0: batch 1 (3) is in flight, not in PostgreSQL.
+      const done = await rt.finishInboxChange(inbox, m2, [{ userId: 'u', delta: 1, durable: { durable: 10, lastSeq: 0 } }], 2);
+      expect(done[0]).toMatchObject({ pending: 1, inflight: 3, total: 14 });
+    });
+
+    it('publishes the new version of a changed user on the channel given', async () => {
+      const inbox = keys.inbox('site', 7);
+      const channel = keys.channel('contract-inbox');
+      const heard: string[] = [];
+      const unsubscribe = await rt.subscribe(channel, (message) => heard.push(message));
+      await rt.beginInboxChange(inbox, m1, ['u', 'v'], 5);
+      await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 1, channel }, { userId: 'v', delta: 0, channel }], 5);
+      for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await unsubscribe();
+      expect(heard).toEqual(['5000']);
     });
 
     it('untouches users unless they changed after the check began', async () => {

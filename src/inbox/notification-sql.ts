@@ -18,20 +18,31 @@ export interface NotificationRow {
   read_at: Date | string | null;
 }
 
-/** $1 site, $2 id, $3 user, $4 category, $5 title, $6 body, $7 data (JSON text). */
-export const INSERT_ONE = `INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
-  VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-  ON CONFLICT (site_id, id) DO NOTHING
-  RETURNING ${COLUMNS}`;
+const picked = COLUMNS.split(', ')
+  .map((c) => `CASE WHEN i.id IS NOT NULL THEN i.${c} ELSE n.${c} END AS ${c}`)
+  .join(', ');
 
-/** $1 site, then arrays in input order: $2 ids, $3 users, $4 categories, $5 titles, $6 bodies, $7 data. */
-export const INSERT_MANY = `INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
-  SELECT $1, t.id, t.user_id, t.category, t.title, t.body, t.data::jsonb
-  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
-    AS t(id, user_id, category, title, body, data, ord)
-  ORDER BY t.ord
-  ON CONFLICT (site_id, id) DO NOTHING
-  RETURNING ${COLUMNS}`;
+/**
+ * Creates of several requests (even of several sites) in one statement: arrays in input order,
+ * $1 sites, $2 ids, $3 users, $4 categories, $5 titles, $6 bodies, $7 data (JSON text),
+ * $8 buffer names of the users. One row per input, in order: `inserted`, the notification (the
+ * one inserted, or the one already there under that id: an idempotent repeat or a conflict; none
+ * when it committed after this statement's snapshot) and the user's durable count. An id repeated
+ * in the batch is inserted once and shows as inserted on each repeat: the caller keeps it for the
+ * first only.
+ */
+export const INSERT_BATCH = `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+      WITH ORDINALITY AS t(site_id, id, user_id, category, title, body, data, buffer, ord)),
+  i AS (INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
+    SELECT site_id, id, user_id, category, title, body, data::jsonb FROM t ORDER BY ord
+    ON CONFLICT (site_id, id) DO NOTHING
+    RETURNING site_id, ${COLUMNS})
+  SELECT t.ord, i.id IS NOT NULL AS inserted, ${picked},
+    (SELECT unread FROM unread_counts u WHERE u.site_id = t.site_id AND u.user_id = t.user_id) AS durable,
+    (SELECT last_seq FROM flush_state f WHERE f.buffer = t.buffer) AS last_seq
+  FROM t LEFT JOIN i ON i.site_id = t.site_id AND i.id = t.id
+    LEFT JOIN notifications n ON i.id IS NULL AND n.site_id = t.site_id AND n.id = t.id
+  ORDER BY t.ord`;
 
 /** $1 site, $2 ids. */
 export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id = $1 AND id = ANY($2::text[])`;

@@ -5,8 +5,8 @@ import type { Realtime } from '../storage/realtime.js';
 import { TRUE_AND_DURABLE, DURABLE_MISMATCHES } from './notification-sql.js';
 import { durableOf, INBOX_SHARDS, MUTATION_ID_LENGTH, type UnreadCounter } from './unread-counter.js';
 
-// The reconciler: compares a user's count (durable + buffered) with COUNT(*) of their unread
-// rows and repairs the difference. A count drifts only when a process dies between a change's
+// The reconciler: compares a user's count (durable + buffered, and the total kept beside the
+// buffer) with COUNT(*) of their unread rows and repairs the difference. A count drifts only when a process dies between a change's
 // SQL commit and its delta reaching Redis (or Redis loses data). Repairing safely while changes
 // keep running rests on three facts of the real-time layer:
 //   - every change records an intent before its statement and removes it with its delta, in one
@@ -60,13 +60,16 @@ export async function checkUser(deps: ReconcileDeps, siteId: string, userId: str
   const after = await deps.realtime.readInboxState(keys, userId);
   if (after.version !== before.version || after.intents > 0 || after.doneSeq > durable.lastSeq) return { status: 'busy' };
   const counted = durable.durable + after.pending + (after.inflightSeq > durable.lastSeq ? after.inflight : 0);
-  const drift = Number(row?.truth ?? 0) - counted;
-  if (drift === 0) return { status: 'ok' };
+  const truth = Number(row?.truth ?? 0);
+  const drift = truth - counted;
+  // Reads answer the kept total: one that left the buffer's sum is dropped with the repair.
+  const answered = after.total ?? counted;
+  if (drift === 0 && answered === counted) return { status: 'ok' };
   if (!(await deps.realtime.repairInboxCount(keys, userId, drift, after.version, Date.now()))) return { status: 'busy' };
   const repaired = await deps.realtime.readInboxState(keys, userId);
   deps.counter.announce(siteId, userId, repaired.version);
-  deps.log.warn({ siteId, userId, drift }, 'inbox count drifted from its rows; repaired');
-  return { status: 'repaired', drift };
+  deps.log.warn({ siteId, userId, drift: truth - answered }, 'inbox count drifted from its rows; repaired');
+  return { status: 'repaired', drift: truth - answered };
 }
 
 async function checkUsers(

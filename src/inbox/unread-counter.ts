@@ -3,13 +3,17 @@ import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
 import type { Queryable } from '../storage/db.js';
 import { type InboxKeys, type Keys, part } from '../storage/keys.js';
-import type { BufferedValue, FinishedInboxChange, InboxCount, InboxState, Realtime } from '../storage/realtime.js';
+import type { DurableSnapshot, FinishedInboxChange, Realtime } from '../storage/realtime.js';
+import { statementFailed } from './statement-batch.js';
 
 // A user's unread count = durable value in PostgreSQL (unread_counts, written behind by the
 // flusher) + deltas pending in the user's Redis buffer shard + the batch in flight, if PostgreSQL
-// does not hold it yet (the durable value is cached in Redis between two flushes of the shard, so
-// most reads are one Redis call). Every change goes through `change()`: intent, ONE conditional SQL
-// statement whose affected rows are the delta, then the delta. There is no other path.
+// does not hold it yet. Redis keeps that sum per user as a total, moved by every delta in the same
+// script that adds it to the buffer (a flush moves deltas into PostgreSQL and leaves the sum as it
+// is): a count read is one Redis call. A user without a total gets one composed from a PostgreSQL
+// read. Every change goes through `change()`: intent, ONE conditional SQL statement (or one batch
+// of them, run as one statement) whose affected rows are the deltas, then the deltas. There is no
+// other path.
 
 /** Length of a change's id: intent fields are the id followed by the user id. */
 export const MUTATION_ID_LENGTH = 16;
@@ -28,11 +32,7 @@ export function shardOf(userId: string): number {
 }
 
 /** What one SQL statement read of the durable side, in its snapshot. */
-export interface DurableCount {
-  durable: number;
-  /** flush_state.last_seq of the user's buffer: the last batch PostgreSQL holds. */
-  lastSeq: number;
-}
+export type DurableCount = DurableSnapshot;
 
 /** SQL columns `durable` and `last_seq` for user $userParam of site $siteParam and buffer $bufferParam. */
 export function durableColumns(siteParam: number, userParam: number, bufferParam: number): string {
@@ -40,30 +40,8 @@ export function durableColumns(siteParam: number, userParam: number, bufferParam
     (SELECT last_seq FROM flush_state WHERE buffer = $${bufferParam}) AS last_seq`;
 }
 
-export function durableOf(row: { durable?: number | null; last_seq?: number | null } | undefined): DurableCount {
+export function durableOf(row: { durable?: number | string | null; last_seq?: number | string | null } | undefined): DurableCount {
   return { durable: Number(row?.durable ?? 0), lastSeq: Number(row?.last_seq ?? 0) };
-}
-
-/**
- * The count, or null when a flush committed between the two reads (PostgreSQL first, then Redis):
- * the batch PostgreSQL did not show may already be gone from Redis; read again. A batch in flight
- * counts only if PostgreSQL did not hold it, so no read ever counts a batch twice.
- */
-export function composeUnread(durable: DurableCount, buffered: BufferedValue): number | null {
-  if (buffered.doneSeq > durable.lastSeq) return null;
-  const value = durable.durable + buffered.pending + (buffered.inflightSeq > durable.lastSeq ? buffered.inflight : 0);
-  // A read's -1 can reach the buffer before its create's +1 (both requests still running): the
-  // sum dips for that instant; 0 is a value the count really had.
-  return Math.max(0, value);
-}
-
-/**
- * The durable count cached in Redis, with the batch PostgreSQL had applied when it was read. It is
- * as good as reading PostgreSQL again: PostgreSQL's value changes only when a later batch commits,
- * and composeUnread then either counts that batch from flight or, once it finished, refuses.
- */
-export function cachedDurable(state: InboxState): DurableCount | null {
-  return state.cachedSeq >= 0 ? { durable: state.cachedDurable, lastSeq: state.cachedSeq } : null;
 }
 
 export interface UnreadValue {
@@ -71,9 +49,26 @@ export interface UnreadValue {
   version: number;
 }
 
+/** One user's count: changes of several users (even of several sites) run as one statement. */
+export interface UserRef {
+  siteId: string;
+  userId: string;
+}
+
+/** Key of a user in the maps of a change (site ids hold no newline). */
+export const refKey = (siteId: string, userId: string): string => `${siteId}\n${userId}`;
+
+export interface StatementOutcome<T> {
+  result: T;
+  /** Per user (refKey) changed: the delta, from the statement's affected rows. */
+  deltas: ReadonlyMap<string, number>;
+  /** Per user (refKey), when the statement read it: the durable count in its snapshot. */
+  durable?: ReadonlyMap<string, DurableCount>;
+}
+
 export interface ChangeOutcome<T> {
   result: T;
-  /** Per user changed: the count state right after the delta went in. */
+  /** Per user (refKey): the count state right after the delta went in. */
   finished: Map<string, FinishedInboxChange>;
 }
 
@@ -83,13 +78,9 @@ export interface UnreadCounter {
    * Runs `statement` (one conditional SQL statement, or one transaction) as a change of these
    * users' counts; it returns its result and the delta of each user from its affected rows.
    */
-  change<T>(
-    siteId: string,
-    userIds: readonly string[],
-    statement: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
-  ): Promise<ChangeOutcome<T>>;
-  /** The count from a statement's durable columns and a finished change, re-read if a flush raced. */
-  settle(siteId: string, userId: string, durable: DurableCount, state: InboxCount | undefined): Promise<UnreadValue>;
+  change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>>;
+  /** The count after a finished change; read again if the change could not tell it. */
+  settle(siteId: string, userId: string, state: FinishedInboxChange | undefined): Promise<UnreadValue>;
   read(siteId: string, userId: string): Promise<UnreadValue>;
   /** Tells live streams of the user that the count moved to `version`. */
   announce(siteId: string, userId: string, version: number): void;
@@ -97,6 +88,10 @@ export interface UnreadCounter {
 }
 
 const READ_ATTEMPTS = 10;
+
+// A total may dip below zero for an instant (a read's -1 can reach the buffer before its
+// create's +1, both requests still running); 0 is a value the count really had.
+const unreadOf = (total: number) => Math.max(0, total);
 
 export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; keys: Keys; log: Logger }): UnreadCounter {
   const keysOf = (siteId: string, userId: string) => deps.keys.inbox(siteId, shardOf(userId));
@@ -110,28 +105,23 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
 
   async function read(siteId: string, userId: string): Promise<UnreadValue> {
     const keys = keysOf(siteId, userId);
-    // Most reads: the durable count cached in Redis, good until the shard's next batch finishes.
-    const first = await deps.realtime.readInboxState(keys, userId);
-    const cached = cachedDurable(first);
-    const fast = cached ? composeUnread(cached, first) : null;
-    if (fast !== null) return { unread: fast, version: first.version };
+    // Almost every read: the total Redis keeps. Without one, compose it from PostgreSQL's count;
+    // a flush finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
+    const kept = await deps.realtime.readInboxTotal(keys, userId);
+    if (kept.total !== null) return { unread: unreadOf(kept.total), version: kept.version };
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(
         `SELECT ${durableColumns(1, 2, 3)}`,
         [siteId, userId, keys.buffer.name],
       );
-      const durable = durableOf(row.rows[0]);
-      const state = await deps.realtime.readInboxState(keys, userId);
-      const unread = composeUnread(durable, state);
-      if (unread !== null) {
-        deps.realtime
-          .cacheDurableCount(keys, userId, durable.lastSeq, durable.durable)
-          .catch((err: unknown) => deps.log.warn({ err }, 'caching a durable count failed'));
-        return { unread, version: state.version };
-      }
+      const composed = await deps.realtime.readInboxTotal(keys, userId, durableOf(row.rows[0]));
+      if (composed.total !== null) return { unread: unreadOf(composed.total), version: composed.version };
     }
     throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
   }
+
+  /** Adds a change's deltas (composing missing totals) and closes its intents: one script call per shard. */
+  type Finish = (deltas: ReadonlyMap<string, number>, durable?: ReadonlyMap<string, DurableCount>) => Promise<Map<string, FinishedInboxChange>>;
 
   return {
     keysOf,
@@ -139,58 +129,54 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
     announce,
     read,
 
-    async settle(siteId, userId, durable, state) {
-      const unread = state ? composeUnread(durable, state) : null;
-      return unread !== null && state ? { unread, version: state.version } : read(siteId, userId);
+    async settle(siteId, userId, state) {
+      return state && state.total !== null ? { unread: unreadOf(state.total), version: state.version } : read(siteId, userId);
     },
 
-    async change<T>(
-      siteId: string,
-      userIds: readonly string[],
-      statement: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
-    ): Promise<ChangeOutcome<T>> {
+    async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
+      // One intent per user, for the whole statement: one script call per buffer shard.
       const mutationId = randomBytes(MUTATION_ID_LENGTH / 2).toString('hex');
-      const byShard = new Map<number, string[]>();
-      for (const userId of new Set(userIds)) {
+      const groups = new Map<string, { siteId: string; keys: InboxKeys; users: string[] }>();
+      const seen = new Set<string>();
+      for (const { siteId, userId } of users) {
+        const key = refKey(siteId, userId);
+        if (seen.has(key)) continue;
+        seen.add(key);
         const shard = shardOf(userId);
-        const list = byShard.get(shard);
-        if (list) list.push(userId);
-        else byShard.set(shard, [userId]);
+        const groupKey = `${siteId}\n${shard}`;
+        const group = groups.get(groupKey);
+        if (group) group.users.push(userId);
+        else groups.set(groupKey, { siteId, keys: deps.keys.inbox(siteId, shard), users: [userId] });
       }
-      const shards = [...byShard];
       const started = Date.now();
-      await Promise.all(
-        shards.map(([shard, users]) => deps.realtime.beginInboxChange(deps.keys.inbox(siteId, shard), mutationId, users, started)),
-      );
-      let outcome: { result: T; deltas: ReadonlyMap<string, number> };
-      try {
-        outcome = await statement();
-      } catch (err) {
-        // Our own errors are thrown before anything commits: close the intents. Any other
-        // failure may have committed: its intents stay for the reconciler to judge.
-        if (err instanceof TallyError) await finish(new Map());
-        throw err;
-      }
-      const finished = await finish(outcome.deltas);
-      return { result: outcome.result, finished };
-
-      async function finish(deltas: ReadonlyMap<string, number>): Promise<Map<string, FinishedInboxChange>> {
+      await Promise.all([...groups.values()].map((g) => deps.realtime.beginInboxChange(g.keys, mutationId, g.users, started)));
+      const finish: Finish = async (deltas, durable) => {
         const done = new Map<string, FinishedInboxChange>();
         const now = Date.now();
         await Promise.all(
-          shards.map(async ([shard, users]) => {
-            const changes = users.map((userId) => ({ userId, delta: deltas.get(userId) ?? 0 }));
-            const states = await deps.realtime.finishInboxChange(deps.keys.inbox(siteId, shard), mutationId, changes, now);
-            states.forEach((state, i) => {
-              const change = changes[i];
-              if (!change) return;
-              done.set(change.userId, state);
-              if (state.applied && change.delta !== 0) announce(siteId, change.userId, state.version);
+          [...groups.values()].map(async ({ siteId, keys, users: ids }) => {
+            const changes = ids.map((userId) => {
+              const key = refKey(siteId, userId);
+              return { userId, delta: deltas.get(key) ?? 0, channel: channel(siteId, userId), durable: durable?.get(key) };
             });
+            const states = await deps.realtime.finishInboxChange(keys, mutationId, changes, now);
+            states.forEach((state, i) => done.set(refKey(siteId, ids[i] as string), state));
           }),
         );
         return done;
+      };
+      let outcome: StatementOutcome<T>;
+      try {
+        outcome = await statement();
+      } catch (err) {
+        // Our own errors are thrown, and statements PostgreSQL refused are rolled back, before
+        // anything commits: close the intents. Any other failure (a lost connection) may have
+        // committed: its intents stay for the reconciler to judge.
+        if (err instanceof TallyError || statementFailed(err)) await finish(new Map());
+        throw err;
       }
+      const finished = await finish(outcome.deltas, outcome.durable);
+      return { result: outcome.result, finished };
     },
   };
 }

@@ -25,8 +25,8 @@ export interface InboxKeys {
   readonly versions: string;
   /** Sorted set userId -> time of the last change: who the reconciler checks next. */
   readonly touched: string;
-  /** Hash userId -> "seq:count": a user's PostgreSQL count and the last batch it held (read cache). */
-  readonly durable: string;
+  /** Hash userId -> the user's count (durable + pending + in flight), moved by every delta. */
+  readonly totals: string;
 }
 
 /** Escapes the separators of key names and counter names out of a caller-supplied id. */
@@ -76,7 +76,7 @@ export function createKeys(prefix: string) {
         intents: `${tag}:intents`,
         versions: `${tag}:versions`,
         touched: `${tag}:touched`,
-        durable: `${tag}:durable`,
+        totals: `${tag}:totals`,
       };
     },
     lock: (name: string) => `${prefix}:lock:${part(name)}`,

@@ -83,19 +83,36 @@ export interface InboxState extends InboxCount {
   intents: number;
   /** Start (ms) of the oldest of them, 0 when none. */
   oldestIntentMs: number;
-  /** The user's durable count as cached by cacheDurableCount, and the batch seq it is as of (-1: none). */
-  cachedDurable: number;
-  cachedSeq: number;
+  /** The user's kept total (durable + pending + in flight), null when none is kept yet. */
+  total: number | null;
+}
+
+/** A user's durable count as one PostgreSQL snapshot showed it, with the last batch it held. */
+export interface DurableSnapshot {
+  durable: number;
+  lastSeq: number;
 }
 
 export interface InboxChange {
   userId: string;
   delta: number;
+  /** Where the user's new version is published when the delta is added. */
+  channel?: string | undefined;
+  /** The durable count the change's statement read: composes the total if none is kept yet. */
+  durable?: DurableSnapshot | undefined;
 }
 
 export interface FinishedInboxChange extends InboxCount {
   /** False when the reconciler had dropped the change's intent as stale: its delta was not added. */
   applied: boolean;
+  /** The user's total right after the change, null when none is kept and none could be composed. */
+  total: number | null;
+}
+
+/** A user's count as the real-time layer keeps it: version and total (null: none kept). */
+export interface InboxTotal {
+  version: number;
+  total: number | null;
 }
 
 export interface Realtime {
@@ -130,17 +147,25 @@ export interface Realtime {
 
   // Inbox counters (src/inbox): an intent is recorded before a change's SQL statement and
   // finished with its delta after, so the reconciler knows which counts may be missing one.
+  // A user's total (durable + pending + in flight) is kept beside the buffer once composed: every
+  // delta moves it with the pending hash, a flush leaves it unchanged, a repair drops it.
   /** mutationId is 16 characters; marks the users touched. */
   beginInboxChange(keys: InboxKeys, mutationId: string, userIds: readonly string[], nowMs: number): Promise<void>;
-  /** Per change: adds the delta and bumps the version if the intent is still there; the count after. */
+  /**
+   * Per change: adds the delta (to the pending hash and the total), bumps the version and
+   * publishes it if the intent is still there; composes a missing total from `durable`.
+   */
   finishInboxChange(keys: InboxKeys, mutationId: string, changes: readonly InboxChange[], nowMs: number): Promise<FinishedInboxChange[]>;
   readInboxState(keys: InboxKeys, userId: string): Promise<InboxState>;
   /** Drops the user's intents begun at or before beforeMs; returns how many. */
   dropStaleIntents(keys: InboxKeys, userId: string, beforeMs: number): Promise<number>;
-  /** Adds delta (and bumps the version) only if the version is still expectVersion. */
+  /** Adds delta (bumps the version, drops the total) only if the version is still expectVersion. */
   repairInboxCount(keys: InboxKeys, userId: string, delta: number, expectVersion: number, nowMs: number): Promise<boolean>;
-  /** Caches the user's durable count as PostgreSQL showed it, with the last batch it had applied. */
-  cacheDurableCount(keys: InboxKeys, userId: string, seq: number, durable: number): Promise<void>;
+  /**
+   * The user's total; without one kept, composed from `durable` and kept, unless a batch newer
+   * than durable.lastSeq finished (then total is null: read PostgreSQL again).
+   */
+  readInboxTotal(keys: InboxKeys, userId: string, durable?: DurableSnapshot): Promise<InboxTotal>;
   /** Users last touched at or before maxMs, oldest first. */
   listTouched(keys: InboxKeys, maxMs: number, limit: number): Promise<string[]>;
   /** Removes users from the touched set unless touched after maxMs. */

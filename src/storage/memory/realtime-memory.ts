@@ -27,8 +27,6 @@ const firstVersion = (nowMs: number) => Math.floor(nowMs) * 1000;
 
 export function createMemoryRealtime(now: () => number = Date.now): Realtime {
   const hashes = new Map<string, Map<string, number>>();
-  // The inbox's durable-count cache: per key, user -> {seq, durable} (a "seq:count" hash in Redis).
-  const durableCache = new Map<string, Map<string, { seq: number; durable: number }>>();
   const zsets = new Map<string, Map<string, number>>();
   const sets = new Map<string, Set<string>>();
   const strings = new Map<string, string>();
@@ -332,22 +330,26 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
 
     async finishInboxChange(keys, mutationId, changes, nowMs) {
       const meta = hashes.get(keys.buffer.meta);
-      return changes.map(({ userId, delta }) => {
+      const inflightSeq = meta?.get('inflight') ?? 0;
+      const doneSeq = meta?.get('done') ?? 0;
+      return changes.map(({ userId, delta, channel, durable }) => {
         const applied = hash(keys.intents).delete(mutationId + userId);
         const versions = hash(keys.versions);
         if (applied && delta !== 0) {
           hincrby(keys.buffer.pending, userId, delta);
+          if (hashes.get(keys.totals)?.has(userId)) hincrby(keys.totals, userId, delta);
           versions.set(userId, versions.has(userId) ? (versions.get(userId) ?? 0) + 1 : firstVersion(nowMs));
+          if (channel) channels.emit(channel, String(versions.get(userId)));
         }
         if (!applied) zset(keys.touched).set(userId, nowMs);
-        return {
-          applied,
-          version: versions.get(userId) ?? 0,
-          pending: hashes.get(keys.buffer.pending)?.get(userId) ?? 0,
-          inflight: hashes.get(keys.buffer.inflight)?.get(userId) ?? 0,
-          inflightSeq: meta?.get('inflight') ?? 0,
-          doneSeq: meta?.get('done') ?? 0,
-        };
+        const pending = hashes.get(keys.buffer.pending)?.get(userId) ?? 0;
+        const inflight = hashes.get(keys.buffer.inflight)?.get(userId) ?? 0;
+        let total = hashes.get(keys.totals)?.get(userId) ?? null;
+        if (total === null && durable && doneSeq <= durable.lastSeq) {
+          total = durable.durable + pending + (inflightSeq > durable.lastSeq ? inflight : 0);
+          hash(keys.totals).set(userId, total);
+        }
+        return { applied, version: versions.get(userId) ?? 0, pending, inflight, inflightSeq, doneSeq, total };
       });
     },
 
@@ -360,7 +362,6 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         intents += 1;
         if (oldestIntentMs === 0 || at < oldestIntentMs) oldestIntentMs = at;
       }
-      const cached = durableCache.get(keys.durable)?.get(userId);
       return {
         version: hashes.get(keys.versions)?.get(userId) ?? 0,
         pending: hashes.get(keys.buffer.pending)?.get(userId) ?? 0,
@@ -369,15 +370,22 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         doneSeq: meta?.get('done') ?? 0,
         intents,
         oldestIntentMs,
-        cachedDurable: cached?.durable ?? 0,
-        cachedSeq: cached?.seq ?? -1,
+        total: hashes.get(keys.totals)?.get(userId) ?? null,
       };
     },
 
-    async cacheDurableCount(keys, userId, seq, durable) {
-      let cache = durableCache.get(keys.durable);
-      if (!cache) durableCache.set(keys.durable, (cache = new Map()));
-      cache.set(userId, { seq, durable });
+    async readInboxTotal(keys, userId, durable) {
+      const version = hashes.get(keys.versions)?.get(userId) ?? 0;
+      const kept = hashes.get(keys.totals)?.get(userId);
+      if (kept !== undefined) return { version, total: kept };
+      const meta = hashes.get(keys.buffer.meta);
+      if (!durable || (meta?.get('done') ?? 0) > durable.lastSeq) return { version, total: null };
+      const total =
+        durable.durable +
+        (hashes.get(keys.buffer.pending)?.get(userId) ?? 0) +
+        ((meta?.get('inflight') ?? 0) > durable.lastSeq ? (hashes.get(keys.buffer.inflight)?.get(userId) ?? 0) : 0);
+      hash(keys.totals).set(userId, total);
+      return { version, total };
     },
 
     async dropStaleIntents(keys, userId, beforeMs) {
@@ -397,6 +405,7 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       const version = versions.get(userId) ?? 0;
       if (version !== expectVersion) return false;
       hincrby(keys.buffer.pending, userId, delta);
+      hashes.get(keys.totals)?.delete(userId);
       versions.set(userId, version === 0 ? firstVersion(nowMs) : version + 1);
       return true;
     },

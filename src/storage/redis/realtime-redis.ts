@@ -21,6 +21,7 @@ const SCRIPTS = [
   'inbox-begin',
   'inbox-finish',
   'inbox-state',
+  'inbox-total',
   'inbox-drop-stale',
   'inbox-repair',
   'inbox-untouch',
@@ -136,7 +137,7 @@ export function createRedisRealtime(client: RedisClient): Realtime {
   const call = (script: ScriptName, keys: readonly string[], args: readonly (string | number)[] = []) =>
     (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
   const bufferKeys = (b: BufferKeys) => [b.pending, b.inflight, b.meta];
-  const inboxKeys = (k: InboxKeys) => [...bufferKeys(k.buffer), k.intents, k.versions, k.touched];
+  const inboxKeys = (k: InboxKeys) => [...bufferKeys(k.buffer), k.intents, k.versions, k.touched, k.totals];
   // A user's first version: now in microseconds, so versions keep growing after a Redis data loss.
   const firstVersion = (nowMs: number) => `${Math.floor(nowMs)}000`;
   // One subscriber connection serves every live stream of this process.
@@ -242,10 +243,14 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     async finishInboxChange(keys, mutationId, changes, nowMs) {
       if (changes.length === 0) return [];
       const args: (string | number)[] = [mutationId, nowMs, firstVersion(nowMs)];
-      for (const change of changes) args.push(change.userId, change.delta);
+      for (const change of changes) {
+        args.push(change.userId, change.delta, change.channel ?? '');
+        if (change.durable) args.push(change.durable.lastSeq, change.durable.durable);
+        else args.push('', '');
+      }
       const reply = (await call('inbox-finish', inboxKeys(keys), args)) as number[];
       return changes.map((_, i) => {
-        const [applied, version, pending, inflight, inflightSeq, doneSeq] = reply.slice(i * 6, i * 6 + 6) as number[];
+        const [applied, version, pending, inflight, inflightSeq, doneSeq, hasTotal, total] = reply.slice(i * 8, i * 8 + 8) as number[];
         return {
           applied: applied === 1,
           version: version ?? 0,
@@ -253,13 +258,14 @@ export function createRedisRealtime(client: RedisClient): Realtime {
           inflight: inflight ?? 0,
           inflightSeq: inflightSeq ?? 0,
           doneSeq: doneSeq ?? 0,
+          total: hasTotal === 1 ? (total ?? 0) : null,
         };
       });
     },
 
     async readInboxState(keys, userId) {
-      const reply = (await call('inbox-state', [...inboxKeys(keys).slice(0, 5), keys.durable], [userId])) as number[];
-      const [version, pending, inflight, inflightSeq, doneSeq, intents, oldestIntentMs, cachedDurable, cachedSeq] = reply;
+      const reply = (await call('inbox-state', [...inboxKeys(keys).slice(0, 5), keys.totals], [userId])) as number[];
+      const [version, pending, inflight, inflightSeq, doneSeq, intents, oldestIntentMs, hasTotal, total] = reply;
       return {
         version: version ?? 0,
         pending: pending ?? 0,
@@ -268,19 +274,20 @@ export function createRedisRealtime(client: RedisClient): Realtime {
         doneSeq: doneSeq ?? 0,
         intents: intents ?? 0,
         oldestIntentMs: oldestIntentMs ?? 0,
-        cachedDurable: cachedDurable ?? 0,
-        cachedSeq: cachedSeq ?? -1,
+        total: hasTotal === 1 ? (total ?? 0) : null,
       };
     },
 
-    async cacheDurableCount(keys, userId, seq, durable) {
-      await client.hset(keys.durable, userId, `${seq}:${durable}`);
+    async readInboxTotal(keys, userId, durable) {
+      const args = durable ? [userId, durable.lastSeq, durable.durable] : [userId];
+      const [version, hasTotal, total] = (await call('inbox-total', [...bufferKeys(keys.buffer), keys.versions, keys.totals], args)) as number[];
+      return { version: version ?? 0, total: hasTotal === 1 ? (total ?? 0) : null };
     },
 
     dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents], [userId, beforeMs])),
 
     async repairInboxCount(keys, userId, delta, expectVersion, nowMs) {
-      const reply = await call('inbox-repair', [keys.buffer.pending, keys.versions], [userId, delta, expectVersion, firstVersion(nowMs)]);
+      const reply = await call('inbox-repair', [keys.buffer.pending, keys.versions, keys.totals], [userId, delta, expectVersion, firstVersion(nowMs)]);
       return Number(reply) === 1;
     },
 
