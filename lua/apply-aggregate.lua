@@ -1,7 +1,7 @@
 --[=[
   One site's analytics batch, pre-aggregated: every op sums the effect of several events, so the
   ops run only if every event of the batch is new. If any dedupe key is set already (or repeats
-  in the batch), nothing is written and the duplicates' positions come back: the caller drops
+  in the batch), nothing stays written and the duplicates' positions come back: the caller drops
   them, aggregates again and retries. Duplicates are rare (retries, redeliveries), so the common
   case is one call whose cost follows the distinct counters of the batch, not its events.
   KEYS    every key the batch touches; all carry the site's hash tag (one Cluster slot)
@@ -23,19 +23,27 @@
                  gapMs from the last one (fields se and bo +1 in every totals hash listed), or
                  is the session's second page view (bo -1: not a bounce any more)
   Returns {} when applied, else the 0-based positions of the duplicate events.
-  The JSON is decoded and the dedupe keys checked before any write.
+  The JSON is decoded and the dedupe keys claimed before any other write.
 ]=]
 local batch = cjson.decode(ARGV[2])
 local ttl = ARGV[1]
 
-local dups = {}
-local seen = {}
+-- One SET NX per event claims its dedupe key. A duplicate (a key set already, or repeated in
+-- the batch) means nothing more is written: the keys this call claimed are released again, so
+-- the retry without the duplicates claims them afresh. The script is atomic: nobody sees them.
+local dups, claimed, seen = {}, {}, {}
 for i, k in ipairs(batch.d) do
-  if seen[k] or redis.call('EXISTS', KEYS[k]) == 1 then dups[#dups + 1] = i - 1 end
+  if seen[k] or not redis.call('SET', KEYS[k], '1', 'EX', ttl, 'NX') then
+    dups[#dups + 1] = i - 1
+  else
+    claimed[#claimed + 1] = KEYS[k]
+  end
   seen[k] = true
 end
-if #dups > 0 then return dups end
-for _, k in ipairs(batch.d) do redis.call('SET', KEYS[k], '1', 'EX', ttl) end
+if #dups > 0 then
+  for _, key in ipairs(claimed) do redis.call('DEL', key) end
+  return dups
+end
 
 -- Session figures of the whole batch, summed per hash and field, written once at the end.
 local sums, order = {}, {}

@@ -57,31 +57,41 @@ export interface Counted {
   enriched: Enriched;
 }
 
-/** Sums a batch's ops by target. */
+type CountOp = Extract<AggregateOp, { op: 'count' }>;
+type RankOp = Extract<AggregateOp, { op: 'zincrby' }>;
+
+/**
+ * Sums a batch's ops by target. This runs for every event at every resolution, so it is shaped
+ * for that: maps nested by key (no per-event "key + field" strings), durable names built once
+ * per distinct op, and each key's expiry registered once, when the key is first named.
+ */
 class OpSums {
-  private readonly counts = new Map<string, Extract<AggregateOp, { op: 'count' }>>();
-  private readonly ranks = new Map<string, Extract<AggregateOp, { op: 'zincrby' }>>();
+  private readonly counts = new Map<string, Map<string, CountOp>>();
+  private readonly ranks = new Map<string, Map<string, RankOp>>();
   private readonly uniques = new Map<string, { members: Set<string>; dirty: Durable }>();
   private readonly expiries = new Map<string, number>();
   private readonly live = new Map<string, number>();
   private readonly sessions = new Map<string, SessionView[]>();
 
-  count(key: string, field: string, by: number, durable: Durable, onFirst?: () => AggregateOp[]): void {
-    const id = key + '\n' + field;
-    const op = this.counts.get(id);
+  /** HINCRBY key field by, buffered for PostgreSQL as "<durableSuffix>|<field>". */
+  count(key: string, field: string, by: number, buffer: BufferKeys, durableSuffix: string, onFirst?: () => AggregateOp[]): void {
+    let fields = this.counts.get(key);
+    if (!fields) this.counts.set(key, (fields = new Map()));
+    const op = fields.get(field);
     if (op) op.by += by;
     else {
-      const created: Extract<AggregateOp, { op: 'count' }> = { op: 'count', key, field, by, durable };
+      const created: CountOp = { op: 'count', key, field, by, durable: { buffer, name: durableName(durableSuffix, field) } };
       if (onFirst) created.onFirst = onFirst();
-      this.counts.set(id, created);
+      fields.set(field, created);
     }
   }
 
-  rank(key: string, member: string, durable: Durable): void {
-    const id = key + '\n' + member;
-    const op = this.ranks.get(id);
+  rank(key: string, member: string, buffer: BufferKeys, durableSuffix: string): void {
+    let members = this.ranks.get(key);
+    if (!members) this.ranks.set(key, (members = new Map()));
+    const op = members.get(member);
     if (op) op.by += 1;
-    else this.ranks.set(id, { op: 'zincrby', key, member, by: 1, durable });
+    else members.set(member, { op: 'zincrby', key, member, by: 1, durable: { buffer, name: durableName(durableSuffix, member) } });
   }
 
   unique(key: string, member: string, dirty: Durable): void {
@@ -105,7 +115,9 @@ class OpSums {
   }
 
   ops(extra: { liveKey: string; rollups: BufferKeys; nowMs: number }): AggregateOp[] {
-    const ops: AggregateOp[] = [...this.counts.values(), ...this.ranks.values()];
+    const ops: AggregateOp[] = [];
+    for (const fields of this.counts.values()) for (const op of fields.values()) ops.push(op);
+    for (const members of this.ranks.values()) for (const op of members.values()) ops.push(op);
     for (const [key, { members, dirty }] of this.uniques) {
       const all = [...members];
       for (let i = 0; i < all.length; i += PFADD_CHUNK) ops.push({ op: 'pfadd', key, members: all.slice(i, i + PFADD_CHUNK), dirty });
@@ -132,34 +144,71 @@ interface BatchScope {
   bucket(res: Res, at: number): BucketScope;
 }
 
+/** A key of one bucket and what PostgreSQL calls it. */
+interface Named {
+  key: string;
+  suffix: string;
+}
+
+/** One time bucket of the batch: its names, built once per batch, not once per event. */
 interface BucketScope {
   res: Res;
   bucket: number;
-  ttl: number | undefined;
   /** A HyperLogLog is copied to PostgreSQL whole, so one that expired must not start again from
    * empty: visitors arriving after a bucket's retention are counted, not added to it. */
   held: boolean;
-  totals: string;
-  totalsKey: string;
+  totals: Named;
+  /** The ranking of a dimension by a metric (its expiry registered when first named). */
+  rank(dim: Dimension, metric: RankMetric): Named;
+  /** The HyperLogLog of the bucket (no dimension) or of one dimension value. */
+  unique(dim?: Dimension, value?: string): Named;
 }
 
 export function createAggregator(keys: Keys) {
-  function scopeOf(siteId: string, nowMs: number): BatchScope {
+  function scopeOf(siteId: string, nowMs: number, sums: OpSums): BatchScope {
     const prefix = keys.site(siteId) + ':';
-    const buckets = new Map<string, BucketScope>();
+    const byRes = new Map<Res, Map<number, BucketScope>>(RESOLUTIONS.map((res) => [res, new Map()]));
+    const named = (suffix: string, ttl: number | undefined): Named => {
+      const key = prefix + suffix;
+      sums.expire(key, ttl);
+      return { key, suffix };
+    };
+    function newBucket(res: Res, bucket: number): BucketScope {
+      const ttl = ttlOf(res, bucket, nowMs);
+      const ranks = new Map<string, Named>();
+      const uniques = new Map<string, Map<string, Named>>();
+      const total = named(totalsSuffix(res, bucket), ttl);
+      return {
+        res,
+        bucket,
+        held: heldInRealtime(res, bucket, nowMs),
+        totals: total,
+        rank(dim, metric) {
+          const id = dim + metric;
+          let n = ranks.get(id);
+          if (!n) ranks.set(id, (n = named(rankSuffix(res, bucket, dim, metric), ttl)));
+          return n;
+        },
+        unique(dim, value) {
+          const id = dim ?? '';
+          let values = uniques.get(id);
+          if (!values) uniques.set(id, (values = new Map()));
+          const v = value ?? '';
+          let n = values.get(v);
+          if (!n) values.set(v, (n = named(uniqueSuffix(res, bucket, dim, value), ttl)));
+          return n;
+        },
+      };
+    }
     return {
       key: (suffix) => prefix + suffix,
       rollups: keys.rollupBuffer(siteId),
       uniques: keys.uniquesBuffer(siteId),
       bucket(res, at) {
         const bucket = bucketOf(res, at);
-        const id = res + bucket;
-        let scope = buckets.get(id);
-        if (!scope) {
-          const totals = totalsSuffix(res, bucket);
-          scope = { res, bucket, ttl: ttlOf(res, bucket, nowMs), held: heldInRealtime(res, bucket, nowMs), totals, totalsKey: prefix + totals };
-          buckets.set(id, scope);
-        }
+        const buckets = byRes.get(res) as Map<number, BucketScope>;
+        let scope = buckets.get(bucket);
+        if (!scope) buckets.set(bucket, (scope = newBucket(res, bucket)));
         return scope;
       },
     };
@@ -170,24 +219,17 @@ export function createAggregator(keys: Keys) {
     const views: SessionView = { at: e.at, totals: [] };
     for (const res of RESOLUTIONS) {
       const b = scope.bucket(res, e.at);
-      const total = (field: string, by: number) => sums.count(b.totalsKey, field, by, { buffer: scope.rollups, name: `${b.totals}|${field}` });
+      const total = (field: string, by: number) => sums.count(b.totals.key, field, by, scope.rollups, b.totals.suffix);
       const rank = (dim: Dimension, metric: RankMetric, value: string | undefined) => {
         if (value === undefined) return;
-        const suffix = rankSuffix(res, b.bucket, dim, metric);
-        const key = scope.key(suffix);
-        sums.rank(key, value, { buffer: scope.rollups, name: durableName(suffix, value) });
-        sums.expire(key, b.ttl);
+        const r = b.rank(dim, metric);
+        sums.rank(r.key, value, scope.rollups, r.suffix);
       };
       const unique = (dim?: Dimension, value?: string) => {
         if (!b.held || (dim !== undefined && value === undefined)) return;
-        const suffix = uniqueSuffix(res, b.bucket, dim, value);
-        const key = scope.key(suffix);
-        sums.unique(key, e.visitor, { buffer: scope.uniques, name: suffix });
-        sums.expire(key, b.ttl);
+        const u = b.unique(dim, value);
+        sums.unique(u.key, e.visitor, { buffer: scope.uniques, name: u.suffix });
       };
-      sums.expire(b.totalsKey, b.ttl);
-      const totalsKey = b.totalsKey;
-      const totals = b.totals;
       if (e.bot) {
         total(TOTALS.bots, 1);
         continue;
@@ -195,19 +237,20 @@ export function createAggregator(keys: Keys) {
       switch (e.kind) {
         case 'pageview':
           total(TOTALS.pageviews, 1);
-          views.totals.push({ key: totalsKey, name: totals });
+          views.totals.push({ key: b.totals.key, name: b.totals.suffix });
           unique();
-          for (const [dim, value] of [
-            ['page', e.page],
-            ['referrer', e.referrer],
-            ['utm_source', e.utmSource],
-            ['browser', e.browser],
-            ['os', e.os],
-            ['device', e.device],
-          ] as const) {
-            rank(dim, 'pv', value);
-            unique(dim, value);
-          }
+          rank('page', 'pv', e.page);
+          unique('page', e.page);
+          rank('referrer', 'pv', e.referrer);
+          unique('referrer', e.referrer);
+          rank('utm_source', 'pv', e.utmSource);
+          unique('utm_source', e.utmSource);
+          rank('browser', 'pv', e.browser);
+          unique('browser', e.browser);
+          rank('os', 'pv', e.os);
+          unique('os', e.os);
+          rank('device', 'pv', e.device);
+          unique('device', e.device);
           rank('user', 'pv', e.user);
           break;
         case 'event':
@@ -244,7 +287,7 @@ export function createAggregator(keys: Keys) {
     if (e.user === undefined || e.bot) return;
     const visitor = part(e.user);
     const counter = (suffix: string, field: string, onFirst?: () => AggregateOp[]) =>
-      sums.count(scope.key(suffix), field, 1, { buffer, name: durableName(suffix, field) }, onFirst);
+      sums.count(scope.key(suffix), field, 1, buffer, suffix, onFirst);
     const first = (suffix: string, field: string): AggregateOp => ({
       op: 'count',
       key: scope.key(suffix),
@@ -265,7 +308,7 @@ export function createAggregator(keys: Keys) {
   /** One site's counted messages as one pre-aggregated batch (dedupe keys in the same order). */
   return function buildBatch(siteId: string, items: readonly Counted[], nowMs: number): AggregateBatch {
     const sums = new OpSums();
-    const scope = scopeOf(siteId, nowMs);
+    const scope = scopeOf(siteId, nowMs, sums);
     const users = keys.analyticsBuffer(siteId);
     for (const { message, enriched } of items) {
       countBuckets(sums, scope, enriched);

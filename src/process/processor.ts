@@ -23,6 +23,12 @@ export type BatchSink = (bySite: ReadonlyMap<string, Counted[]>) => Promise<void
 
 /** Ops in one atomic step at most (a few MB of script argument). */
 const MAX_STEP_OPS = 20_000;
+/**
+ * Events per atomic step. A catching-up read brings thousands of events; one step for all of
+ * them would block Redis for long and, past MAX_STEP_OPS, be built again in halves. Steps of
+ * this size still sum most repeated counters (pages, products, buckets) of the batch.
+ */
+const STEP_EVENTS = 1000;
 
 export interface ProcessorOptions {
   shards: number;
@@ -60,7 +66,9 @@ export function startProcessor(
     const list = [...unique.values()];
     const enriched = await enrich(siteId, list);
     const all = list.map((message, i) => ({ message, enriched: enriched[i] as Counted['enriched'] }));
-    return { all, fresh: await apply(siteId, all) };
+    const fresh: Counted[] = [];
+    for (let i = 0; i < all.length; i += STEP_EVENTS) fresh.push(...(await apply(siteId, all.slice(i, i + STEP_EVENTS))));
+    return { all, fresh };
   }
 
   /**
