@@ -93,10 +93,14 @@ interface CreateInput {
   data: string;
 }
 
-type InsertedRow = sql.NotificationRow & { inserted: boolean; durable: number | null; last_seq: number | null };
+/** A row of sql.MUTATE: a create's (inserted, the notification) or a mark-read's (found, changed). */
+type MutateRow = ChangeRow & { [K in keyof sql.NotificationRow]: sql.NotificationRow[K] | null } & { inserted: boolean | null };
+
+type Mutation = { kind: 'create'; input: CreateInput } | { kind: 'read'; input: ByIdInput };
+type MutationResult = { kind: 'create'; row: sql.NotificationRow | null } | { kind: 'read'; outcome: ByIdOutcome };
 
 const OWNER_CACHE_SIZE = 50_000;
-/** Batched statements in flight at once per kind (the pool has 10 connections), and their size. */
+/** Batched statements in flight at once per batcher (mutations, owner lookups; the pool has 10 connections), and their size. */
 const BATCH = { parallel: 2, max: 256 };
 
 /** A by-id change's statement, for the notification's owner and the owner's buffer. */
@@ -158,43 +162,6 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     return { row, state: finished.get(key) };
   };
 
-  // Mark-read, the busiest change, runs batched: one intent script per buffer shard, ONE
-  // conditional statement (its affected rows are still exactly the deltas), one finish script
-  // per buffer shard, for all the requests that arrived together.
-  const markReadStatement = createBatcher<ByIdInput, ByIdOutcome>({
-    ...BATCH,
-    one: single(sql.MARK_READ, -1),
-    many: async (inputs) => {
-      const { result: rows, finished } = await counter.change(inputs, async () => {
-        const result = await db.query<ChangeRow>(sql.MARK_READ_MANY, [
-          inputs.map((i) => i.siteId),
-          inputs.map((i) => i.id),
-          inputs.map((i) => i.userId),
-          inputs.map((i) => i.buffer),
-        ]);
-        // The same notification twice in a batch changed once: the first request gets the change.
-        const seen = new Set<string>();
-        const deltas = new Map<string, number>();
-        const durable = new Map<string, DurableCount>();
-        const rows = result.rows.map((row, i) => {
-          const input = inputs[i] as ByIdInput;
-          const key = refKey(input.siteId, input.userId);
-          durable.set(key, durableOf(row));
-          const change = `${key}\n${input.id}`;
-          if (seen.has(change)) return { ...row, changed: 0 };
-          seen.add(change);
-          deltas.set(key, (deltas.get(key) ?? 0) - Number(row.changed));
-          return row;
-        });
-        return { result: rows, deltas, durable };
-      });
-      return rows.map((row, i) => {
-        const input = inputs[i] as ByIdInput;
-        return { row, state: finished.get(refKey(input.siteId, input.userId)) };
-      });
-    },
-  });
-
   const markUnreadStatement = single(sql.MARK_UNREAD, 1);
   const deleteStatement = single(sql.DELETE_ONE, -1);
 
@@ -215,35 +182,57 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     throw notFound();
   }
 
-  /** Creates as one insert statement, with each user's delta from the rows it inserted. */
-  async function insertStatement(run: Queryable, inputs: readonly CreateInput[]): Promise<StatementOutcome<InsertedRow[]>> {
-    const result = await run.query<InsertedRow>(sql.INSERT_BATCH, [
-      inputs.map((i) => i.siteId),
-      inputs.map((i) => i.id),
-      inputs.map((i) => i.userId),
-      inputs.map((i) => i.category),
-      inputs.map((i) => i.title),
-      inputs.map((i) => i.body),
-      inputs.map((i) => i.data),
-      inputs.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
+  /**
+   * Creates and mark-reads as ONE statement (sql.MUTATE), with each user's delta from the rows it
+   * inserted and changed.
+   */
+  async function mutateStatement(
+    run: Queryable,
+    creates: readonly CreateInput[],
+    reads: readonly ByIdInput[],
+  ): Promise<StatementOutcome<{ created: MutateRow[]; read: MutateRow[] }>> {
+    const result = await run.query<MutateRow>(sql.MUTATE, [
+      creates.map((i) => i.siteId),
+      creates.map((i) => i.id),
+      creates.map((i) => i.userId),
+      creates.map((i) => i.category),
+      creates.map((i) => i.title),
+      creates.map((i) => i.body),
+      creates.map((i) => i.data),
+      creates.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
+      reads.map((i) => i.siteId),
+      reads.map((i) => i.id),
+      reads.map((i) => i.userId),
+      reads.map((i) => i.buffer),
     ]);
-    // An id twice in a batch is one notification, inserted (and counted) once.
-    const seen = new Set<string>();
+    const created = result.rows.slice(0, creates.length);
+    const read = result.rows.slice(creates.length);
     const deltas = new Map<string, number>();
     const durable = new Map<string, DurableCount>();
-    result.rows.forEach((row, i) => {
-      const input = inputs[i] as CreateInput;
+    // An id twice in a batch is one notification, inserted (or read) once: the first request
+    // gets the change.
+    const seen = new Set<string>();
+    const count = (input: { siteId: string; userId: string }, change: string, row: MutateRow, delta: number) => {
       const key = refKey(input.siteId, input.userId);
       durable.set(key, durableOf(row));
-      const created = `${input.siteId}\n${input.id}`;
-      if (row.inserted && !seen.has(created)) deltas.set(key, (deltas.get(key) ?? 0) + 1);
-      seen.add(created);
+      const first = !seen.has(change);
+      seen.add(change);
+      if (first && delta !== 0) deltas.set(key, (deltas.get(key) ?? 0) + delta);
+      return first;
+    };
+    creates.forEach((input, i) => {
+      const row = created[i] as MutateRow;
+      count(input, `c\n${input.siteId}\n${input.id}`, row, row.inserted ? 1 : 0);
     });
-    return { result: result.rows, deltas, durable };
+    read.forEach((row, i) => {
+      const input = reads[i] as ByIdInput;
+      if (!count(input, `r\n${refKey(input.siteId, input.userId)}\n${input.id}`, row, -Number(row.changed))) row.changed = 0;
+    });
+    return { result: { created, read }, deltas, durable };
   }
 
-  /** Per input, its notification, or null when the id belongs to another user's notification. */
-  async function notificationsOf(run: Queryable, inputs: readonly CreateInput[], rows: readonly InsertedRow[]) {
+  /** Per create, its notification, or null when the id belongs to another user's notification. */
+  async function notificationsOf(run: Queryable, inputs: readonly CreateInput[], rows: readonly MutateRow[]) {
     // A notification that committed after the statement's snapshot: read it now (no count change).
     const late = new Map<string, sql.NotificationRow>();
     for (const [siteId, ids] of groupBy(inputs.filter((_, i) => rows[i]?.id == null), (i) => i.siteId, (i) => i.id)) {
@@ -251,7 +240,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     }
     return inputs.map((input, i): sql.NotificationRow | null => {
       const found = rows[i];
-      const row = found && found.id != null ? found : late.get(`${input.siteId}\n${input.id}`);
+      const row = found?.id != null ? (found as sql.NotificationRow) : late.get(`${input.siteId}\n${input.id}`);
       // Same id again is the same notification (idempotent); for another user it is a conflict.
       if (!row || row.user_id !== input.userId) return null;
       remember(input.siteId, row.id, row.user_id);
@@ -259,24 +248,46 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     });
   }
 
-  async function insert(inputs: readonly CreateInput[]): Promise<(sql.NotificationRow | null)[]> {
-    const { result: rows } = await counter.change(inputs, () => insertStatement(db, inputs));
-    return notificationsOf(db, inputs, rows);
+  /** Runs creates and mark-reads as one change of their users' counts. */
+  async function mutate(mutations: readonly Mutation[]): Promise<MutationResult[]> {
+    const creates: CreateInput[] = [];
+    const reads: ByIdInput[] = [];
+    for (const m of mutations) {
+      if (m.kind === 'create') creates.push(m.input);
+      else reads.push(m.input);
+    }
+    const { result, finished } = await counter.change([...creates, ...reads], () => mutateStatement(db, creates, reads));
+    const notifications = await notificationsOf(db, creates, result.created);
+    let c = 0;
+    let r = 0;
+    return mutations.map((m): MutationResult => {
+      if (m.kind === 'create') return { kind: 'create', row: notifications[c++] ?? null };
+      const row = result.read[r++] as MutateRow;
+      return { kind: 'read', outcome: { row, state: finished.get(refKey(m.input.siteId, m.input.userId)) } };
+    });
   }
 
-  // Creates run batched like mark-reads: the requests that arrived together are one insert.
-  const createStatement = createBatcher<CreateInput, sql.NotificationRow | null>({
+  // Creates and mark-reads, the busy changes, run batched: for all the requests that arrived
+  // together, one intent script per buffer shard, ONE conditional statement (its affected rows
+  // are still exactly the deltas) and one commit, one finish script per buffer shard.
+  const mutation = createBatcher<Mutation, MutationResult>({
     ...BATCH,
-    one: async (input) => (await insert([input]))[0] ?? null,
-    many: (inputs) => insert(inputs),
+    one: async (m) => (await mutate([m]))[0] as MutationResult,
+    many: mutate,
   });
+
+  async function markReadStatement(input: ByIdInput): Promise<ByIdOutcome> {
+    const result = await mutation({ kind: 'read', input });
+    if (result.kind !== 'read') throw new Error('a mark-read answered as a create');
+    return result.outcome;
+  }
 
   async function createMany(siteId: string, inputs: readonly NewNotification[]): Promise<Notification[]> {
     const creates = inputs.map((n) => toCreateInput(siteId, n, n.id ?? randomUUID()));
     const { result } = await counter.change(creates, () =>
       db.transaction(async (tx) => {
-        const outcome = await insertStatement(tx, creates);
-        const rows = await notificationsOf(tx, creates, outcome.result);
+        const outcome = await mutateStatement(tx, creates, []);
+        const rows = await notificationsOf(tx, creates, outcome.result.created);
         const conflict = rows.findIndex((row) => row === null);
         if (conflict >= 0) throw conflictAt(`/notifications/${conflict}/id`);
         return { ...outcome, result: rows as sql.NotificationRow[] };
@@ -288,9 +299,10 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   return {
     /** Idempotent by id: the same id again returns the same notification, counted once. */
     async create(siteId: string, input: NewNotification): Promise<Notification> {
-      const row = await createStatement(toCreateInput(siteId, input, input.id ?? randomUUID()));
-      if (!row) throw conflictAt('/id');
-      return toNotification(row);
+      const result = await mutation({ kind: 'create', input: toCreateInput(siteId, input, input.id ?? randomUUID()) });
+      if (result.kind !== 'create') throw new Error('a create answered as a mark-read');
+      if (!result.row) throw conflictAt('/id');
+      return toNotification(result.row);
     },
 
     /** All or nothing: one transaction, one insert statement. */

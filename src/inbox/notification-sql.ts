@@ -18,31 +18,50 @@ export interface NotificationRow {
   read_at: Date | string | null;
 }
 
+// A create's notification: the one it inserted (i), else the one already there (n).
 const picked = COLUMNS.split(', ')
   .map((c) => `CASE WHEN i.id IS NOT NULL THEN i.${c} ELSE n.${c} END AS ${c}`)
   .join(', ');
 
+/** The durable-count columns of a batch row `alias` (columns site_id, user_id, buffer). */
+const durableOfRow = (alias: string) => `(SELECT unread FROM unread_counts u WHERE u.site_id = ${alias}.site_id AND u.user_id = ${alias}.user_id) AS durable,
+    (SELECT last_seq FROM flush_state f WHERE f.buffer = ${alias}.buffer) AS last_seq`;
+
 /**
- * Creates of several requests (even of several sites) in one statement: arrays in input order,
- * $1 sites, $2 ids, $3 users, $4 categories, $5 titles, $6 bodies, $7 data (JSON text),
- * $8 buffer names of the users. One row per input, in order: `inserted`, the notification (the
- * one inserted, or the one already there under that id: an idempotent repeat or a conflict; none
- * when it committed after this statement's snapshot) and the user's durable count. An id repeated
- * in the batch is inserted once and shows as inserted on each repeat: the caller keeps it for the
- * first only.
+ * Creates and mark-reads of several requests (even of several sites) as ONE statement: one
+ * round trip and one commit for all the requests that arrived together.
+ * Creates, arrays in input order: $1 sites, $2 ids, $3 users, $4 categories, $5 titles, $6 bodies,
+ * $7 data (JSON text), $8 buffer names of the users. Mark-reads: $9 sites, $10 ids, $11 users (the
+ * owners), $12 buffer names.
+ * One row per input, creates (`kind` 'c') then mark-reads ('r'), each in input order, with the
+ * user's durable count. A create: `inserted`, and the notification (the one inserted, or the one
+ * already there under that id: an idempotent repeat or a conflict; none when it committed after
+ * this statement's snapshot). A mark-read: `found` and `changed`. A mark-read does not see a
+ * notification the same statement creates (as if it ran first). An id repeated in the batch is
+ * inserted, or changed, once and shows so on each repeat: the caller keeps it for the first only.
  */
-export const INSERT_BATCH = `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-      WITH ORDINALITY AS t(site_id, id, user_id, category, title, body, data, buffer, ord)),
+export const MUTATE = `WITH c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+      WITH ORDINALITY AS c(site_id, id, user_id, category, title, body, data, buffer, ord)),
+  r AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[]) WITH ORDINALITY AS r(site_id, id, user_id, buffer, ord)),
   i AS (INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
-    SELECT site_id, id, user_id, category, title, body, data::jsonb FROM t ORDER BY ord
+    SELECT site_id, id, user_id, category, title, body, data::jsonb FROM c ORDER BY ord
     ON CONFLICT (site_id, id) DO NOTHING
-    RETURNING site_id, ${COLUMNS})
-  SELECT t.ord, i.id IS NOT NULL AS inserted, ${picked},
-    (SELECT unread FROM unread_counts u WHERE u.site_id = t.site_id AND u.user_id = t.user_id) AS durable,
-    (SELECT last_seq FROM flush_state f WHERE f.buffer = t.buffer) AS last_seq
-  FROM t LEFT JOIN i ON i.site_id = t.site_id AND i.id = t.id
-    LEFT JOIN notifications n ON i.id IS NULL AND n.site_id = t.site_id AND n.id = t.id
-  ORDER BY t.ord`;
+    RETURNING site_id, ${COLUMNS}),
+  changed AS (UPDATE notifications n SET read_at = now() FROM r
+    WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id AND n.read_at IS NULL
+    RETURNING n.site_id, n.id, n.user_id)
+  SELECT 'c' AS kind, c.ord, i.id IS NOT NULL AS inserted, NULL::int8 AS found, NULL::int8 AS changed, ${picked},
+    ${durableOfRow('c')}
+  FROM c LEFT JOIN i ON i.site_id = c.site_id AND i.id = c.id
+    LEFT JOIN notifications n ON i.id IS NULL AND n.site_id = c.site_id AND n.id = c.id
+  UNION ALL
+  SELECT 'r', r.ord, NULL,
+    (SELECT count(*) FROM notifications n WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id),
+    (SELECT count(*) FROM changed x WHERE x.site_id = r.site_id AND x.id = r.id AND x.user_id = r.user_id),
+    ${COLUMNS.split(', ').map(() => 'NULL').join(', ')},
+    ${durableOfRow('r')}
+  FROM r
+  ORDER BY kind, ord`;
 
 /** $1 site, $2 ids. */
 export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id = $1 AND id = ANY($2::text[])`;
@@ -75,28 +94,6 @@ export function selectPage(status: Status): string {
 // By-id changes: $1 site, $2 id, $3 user (the owner: a token's user, or looked up), $4 buffer name.
 // `found` tells "no such notification (for this user)" from "nothing to change".
 const target = 'target AS (SELECT 1 FROM notifications WHERE site_id = $1 AND id = $2 AND user_id = $3)';
-
-export const MARK_READ = `WITH ${target},
-  changed AS (UPDATE notifications SET read_at = now()
-    WHERE site_id = $1 AND id = $2 AND user_id = $3 AND read_at IS NULL RETURNING 1)
-  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`;
-
-/**
- * MARK_READ of several requests in one statement: arrays $1 sites, $2 ids, $3 users, $4 buffer
- * names; one row per input, in order, with MARK_READ's columns. An input repeated in the batch
- * shows the row's one change on each repeat: the caller keeps it for the first only.
- */
-export const MARK_READ_MANY = `WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-      AS t(site_id, id, user_id, buffer, ord)),
-  changed AS (UPDATE notifications n SET read_at = now() FROM t
-    WHERE n.site_id = t.site_id AND n.id = t.id AND n.user_id = t.user_id AND n.read_at IS NULL
-    RETURNING n.site_id, n.id, n.user_id)
-  SELECT t.ord,
-    (SELECT count(*) FROM notifications n WHERE n.site_id = t.site_id AND n.id = t.id AND n.user_id = t.user_id) AS found,
-    (SELECT count(*) FROM changed c WHERE c.site_id = t.site_id AND c.id = t.id AND c.user_id = t.user_id) AS changed,
-    (SELECT unread FROM unread_counts u WHERE u.site_id = t.site_id AND u.user_id = t.user_id) AS durable,
-    (SELECT last_seq FROM flush_state f WHERE f.buffer = t.buffer) AS last_seq
-  FROM t ORDER BY t.ord`;
 
 export const MARK_UNREAD = `WITH ${target},
   changed AS (UPDATE notifications SET read_at = NULL
