@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     // Freshness: one probe page view at a time, polled until the summary counts it.
     const freshness: number[] = [];
     let probing = true;
+    let probeFailure: string | undefined;
     let sent = 0;
     const prober = (async () => {
       while (probing) {
@@ -71,13 +72,19 @@ async function main(): Promise<void> {
         for (;;) {
           const res = await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: `Bearer ${probe.secretKey}` } });
           if (((await res.json()) as { pageviews: number }).pageviews >= sent) break;
-          if (performance.now() - started > 30_000) throw new Error('a probe event did not show within 30 s');
+          if (performance.now() - started > 30_000) {
+            // Not thrown: an unawaited rejection would end the run before its clean-up.
+            probeFailure = 'a probe event did not show within 30 s (the processor fell behind)';
+            return;
+          }
           await new Promise((r) => setTimeout(r, 5));
         }
         freshness.push(performance.now() - started);
         await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
       }
-    })();
+    })().catch((err: unknown) => {
+      probeFailure = `the probe failed: ${String(err)}`;
+    });
 
     const memory: { at: number; mb: number }[] = [];
     const t0 = Date.now();
@@ -95,6 +102,7 @@ async function main(): Promise<void> {
     sampleMemory();
     probing = false;
     await prober;
+    if (probeFailure) throw new Error(probeFailure);
 
     const accepted = load.ok * EVENTS_PER_REQUEST;
     const summary = (await (await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })).json()) as { pageviews: number };
