@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
@@ -67,7 +68,12 @@ export function startProcessor(
     const enriched = await enrich(siteId, list);
     const all = list.map((message, i) => ({ message, enriched: enriched[i] as Counted['enriched'] }));
     const fresh: Counted[] = [];
-    for (let i = 0; i < all.length; i += STEP_EVENTS) fresh.push(...(await apply(siteId, all.slice(i, i + STEP_EVENTS))));
+    for (let i = 0; i < all.length; i += STEP_EVENTS) {
+      // Let the collector's sockets have a turn between steps: building a step is CPU work, and
+      // in one process (`serve`) a run of steps without a wait would hold every request back.
+      await setImmediatePromise();
+      fresh.push(...(await apply(siteId, all.slice(i, i + STEP_EVENTS))));
+    }
     return { all, fresh };
   }
 
