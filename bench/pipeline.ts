@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import { run, treeRssMb } from './lib/processes.js';
 import { int, mb, ms, table } from './lib/report.js';
-import { REPO_ROOT, startTally } from './lib/tally-server.js';
+import { REDIS_URL, REPO_ROOT, startTally } from './lib/tally-server.js';
 import { hasWrk, runLoad } from './lib/wrk.js';
 
 // npm run bench:pipeline — end-to-end analytics throughput: wrk (a separate load process) posts
@@ -10,8 +11,10 @@ import { hasWrk, runLoad } from './lib/wrk.js';
 // the end) collects, processes (enrichment, the atomic step, raw events to PostgreSQL) and
 // flushes. Reported: accepted events/s, end-to-end processed events/s (accepted events over the
 // time until the stream backlog is empty), freshness (a probe page view on a site of its own,
-// posted every 250 ms: time until /v1/stats/summary shows it, p50/p99), memory every 10 s, and
-// the ceiling of Redis alone (redis-benchmark -P 64). The page views counted are checked.
+// posted every 250 ms: time until /v1/stats/summary shows it, p50/p99), memory every 10 s, the
+// ceiling of Redis alone (redis-benchmark -P 64), and Redis' CPU time per event during the run
+// (INFO cpu): the rate one Redis core would allow for this workload. The page views counted are
+// checked.
 //
 // Environment: BENCH_DURATION_S (120), BENCH_CONNECTIONS (16), BENCH_LAYOUT (single: `serve`;
 // split: `serve --no-worker` + one `tally worker`), BENCH_NODE_ARGS (node flags for Tally, e.g.
@@ -36,6 +39,21 @@ async function redisCeiling(): Promise<string> {
     .filter((l) => /requests per second/.test(l))
     .map((l) => l.trim())
     .join('; ');
+}
+
+/** Redis' own CPU seconds (user + system) and the apply-aggregate script's call count and time. */
+async function redisUsage(): Promise<{ cpu: number; scriptCalls: number; scriptSeconds: number }> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
+  try {
+    const cpu = await redis.info('cpu');
+    const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? NaN);
+    // EVALSHA's totals cover every script; SCRIPT-level stats need Redis 7.4, so both are reported as what they are.
+    const stats = await redis.info('commandstats');
+    const evalsha = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
+    return { cpu: field('used_cpu_user') + field('used_cpu_sys'), scriptCalls: Number(evalsha?.[1] ?? 0), scriptSeconds: Number(evalsha?.[2] ?? 0) / 1e6 };
+  } finally {
+    redis.disconnect();
+  }
 }
 
 async function main(): Promise<void> {
@@ -93,11 +111,13 @@ async function main(): Promise<void> {
     const sampler = setInterval(sampleMemory, 10_000);
 
     say(`load: ${CONNECTIONS} connections, batches of ${EVENTS_PER_REQUEST}, ${DURATION_S} s, layout ${LAYOUT}`);
+    const redisBefore = await redisUsage();
     const loadStart = Date.now();
     const load = await runLoad({ url: tally.url, script: SCRIPT, connections: CONNECTIONS, threads: 1, durationSeconds: DURATION_S, timeoutSeconds: 10, env: { BENCH_AUTH: tally.basic } });
     const backlogAtEnd = (await tally.metrics()).get('tally_stream_backlog') ?? NaN;
     await tally.waitDrained(300_000);
     const drainedAt = Date.now();
+    const redisAfter = await redisUsage();
     clearInterval(sampler);
     sampleMemory();
     probing = false;
@@ -105,6 +125,8 @@ async function main(): Promise<void> {
     if (probeFailure) throw new Error(probeFailure);
 
     const accepted = load.ok * EVENTS_PER_REQUEST;
+    // Other work on this Redis (other benchmarks, tests) counts too: a ceiling, not an exact cost.
+    const redisCpu = redisAfter.cpu - redisBefore.cpu;
     const summary = (await (await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })).json()) as { pageviews: number };
     const sorted = [...freshness].sort((a, b) => a - b);
     say('');
@@ -119,6 +141,11 @@ async function main(): Promise<void> {
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
           { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
           { figure: 'page views counted / answered 2xx to wrk (+ in flight at the end)', value: `${int(summary.pageviews)} / ${int(load.ok * PAGEVIEWS_PER_REQUEST)}` },
+          {
+            figure: 'Redis CPU per event (whole server, load start to drained) → events/s one Redis core allows',
+            value: `${((redisCpu / accepted) * 1e6).toFixed(1)} µs → ${int(accepted / redisCpu)}`,
+          },
+          { figure: 'Redis busy in scripts (EVALSHA time / wall time)', value: `${(((redisAfter.scriptSeconds - redisBefore.scriptSeconds) / ((drainedAt - loadStart) / 1000)) * 100).toFixed(0)} %` },
         ],
       ),
     );
