@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { counterSink } from '../src/counters/analytics-counters.js';
-import { flushBuffer, lastAppliedSeq } from '../src/counters/flush.js';
+import { flushBuffer, flushBuffers, lastAppliedSeq } from '../src/counters/flush.js';
 import { startFlusher } from '../src/counters/flusher.js';
 import type { Context } from '../src/context.js';
 import { createKeys } from '../src/storage/keys.js';
@@ -78,6 +78,24 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
     expect(result).toMatchObject({ seq: before + 1, applied: true });
     expect((await durable(t.ctx, siteId))['c|z']).toBe(2);
     await fresh.close();
+  });
+
+  it('flushes buffers of one sink together, each batch once, across a crash after commit', async () => {
+    const [b0, b1] = [t.ctx.keys.inboxBuffer(siteId, 0), t.ctx.keys.inboxBuffer(siteId, 1)];
+    await t.ctx.realtime.addDeltas(b0, ['g|a', 'g|b'], [1, 2]);
+    await t.ctx.realtime.addDeltas(b1, ['g|a'], [5]);
+    await expect(flushBuffers({ ...t.ctx, realtime: crashingOnFinish(t.ctx.realtime) }, [b0, b1], counterSink(siteId))).rejects.toThrow(
+      'killed after commit',
+    );
+    expect(await durable(t.ctx, siteId)).toMatchObject({ 'g|a': 6, 'g|b': 2 });
+    await t.ctx.realtime.addDeltas(b1, ['g|b'], [1]);
+    // Both batches are replayed (applied before: nothing again), then b1's new one is applied.
+    const replay = await flushBuffers(t.ctx, [b0, b1], counterSink(siteId));
+    expect(replay).toMatchObject([{ applied: false }, { applied: false }]);
+    const next = await flushBuffers(t.ctx, [b0, b1], counterSink(siteId));
+    expect(next).toMatchObject([null, { applied: true, fields: 1 }]);
+    expect(await durable(t.ctx, siteId)).toMatchObject({ 'g|a': 6, 'g|b': 3 });
+    expect(await flushBuffers(t.ctx, [b0, b1], counterSink(siteId))).toEqual([null, null]);
   });
 
   it('stays exact with concurrent writers and several flushers', async () => {

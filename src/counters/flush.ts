@@ -6,7 +6,8 @@ import type { Realtime, TakenBatch } from '../storage/realtime.js';
 //   1. take: the pending hash is renamed into flight under a sequence number (atomic in Redis);
 //   2. one PostgreSQL transaction advances flush_state.last_seq for the buffer and applies every
 //      delta with one statement; if last_seq was already there, the batch was applied before
-//      (a replay after a crash between commit and finish) and nothing is applied again;
+//      (a replay after a crash between commit and finish) and nothing is applied again; buffers
+//      of one sink may be flushed together: one transaction, one statement for all of them;
 //   3. finish: the in-flight hash is dropped.
 // A crash before 3 leaves the batch in flight; the next take returns it and step 2 decides.
 
@@ -25,27 +26,67 @@ export async function lastAppliedSeq(db: Queryable, buffer: BufferKeys): Promise
   return result.rows[0]?.last_seq ?? 0;
 }
 
-async function applyOnce(db: Db, buffer: BufferKeys, batch: TakenBatch, sink: DeltaSink): Promise<boolean> {
+interface Taken {
+  buffer: BufferKeys;
+  batch: TakenBatch;
+}
+
+/** Applies the batches in one transaction; returns the names of the buffers whose batch was new. */
+async function applyOnce(db: Db, taken: readonly Taken[], sink: DeltaSink): Promise<Set<string>> {
   return db.transaction(async (tx) => {
-    const advanced = await tx.query(
-      `INSERT INTO flush_state (buffer, last_seq) VALUES ($1, $2)
+    // In the buffers' order: concurrent flushers of the same buffers lock their rows alike.
+    const advanced = await tx.query<{ buffer: string }>(
+      `INSERT INTO flush_state (buffer, last_seq) SELECT * FROM unnest($1::text[], $2::int8[])
        ON CONFLICT (buffer) DO UPDATE SET last_seq = excluded.last_seq, updated_at = now()
-       WHERE flush_state.last_seq < excluded.last_seq`,
-      [buffer.name, batch.seq],
+       WHERE flush_state.last_seq < excluded.last_seq
+       RETURNING buffer`,
+      [taken.map((t) => t.buffer.name), taken.map((t) => t.batch.seq)],
     );
-    if (advanced.rowCount === 0) return false;
+    const applied = new Set(advanced.rows.map((row) => row.buffer));
+    const sums = new Map<string, number>();
+    for (const { buffer, batch } of taken) {
+      if (!applied.has(buffer.name)) continue;
+      batch.fields.forEach((field, i) => sums.set(field, (sums.get(field) ?? 0) + (batch.deltas[i] ?? 0)));
+    }
     const fields: string[] = [];
     const deltas: number[] = [];
-    batch.fields.forEach((field, i) => {
-      const delta = batch.deltas[i] ?? 0;
+    for (const [field, delta] of sums) {
       if (delta !== 0) {
         fields.push(field);
         deltas.push(delta);
       }
-    });
+    }
     if (fields.length > 0) await sink(tx, fields, deltas);
-    return true;
+    return applied;
   });
+}
+
+/**
+ * Flushes buffers of one sink together: each buffer's batch is taken, ONE transaction records
+ * them all and applies all their deltas with one sink statement, then each is finished. Per
+ * buffer: its result, null when it had nothing to flush.
+ */
+export async function flushBuffers(
+  deps: { db: Db; realtime: Realtime },
+  buffers: readonly BufferKeys[],
+  sink: DeltaSink,
+): Promise<(FlushResult | null)[]> {
+  const last = await deps.db.query<{ buffer: string; last_seq: number }>(
+    'SELECT buffer, last_seq FROM flush_state WHERE buffer = ANY($1::text[])',
+    [buffers.map((b) => b.name)],
+  );
+  const lastSeq = new Map(last.rows.map((row) => [row.buffer, Number(row.last_seq)]));
+  const batches = await Promise.all(buffers.map((buffer) => deps.realtime.takeBatch(buffer, lastSeq.get(buffer.name) ?? 0)));
+  const taken: Taken[] = [];
+  batches.forEach((batch, i) => {
+    if (batch) taken.push({ buffer: buffers[i] as BufferKeys, batch });
+  });
+  if (taken.length === 0) return buffers.map(() => null);
+  const applied = await applyOnce(deps.db, taken, sink);
+  await Promise.all(taken.map(({ buffer, batch }) => deps.realtime.finishBatch(buffer, batch.seq)));
+  return batches.map((batch, i) =>
+    batch ? { seq: batch.seq, fields: batch.fields.length, applied: applied.has((buffers[i] as BufferKeys).name) } : null,
+  );
 }
 
 export async function flushBuffer(
@@ -53,9 +94,5 @@ export async function flushBuffer(
   buffer: BufferKeys,
   sink: DeltaSink,
 ): Promise<FlushResult | null> {
-  const batch = await deps.realtime.takeBatch(buffer, await lastAppliedSeq(deps.db, buffer));
-  if (!batch) return null;
-  const applied = await applyOnce(deps.db, buffer, batch, sink);
-  await deps.realtime.finishBatch(buffer, batch.seq);
-  return { seq: batch.seq, fields: batch.fields.length, applied };
+  return (await flushBuffers(deps, [buffer], sink))[0] ?? null;
 }

@@ -3,18 +3,18 @@ import type { Logger } from 'pino';
 import type { Db } from '../storage/db.js';
 import type { BufferKeys, Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
-import { type DeltaSink, flushBuffer } from './flush.js';
+import { type DeltaSink, flushBuffers } from './flush.js';
 
-// Runs flushBuffer over every buffer, every interval. Several flusher processes may run: a
+// Runs flushBuffers over every target, every interval. Several flusher processes may run: a
 // short Redis lock per buffer keeps them from doing the same work, and flush_state keeps a
 // batch from being applied twice even if the lock expires mid-flush.
 
-export interface FlushTarget {
-  buffer: BufferKeys;
-  sink: DeltaSink;
-}
+/** A buffer to flush, or several of one sink flushed together (one transaction, one statement). */
+export type FlushTarget = { buffer: BufferKeys; sink: DeltaSink } | { buffers: readonly BufferKeys[]; sink: DeltaSink };
 
-/** Lists buffers to flush (analytics: one per site; inbox: one per site shard). */
+const buffersOf = (target: FlushTarget): readonly BufferKeys[] => ('buffers' in target ? target.buffers : [target.buffer]);
+
+/** Lists buffers to flush (analytics: one per site; inbox: a site's shards together). */
 export type TargetProvider = () => Promise<FlushTarget[]>;
 
 const SITE_LIST_TTL_MS = 10_000;
@@ -56,15 +56,16 @@ export function startFlusher(
   let timer: NodeJS.Timeout | undefined;
 
   async function flushTarget(target: FlushTarget): Promise<number> {
-    const lock = deps.keys.lock(`flush:${target.buffer.name}`);
+    let buffers = buffersOf(target);
+    const lock = deps.keys.lock(`flush:${buffers.map((b) => b.name).join('+')}`);
     if (!(await deps.realtime.tryLock(lock, token, LOCK_TTL_MS))) return 0;
     try {
       let batches = 0;
-      // A leftover in-flight batch, then what is pending: a few rounds empty the buffer.
-      for (let round = 0; round < MAX_ROUNDS; round++) {
-        const result = await flushBuffer(deps, target.buffer, target.sink);
-        if (!result) break;
-        if (result.applied) batches += 1;
+      // A leftover in-flight batch, then what is pending: a few rounds empty the buffers.
+      for (let round = 0; round < MAX_ROUNDS && buffers.length > 0; round++) {
+        const results = await flushBuffers(deps, buffers, target.sink);
+        batches += results.filter((r) => r?.applied).length;
+        buffers = buffers.filter((_, i) => results[i] !== null);
       }
       return batches;
     } finally {
@@ -81,7 +82,7 @@ export function startFlusher(
           batches += await flushTarget(target);
         } catch (err) {
           failed = true;
-          deps.log.warn({ err, buffer: target.buffer.name }, 'flush failed; the batch stays in flight and is retried');
+          deps.log.warn({ err, buffers: buffersOf(target).map((b) => b.name) }, 'flush failed; the batch stays in flight and is retried');
         }
       }
     }

@@ -16,9 +16,9 @@ export function unreadSink(siteId: string): DeltaSink {
   };
 }
 
-/** Flush targets: every buffer shard of every site. */
+/** Flush targets: every site's buffer shards, flushed together (one transaction, one statement per site). */
 export function inboxTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
-  return perSiteTargets(deps.sites, (siteId) =>
-    Array.from({ length: INBOX_SHARDS }, (_, shard) => ({ buffer: deps.keys.inboxBuffer(siteId, shard), sink: unreadSink(siteId) })),
-  );
+  return perSiteTargets(deps.sites, (siteId) => [
+    { buffers: Array.from({ length: INBOX_SHARDS }, (_, shard) => deps.keys.inboxBuffer(siteId, shard)), sink: unreadSink(siteId) },
+  ]);
 }
