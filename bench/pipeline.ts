@@ -13,8 +13,10 @@ import { hasWrk, runLoad } from './lib/wrk.js';
 // time until the stream backlog is empty), freshness (a probe page view on a site of its own,
 // posted every 250 ms: time until /v1/stats/summary shows it, p50/p99), memory every 10 s, the
 // ceiling of Redis alone (redis-benchmark -P 64), and Redis' CPU time per event during the run
-// (INFO cpu): the rate one Redis core would allow for this workload. The page views counted are
-// checked.
+// (INFO cpu): the rate one Redis core would allow for this workload. A saturating load keeps a
+// backlog, so freshness there is queueing; a second, paced phase (each connection waits between
+// requests) offers BENCH_PACED_FRACTION (0.5) of the end-to-end rate for BENCH_PACED_S (30) s and
+// measures freshness below saturation. The page views counted are checked.
 //
 // Environment: BENCH_DURATION_S (120), BENCH_CONNECTIONS (16), BENCH_LAYOUT (single: `serve`;
 // split: `serve --no-worker` + one `tally worker`), BENCH_NODE_ARGS (node flags for Tally, e.g.
@@ -23,6 +25,8 @@ import { hasWrk, runLoad } from './lib/wrk.js';
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 120);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
 const LAYOUT = process.env['BENCH_LAYOUT'] ?? 'single';
+const PACED_FRACTION = Number(process.env['BENCH_PACED_FRACTION'] ?? 0.5);
+const PACED_S = Number(process.env['BENCH_PACED_S'] ?? 30);
 const EVENTS_PER_REQUEST = 100;
 const PAGEVIEWS_PER_REQUEST = 60;
 const PROBE_EVERY_MS = 250;
@@ -73,8 +77,10 @@ async function main(): Promise<void> {
     });
     const probe = (await created.json()) as { writeKey: string; secretKey: string };
 
-    // Freshness: one probe page view at a time, polled until the summary counts it.
-    const freshness: number[] = [];
+    // Freshness: one probe page view at a time, polled until the summary counts it; each sample
+    // is kept for the phase it ran in (none while a backlog drains between phases).
+    const freshness: Record<'saturated' | 'paced', number[]> = { saturated: [], paced: [] };
+    const now: { phase: keyof typeof freshness | 'between' } = { phase: 'saturated' };
     let probing = true;
     let probeFailure: string | undefined;
     let sent = 0;
@@ -97,7 +103,8 @@ async function main(): Promise<void> {
           }
           await new Promise((r) => setTimeout(r, 5));
         }
-        freshness.push(performance.now() - started);
+        const startedIn = now.phase;
+        if (startedIn !== 'between') freshness[startedIn].push(performance.now() - started);
         await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
       }
     })().catch((err: unknown) => {
@@ -118,17 +125,35 @@ async function main(): Promise<void> {
     await tally.waitDrained(300_000);
     const drainedAt = Date.now();
     const redisAfter = await redisUsage();
+    const accepted = load.ok * EVENTS_PER_REQUEST;
+
+    // Paced: the same requests at PACED_FRACTION of the end-to-end rate just measured (each
+    // connection waits between requests), for freshness when the processor is not saturated.
+    const pacedTarget = (accepted / ((drainedAt - loadStart) / 1000)) * PACED_FRACTION;
+    const delayMs = Math.max(1, Math.round((CONNECTIONS * 1000) / (pacedTarget / EVENTS_PER_REQUEST)));
+    now.phase = 'paced';
+    const paced = await runLoad({
+      url: tally.url,
+      script: SCRIPT,
+      connections: CONNECTIONS,
+      threads: 1,
+      durationSeconds: PACED_S,
+      timeoutSeconds: 10,
+      env: { BENCH_AUTH: tally.basic, BENCH_DELAY_MS: String(delayMs) },
+    });
+    now.phase = 'between';
+    await tally.waitDrained(300_000);
     clearInterval(sampler);
     sampleMemory();
     probing = false;
     await prober;
     if (probeFailure) throw new Error(probeFailure);
 
-    const accepted = load.ok * EVENTS_PER_REQUEST;
     // Other work on this Redis (other benchmarks, tests) counts too: a ceiling, not an exact cost.
     const redisCpu = redisAfter.cpu - redisBefore.cpu;
     const summary = (await (await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })).json()) as { pageviews: number };
-    const sorted = [...freshness].sort((a, b) => a - b);
+    const sorted = [...freshness.saturated].sort((a, b) => a - b);
+    const pacedSorted = [...freshness.paced].sort((a, b) => a - b);
     say('');
     say(
       table(
@@ -140,7 +165,15 @@ async function main(): Promise<void> {
           { figure: 'request latency p50 / p99', value: `${ms(load.latencyMs.p50)} / ${ms(load.latencyMs.p99)}` },
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
           { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
-          { figure: 'page views counted / answered 2xx to wrk (+ in flight at the end)', value: `${int(summary.pageviews)} / ${int(load.ok * PAGEVIEWS_PER_REQUEST)}` },
+          {
+            figure: `paced at ${PACED_FRACTION * 100} % for ${PACED_S} s: accepted events/s, request p99`,
+            value: `${int((paced.ok * EVENTS_PER_REQUEST) / paced.seconds)}, ${ms(paced.latencyMs.p99)}`,
+          },
+          {
+            figure: `paced: freshness p50 / p99 (${pacedSorted.length} probes)`,
+            value: `${ms(percentile(pacedSorted, 50))} / ${ms(percentile(pacedSorted, 99))}`,
+          },
+          { figure: 'page views counted / answered 2xx to wrk, both phases (+ in flight at the ends)', value: `${int(summary.pageviews)} / ${int((load.ok + paced.ok) * PAGEVIEWS_PER_REQUEST)}` },
           {
             figure: 'Redis CPU per event (whole server, load start to drained) → events/s one Redis core allows',
             value: `${((redisCpu / accepted) * 1e6).toFixed(1)} µs → ${int(accepted / redisCpu)}`,
@@ -152,8 +185,8 @@ async function main(): Promise<void> {
     say('');
     say('memory (RSS of the Tally processes): ' + memory.map((m) => `${m.at.toFixed(0)}s ${mb(m.mb)}`).join(', '));
     // Requests still in flight when wrk stopped were accepted but not seen by wrk: at most one per connection.
-    const extra = summary.pageviews - load.ok * PAGEVIEWS_PER_REQUEST;
-    if (extra < 0 || extra > CONNECTIONS * PAGEVIEWS_PER_REQUEST) {
+    const extra = summary.pageviews - (load.ok + paced.ok) * PAGEVIEWS_PER_REQUEST;
+    if (extra < 0 || extra > 2 * CONNECTIONS * PAGEVIEWS_PER_REQUEST) {
       say(`page views do not match: ${extra} more than answered`);
       process.exitCode = 1;
     }
