@@ -230,6 +230,11 @@ export function createAggregator(keys: Keys) {
         const u = b.unique(dim, value);
         sums.unique(u.key, e.visitor, { buffer: scope.uniques, name: u.suffix });
       };
+      /** A page view's dimension: ranked by page views, and its visitors counted. */
+      const viewed = (dim: Dimension, value: string | undefined) => {
+        rank(dim, 'pv', value);
+        unique(dim, value);
+      };
       if (e.bot) {
         total(TOTALS.bots, 1);
         continue;
@@ -239,18 +244,12 @@ export function createAggregator(keys: Keys) {
           total(TOTALS.pageviews, 1);
           views.totals.push({ key: b.totals.key, name: b.totals.suffix });
           unique();
-          rank('page', 'pv', e.page);
-          unique('page', e.page);
-          rank('referrer', 'pv', e.referrer);
-          unique('referrer', e.referrer);
-          rank('utm_source', 'pv', e.utmSource);
-          unique('utm_source', e.utmSource);
-          rank('browser', 'pv', e.browser);
-          unique('browser', e.browser);
-          rank('os', 'pv', e.os);
-          unique('os', e.os);
-          rank('device', 'pv', e.device);
-          unique('device', e.device);
+          viewed('page', e.page);
+          viewed('referrer', e.referrer);
+          viewed('utm_source', e.utmSource);
+          viewed('browser', e.browser);
+          viewed('os', e.os);
+          viewed('device', e.device);
           rank('user', 'pv', e.user);
           break;
         case 'event':
