@@ -93,7 +93,7 @@ interface CreateInput {
   data: string;
 }
 
-/** A row of sql.MUTATE: a create's (inserted, the notification) or a mark-read's (found, changed). */
+/** A row of sql.mutate(): a create's (inserted, the notification) or a mark-read's (found, changed). */
 type MutateRow = ChangeRow & { [K in keyof sql.NotificationRow]: sql.NotificationRow[K] | null } & { inserted: boolean | null };
 
 type Mutation = { kind: 'create'; input: CreateInput } | { kind: 'read'; input: ByIdInput };
@@ -183,7 +183,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   }
 
   /**
-   * Creates and mark-reads as ONE statement (sql.MUTATE), with each user's delta from the rows it
+   * Creates and mark-reads as ONE statement (sql.mutate), with each user's delta from the rows it
    * inserted and changed.
    */
   async function mutateStatement(
@@ -191,19 +191,20 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     creates: readonly CreateInput[],
     reads: readonly ByIdInput[],
   ): Promise<StatementOutcome<{ created: MutateRow[]; read: MutateRow[] }>> {
-    const result = await run.query<MutateRow>(sql.MUTATE, [
-      creates.map((i) => i.siteId),
-      creates.map((i) => i.id),
-      creates.map((i) => i.userId),
-      creates.map((i) => i.category),
-      creates.map((i) => i.title),
-      creates.map((i) => i.body),
-      creates.map((i) => i.data),
-      creates.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
-      reads.map((i) => i.siteId),
-      reads.map((i) => i.id),
-      reads.map((i) => i.userId),
-      reads.map((i) => i.buffer),
+    const result = await run.query<MutateRow>(sql.mutate(creates.length > 0, reads.length > 0), [
+      ...(creates.length > 0
+        ? [
+            creates.map((i) => i.siteId),
+            creates.map((i) => i.id),
+            creates.map((i) => i.userId),
+            creates.map((i) => i.category),
+            creates.map((i) => i.title),
+            creates.map((i) => i.body),
+            creates.map((i) => i.data),
+            creates.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
+          ]
+        : []),
+      ...(reads.length > 0 ? [reads.map((i) => i.siteId), reads.map((i) => i.id), reads.map((i) => i.userId), reads.map((i) => i.buffer)] : []),
     ]);
     const created = result.rows.slice(0, creates.length);
     const read = result.rows.slice(creates.length);

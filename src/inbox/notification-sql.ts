@@ -29,10 +29,11 @@ const durableOfRow = (alias: string) => `(SELECT unread FROM unread_counts u WHE
 
 /**
  * Creates and mark-reads of several requests (even of several sites) as ONE statement: one
- * round trip and one commit for all the requests that arrived together.
- * Creates, arrays in input order: $1 sites, $2 ids, $3 users, $4 categories, $5 titles, $6 bodies,
- * $7 data (JSON text), $8 buffer names of the users. Mark-reads: $9 sites, $10 ids, $11 users (the
- * owners), $12 buffer names.
+ * round trip and one commit for all the requests that arrived together. Built for the kinds the
+ * batch has (a part for a kind it lacks would still cost PostgreSQL planning and running).
+ * Creates, arrays in input order: sites, ids, users, categories, titles, bodies, data (JSON text),
+ * buffer names of the users ($1–$8). Mark-reads, after them ($9–$12, or $1–$4 without creates):
+ * sites, ids, users (the owners), buffer names.
  * One row per input, creates (`kind` 'c') then mark-reads ('r'), each in input order, with the
  * user's durable count. A create: `inserted`, and the notification (the one inserted, or the one
  * already there under that id: an idempotent repeat or a conflict; none when it committed after
@@ -40,28 +41,41 @@ const durableOfRow = (alias: string) => `(SELECT unread FROM unread_counts u WHE
  * notification the same statement creates (as if it ran first). An id repeated in the batch is
  * inserted, or changed, once and shows so on each repeat: the caller keeps it for the first only.
  */
-export const MUTATE = `WITH c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-      WITH ORDINALITY AS c(site_id, id, user_id, category, title, body, data, buffer, ord)),
-  r AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[]) WITH ORDINALITY AS r(site_id, id, user_id, buffer, ord)),
-  i AS (INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
-    SELECT site_id, id, user_id, category, title, body, data::jsonb FROM c ORDER BY ord
-    ON CONFLICT (site_id, id) DO NOTHING
-    RETURNING site_id, ${COLUMNS}),
-  changed AS (UPDATE notifications n SET read_at = now() FROM r
-    WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id AND n.read_at IS NULL
-    RETURNING n.site_id, n.id, n.user_id)
-  SELECT 'c' AS kind, c.ord, i.id IS NOT NULL AS inserted, NULL::int8 AS found, NULL::int8 AS changed, ${picked},
-    ${durableOfRow('c')}
-  FROM c LEFT JOIN i ON i.site_id = c.site_id AND i.id = c.id
-    LEFT JOIN notifications n ON i.id IS NULL AND n.site_id = c.site_id AND n.id = c.id
-  UNION ALL
-  SELECT 'r', r.ord, NULL,
-    (SELECT count(*) FROM notifications n WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id),
-    (SELECT count(*) FROM changed x WHERE x.site_id = r.site_id AND x.id = r.id AND x.user_id = r.user_id),
-    ${COLUMNS.split(', ').map(() => 'NULL').join(', ')},
-    ${durableOfRow('r')}
-  FROM r
-  ORDER BY kind, ord`;
+export function mutate(creates: boolean, reads: boolean): string {
+  const at = creates ? 9 : 1;
+  const ctes: string[] = [];
+  const parts: string[] = [];
+  if (creates) {
+    ctes.push(
+      `c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+        WITH ORDINALITY AS c(site_id, id, user_id, category, title, body, data, buffer, ord))`,
+      `i AS (INSERT INTO notifications (site_id, id, user_id, category, title, body, data)
+        SELECT site_id, id, user_id, category, title, body, data::jsonb FROM c ORDER BY ord
+        ON CONFLICT (site_id, id) DO NOTHING
+        RETURNING site_id, ${COLUMNS})`,
+    );
+    parts.push(`SELECT 'c' AS kind, c.ord, i.id IS NOT NULL AS inserted, NULL::int8 AS found, NULL::int8 AS changed, ${picked},
+      ${durableOfRow('c')}
+    FROM c LEFT JOIN i ON i.site_id = c.site_id AND i.id = c.id
+      LEFT JOIN notifications n ON i.id IS NULL AND n.site_id = c.site_id AND n.id = c.id`);
+  }
+  if (reads) {
+    ctes.push(
+      `r AS (SELECT * FROM unnest($${at}::text[], $${at + 1}::text[], $${at + 2}::text[], $${at + 3}::text[])
+        WITH ORDINALITY AS r(site_id, id, user_id, buffer, ord))`,
+      `changed AS (UPDATE notifications n SET read_at = now() FROM r
+        WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id AND n.read_at IS NULL
+        RETURNING n.site_id, n.id, n.user_id)`,
+    );
+    parts.push(`SELECT 'r' AS kind, r.ord, NULL::boolean AS inserted,
+      (SELECT count(*) FROM notifications n WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id) AS found,
+      (SELECT count(*) FROM changed x WHERE x.site_id = r.site_id AND x.id = r.id AND x.user_id = r.user_id) AS changed,
+      ${COLUMNS.split(', ').map((c) => `NULL AS ${c}`).join(', ')},
+      ${durableOfRow('r')}
+    FROM r`);
+  }
+  return `WITH ${ctes.join(',\n  ')}\n  ${parts.join('\n  UNION ALL\n  ')}\n  ORDER BY kind, ord`;
+}
 
 /** $1 site, $2 ids. */
 export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id = $1 AND id = ANY($2::text[])`;
