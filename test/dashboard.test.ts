@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type Browser, chromium, type Page, type Route } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ASSET_CACHE_CONTROL, DASHBOARD_CSP, PAGE_CACHE_CONTROL } from '../src/present/dashboard-route.js';
 import { startWorker, type Worker } from '../src/worker.js';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
 
 // The live dashboard (GET /): its files as served, then the page in Debian's Chromium against a
@@ -11,15 +11,9 @@ import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js'
 // stats API, live updates without a reload, a clear message for a wrong key, CSV export, and
 // values shown as text, never as markup.
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/tally-dashboard.png';
 const CHROME_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
-const IN_CI = process.env['CI'] === 'true';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
-if (!HAS_CHROMIUM && !IN_CI) {
-  process.stderr.write(`dashboard.test.ts: ${CHROMIUM} is missing, browser tests skipped (apt-get install -y chromium).\n`);
-}
 
 describe('GET / (dashboard files)', () => {
   let t: TestApp;
@@ -61,7 +55,7 @@ const poll = <T>(read: () => Promise<T> | T, timeout = 20_000) => expect.poll(re
 
 type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number };
 
-describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
+describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium', () => {
   let t: TestApp;
   let worker: Worker;
   let browser: Browser;
@@ -116,14 +110,10 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('dashboard in Chromium', () => {
   }
 
   beforeAll(async () => {
-    if (!HAS_CHROMIUM) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium).`);
     t = await openTestApp('external', { TALLY_COLLECT_RATE_LIMIT: '0' });
     worker = startWorker(t.ctx);
     baseUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     await send([
       pageview('ann', '/', { referrer: 'https://www.google.com/search?q=shoes' }),
       pageview('ann', '/shoes'),

@@ -1,26 +1,20 @@
-import { existsSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TallyError } from '../src/errors.js';
 import { TRACKER_CACHE_CONTROL } from '../src/tracker/tracker-route.js';
 import { startWorker, type Worker } from '../src/worker.js';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
 
 // The browser tracker: GET /t.js as served, then the script itself in Debian's Chromium against
 // a Tally listening on a real socket — page views, SPA navigation, custom events, engagement on
 // leaving, identify, client-side messageIds, and no storage unless the page allows it.
 
-const CHROMIUM = '/usr/bin/chromium';
 // Headless Chromium says "HeadlessChrome", which Tally rightly counts as a bot, apart from people.
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
-const IN_CI = process.env['CI'] === 'true';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
-if (!HAS_CHROMIUM && !IN_CI) {
-  process.stderr.write(`tracker.test.ts: ${CHROMIUM} is missing, browser tests skipped (apt-get install -y chromium).\n`);
-}
 
 describe('GET /t.js', () => {
   let t: TestApp;
@@ -75,7 +69,7 @@ function pageHtml(tallyUrl: string, writeKey: string, query: URLSearchParams): s
 </body></html>`;
 }
 
-describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
+describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chromium', () => {
   let t: TestApp;
   let worker: Worker;
   let browser: Browser;
@@ -89,7 +83,6 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
   let failNext = 0;
 
   beforeAll(async () => {
-    if (!HAS_CHROMIUM) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium).`);
     t = await openTestApp('external', { TALLY_COLLECT_RATE_LIMIT: '0' });
     t.app.addHook('preHandler', async (request) => {
       if (request.url === '/v1/batch') {
@@ -110,21 +103,8 @@ describe.skipIf(!HAS_CHROMIUM && !IN_CI)('browser tracker in Chromium', () => {
     });
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
     siteUrl = `http://localhost:${(site.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Browser-wide, so beacons sent while a page unloads carry it too.
-        `--user-agent=${USER_AGENT}`,
-      ],
-    });
+    // Browser-wide, so beacons sent while a page unloads carry it too.
+    browser = await launchChromium([`--user-agent=${USER_AGENT}`]);
   }, 60_000);
 
   afterAll(async () => {
