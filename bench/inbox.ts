@@ -29,7 +29,8 @@ import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-
 // BENCH_SYSTEMS (tally,naive,django,django-cta), BENCH_MIXES (uniform,hot), BENCH_HTTP_PROCESSES
 // (Tally's TALLY_HTTP_PROCESSES: HTTP processes beside the worker, default 1: on 2 cores a second
 // one measured slower — Django runs 4),
-// BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof").
+// BENCH_NODE_ARGS (node flags for Tally, e.g. "--cpu-prof --cpu-prof-dir=.bench/prof"),
+// BENCH_REDIS_URL / BENCH_DATABASE_URL (e.g. a Redis of Tally's own when others share the machine's).
 
 const DURATION_S = Number(process.env['BENCH_DURATION_S'] ?? 10);
 const WARMUP_S = Number(process.env['BENCH_WARMUP_S'] ?? 2);
