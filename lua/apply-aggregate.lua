@@ -6,14 +6,17 @@
   case is one call whose cost follows the distinct counters of the batch, not its events.
   KEYS    every key the batch touches; all carry the site's hash tag (one Cluster slot)
   ARGV[1] dedupe key TTL, seconds
-  ARGV[2] JSON {"d": [dedupeKeyIndex, ...], "o": [op, ...]}; key indexes are 1-based
+  ARGV[2] JSON {"d": [dedupeKeyIndex, ...], "o": [op, ...], "p": [[listKeyIndex, argvIndex], ...]};
+          key indexes are 1-based; each "p" pair pushes ARGV[argvIndex], a buffer's packed
+          deltas (not decoded here), onto its pending list: deltas that do not depend on what
+          Redis holds cost one RPUSH per batch instead of one HINCRBY per name
           op = [1, key, field, by, pendingKey or 0, durableName, [op, ...] or 0]
                  HINCRBY (+ the same delta buffered as durableName); the nested ops run when
                  the field was 0 before (a first occurrence)
              | [2, key, [member, ...], pendingKey or 0, durableName]
                  PFADD; when the HyperLogLog changed, HINCRBY pending durableName 1 (marks it
                  for the uniques flush)
-             | [3, key, member, by, pendingKey or 0, durableName]   ZINCRBY (+ buffered delta)
+             | [3, key, member, by]                                  ZINCRBY
              | [4, key, member, score]                               ZADD GT (a later time only)
              | [5, key, max]                                         ZREMRANGEBYSCORE -inf max
              | [6, key, seconds]                                     EXPIRE
@@ -97,7 +100,6 @@ run = function(ops)
       if changed == 1 and op[4] ~= 0 then redis.call('HINCRBY', KEYS[op[4]], op[5], 1) end
     elseif code == 3 then
       redis.call('ZINCRBY', key, op[4], op[3])
-      if op[5] ~= 0 then redis.call('HINCRBY', KEYS[op[5]], op[6], op[4]) end
     elseif code == 4 then
       redis.call('ZADD', key, 'GT', op[4], op[3])
     elseif code == 5 then
@@ -118,4 +120,5 @@ for _, id in ipairs(order) do
     redis.call('HINCRBY', KEYS[s[4]], s[5], s[3])
   end
 end
+for _, p in ipairs(batch.p) do redis.call('RPUSH', KEYS[p[1]], ARGV[p[2]]) end
 return {}

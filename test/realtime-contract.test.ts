@@ -124,7 +124,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
         onFirst: [{ op: 'count', key: `${site}:p:p1`, field: 'users', by: 1, durable: { buffer, name: 'p:p1|users' } }],
       });
       let id = 0;
-      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('s2', String(id++))], ops });
+      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('s2', String(id++))], ops, packed: [] });
       await apply([pair('u1', 3), pair('u2', 1)]);
       await apply([pair('u1', 1)]);
       expect(await rt.hgetall(`${site}:pu:p1`)).toEqual({ u1: 4, u2: 1 });
@@ -138,6 +138,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.applyAggregate({
         dedupeTtlSeconds: 60,
         dedupeKeys: [keys.dedupe('s3', 'e1')],
+        packed: [],
         ops: [
           { op: 'zmax', key: `${site}:live`, member: 'v1', score: 1000 },
           { op: 'zmax', key: `${site}:live`, member: 'v2', score: 2000 },
@@ -153,20 +154,47 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
     it('runs summed ops only when every event is new, else names the duplicates and writes nothing', async () => {
       const site = keys.site('a1');
       const buffer = keys.rollupBuffer('a1');
+      // The count's twin goes through the pending hash, the ranking's (and a second 't|pv') packed.
       const ops: AggregateOp[] = [
         { op: 'count', key: `${site}:t`, field: 'pv', by: 3, durable: { buffer, name: 't|pv' } },
-        { op: 'zincrby', key: `${site}:r`, member: '/home', by: 2, durable: { buffer, name: 'r|/home' } },
+        { op: 'zincrby', key: `${site}:r`, member: '/home', by: 2 },
       ];
+      const packed = [{ buffer, names: ['r|/home', 't|pv'], deltas: [2, 10] }];
       const seen = (id: string) => keys.dedupe('a1', id);
-      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('1'), seen('2')], ops })).toEqual([]);
+      const apply = (dedupeKeys: string[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys, ops, packed });
+      expect(await apply([seen('1'), seen('2')])).toEqual([]);
       // 2 was counted; 3 repeats inside the batch: both named, nothing applied.
-      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('2'), seen('3'), seen('3')], ops })).toEqual([0, 2]);
+      expect(await apply([seen('2'), seen('3'), seen('3')])).toEqual([0, 2]);
       expect(await rt.hget(`${site}:t`, 'pv')).toBe(3);
-      expect(await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [seen('3')], ops })).toEqual([]);
+      expect(await apply([seen('3')])).toEqual([]);
       expect(await rt.hget(`${site}:t`, 'pv')).toBe(6);
       expect(await rt.zrevrangeWithScores(`${site}:r`, 0, -1)).toEqual([{ member: '/home', score: 4 }]);
+      // The hash's and the packed items' deltas, summed per name; packed ones stay out of readBuffered.
+      expect((await rt.readBuffered(buffer, 't|pv')).pending).toBe(6);
       const taken = await rt.takeBatch(buffer, 0);
-      expect(Object.fromEntries(taken!.fields.map((f, i) => [f, taken!.deltas[i]]))).toEqual({ 't|pv': 6, 'r|/home': 4 });
+      const asObject = (batch: typeof taken) => Object.fromEntries(batch!.fields.map((f, i) => [f, batch!.deltas[i]]));
+      expect(asObject(taken)).toEqual({ 't|pv': 26, 'r|/home': 4 });
+      // Packed deltas that arrive while a batch is in flight wait for the next one; a take before
+      // the finish names the batch in flight again, unchanged.
+      expect(await apply([seen('4')])).toEqual([]);
+      expect(await rt.takeBatch(buffer, 0)).toEqual(taken);
+      await rt.finishBatch(buffer, taken!.seq);
+      const next = await rt.takeBatch(buffer, 0);
+      expect(next!.seq).toBe(taken!.seq + 1);
+      expect(asObject(next)).toEqual({ 't|pv': 13, 'r|/home': 2 });
+      await rt.finishBatch(buffer, next!.seq);
+      expect(await rt.takeBatch(buffer, 0)).toBeNull();
+    });
+
+    it('takes a buffer that holds only packed deltas', async () => {
+      const buffer = keys.rollupBuffer('a5');
+      const packed = [{ buffer, names: ['t|pv'], deltas: [5] }];
+      await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a5', '1')], ops: [], packed });
+      await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a5', '2')], ops: [], packed });
+      const taken = await rt.takeBatch(buffer, 7);
+      expect(taken).toEqual({ seq: 8, fields: ['t|pv'], deltas: [10] });
+      await rt.finishBatch(buffer, 8);
+      expect(await rt.takeBatch(buffer, 0)).toBeNull();
     });
 
     it('marks a HyperLogLog dirty only when it changed, keeps the latest live time, and runs sessions', async () => {
@@ -175,7 +203,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       const rollups = keys.rollupBuffer('a2');
       const totals = (n: number) => ({ key: `${site}:t:${n}`, name: `t:${n}` });
       let id = 0;
-      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a2', String(id++))], ops });
+      const apply = (ops: AggregateOp[]) => rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a2', String(id++))], ops, packed: [] });
       await apply([
         { op: 'pfadd', key: `${site}:h`, members: ['a', 'b'], dirty: { buffer: uniques, name: 'h' } },
         { op: 'zmax', key: `${site}:live`, member: 'a', score: 500 },
@@ -213,6 +241,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.applyAggregate({
         dedupeTtlSeconds: 60,
         dedupeKeys: [keys.dedupe('a3', 'x')],
+        packed: [],
         ops: [
           { op: 'zincrby', key: `${site}:r1`, member: 'a', by: 5 },
           { op: 'zincrby', key: `${site}:r1`, member: 'b', by: 1 },
@@ -235,6 +264,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.applyAggregate({
         dedupeTtlSeconds: 60,
         dedupeKeys: [keys.dedupe('a4', 'x')],
+        packed: [],
         ops: [{ op: 'pfadd', key: `${site}:h`, members: ['u1', 'u2', 'u3'] }],
       });
       const [dump, missing] = await rt.dumpUniques([`${site}:h`, `${site}:nothing`]);

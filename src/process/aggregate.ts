@@ -1,7 +1,7 @@
 import type { CollectedMessage } from '../collect/message.js';
 import { durableName } from '../counters/analytics-counters.js';
 import { type BufferKeys, type Keys, part } from '../storage/keys.js';
-import type { AggregateBatch, AggregateOp, Durable, SessionView } from '../storage/realtime.js';
+import type { AggregateBatch, AggregateOp, Durable, PackedDeltas, SessionView } from '../storage/realtime.js';
 import {
   bucketOf,
   type Dimension,
@@ -21,7 +21,9 @@ import type { Enriched } from './enrich.js';
 // atomic step (lua/apply-aggregate.lua). Identical increments of the batch become one op, the
 // visitors of a HyperLogLog one PFADD: the step's cost follows the batch's distinct counters,
 // not its events. Dedupe stays per event: the step runs only if every event is new, and the
-// caller drops the duplicates it reports and aggregates again.
+// caller drops the duplicates it reports and aggregates again. The durable twin of every summed
+// increment (what the flush writes to PostgreSQL) does not depend on what Redis holds, so the
+// batch carries those as packed deltas, one item per buffer, instead of an increment per name.
 //
 // Per-user and per-product counters (durable in the counters table), in hashes {s:<site>}:<suffix>:
 //   u:<visitor>     pageviews, clicks, products (distinct products clicked)
@@ -60,14 +62,20 @@ export interface Counted {
 type CountOp = Extract<AggregateOp, { op: 'count' }>;
 type RankOp = Extract<AggregateOp, { op: 'zincrby' }>;
 
+/** A summed op and the durable name its final sum is buffered under. */
+interface Summed<T extends CountOp | RankOp> {
+  op: T;
+  durable: Durable;
+}
+
 /**
  * Sums a batch's ops by target. This runs for every event at every resolution, so it is shaped
  * for that: maps nested by key (no per-event "key + field" strings), durable names built once
  * per distinct op, and each key's expiry registered once, when the key is first named.
  */
 class OpSums {
-  private readonly counts = new Map<string, Map<string, CountOp>>();
-  private readonly ranks = new Map<string, Map<string, RankOp>>();
+  private readonly counts = new Map<string, Map<string, Summed<CountOp>>>();
+  private readonly ranks = new Map<string, Map<string, Summed<RankOp>>>();
   private readonly uniques = new Map<string, { members: Set<string>; dirty: Durable }>();
   private readonly expiries = new Map<string, number>();
   private readonly live = new Map<string, number>();
@@ -77,21 +85,21 @@ class OpSums {
   count(key: string, field: string, by: number, buffer: BufferKeys, durableSuffix: string, onFirst?: () => AggregateOp[]): void {
     let fields = this.counts.get(key);
     if (!fields) this.counts.set(key, (fields = new Map()));
-    const op = fields.get(field);
-    if (op) op.by += by;
+    const summed = fields.get(field);
+    if (summed) summed.op.by += by;
     else {
-      const created: CountOp = { op: 'count', key, field, by, durable: { buffer, name: durableName(durableSuffix, field) } };
-      if (onFirst) created.onFirst = onFirst();
-      fields.set(field, created);
+      const op: CountOp = { op: 'count', key, field, by };
+      if (onFirst) op.onFirst = onFirst();
+      fields.set(field, { op, durable: { buffer, name: durableName(durableSuffix, field) } });
     }
   }
 
   rank(key: string, member: string, buffer: BufferKeys, durableSuffix: string): void {
     let members = this.ranks.get(key);
     if (!members) this.ranks.set(key, (members = new Map()));
-    const op = members.get(member);
-    if (op) op.by += 1;
-    else members.set(member, { op: 'zincrby', key, member, by: 1, durable: { buffer, name: durableName(durableSuffix, member) } });
+    const summed = members.get(member);
+    if (summed) summed.op.by += 1;
+    else members.set(member, { op: { op: 'zincrby', key, member, by: 1 }, durable: { buffer, name: durableName(durableSuffix, member) } });
   }
 
   unique(key: string, member: string, dirty: Durable): void {
@@ -114,10 +122,18 @@ class OpSums {
     else this.sessions.set(stateKey, [view]);
   }
 
-  ops(extra: { liveKey: string; rollups: BufferKeys; nowMs: number }): AggregateOp[] {
+  ops(extra: { liveKey: string; rollups: BufferKeys; nowMs: number }): { ops: AggregateOp[]; packed: PackedDeltas[] } {
     const ops: AggregateOp[] = [];
-    for (const fields of this.counts.values()) for (const op of fields.values()) ops.push(op);
-    for (const members of this.ranks.values()) for (const op of members.values()) ops.push(op);
+    const packed = new Map<string, PackedDeltas>();
+    const push = ({ op, durable }: Summed<CountOp | RankOp>) => {
+      ops.push(op);
+      let p = packed.get(durable.buffer.pending);
+      if (!p) packed.set(durable.buffer.pending, (p = { buffer: durable.buffer, names: [], deltas: [] }));
+      p.names.push(durable.name);
+      p.deltas.push(op.by);
+    };
+    for (const fields of this.counts.values()) for (const summed of fields.values()) push(summed);
+    for (const members of this.ranks.values()) for (const summed of members.values()) push(summed);
     for (const [key, { members, dirty }] of this.uniques) {
       const all = [...members];
       for (let i = 0; i < all.length; i += PFADD_CHUNK) ops.push({ op: 'pfadd', key, members: all.slice(i, i + PFADD_CHUNK), dirty });
@@ -132,7 +148,7 @@ class OpSums {
       this.expiries.set(extra.liveKey, Math.ceil((2 * LIVE_WINDOW_MS) / 1000));
     }
     for (const [key, seconds] of this.expiries) ops.push({ op: 'expire', key, seconds });
-    return ops;
+    return { ops, packed: [...packed.values()] };
   }
 }
 
@@ -316,7 +332,7 @@ export function createAggregator(keys: Keys) {
     return {
       dedupeTtlSeconds: DEDUPE_TTL_SECONDS,
       dedupeKeys: items.map((i) => keys.dedupe(siteId, i.message.messageId)),
-      ops: sums.ops({ liveKey: scope.key('live'), rollups: scope.rollups, nowMs }),
+      ...sums.ops({ liveKey: scope.key('live'), rollups: scope.rollups, nowMs }),
     };
   };
 }

@@ -14,6 +14,11 @@ export interface BufferKeys {
   readonly inflight: string;
   /** Hash {seq, inflight, done}: batch sequence numbers. */
   readonly meta: string;
+  /** List of packed deltas (JSON [names, deltas]), each a whole batch's worth: cheaper for Redis
+   * than one HINCRBY per name. Taken and flushed together with the pending hash. */
+  readonly pendingPacked: string;
+  /** The packed deltas of the batch being flushed (the renamed pending list). */
+  readonly inflightPacked: string;
 }
 
 /** One shard of a site's inbox counters (see src/inbox/unread-counter.ts). */
@@ -47,6 +52,8 @@ export function createKeys(prefix: string) {
     pending: `${tag}:pending`,
     inflight: `${tag}:inflight`,
     meta: `${tag}:flush`,
+    pendingPacked: `${tag}:pending:packed`,
+    inflightPacked: `${tag}:inflight:packed`,
   });
   return {
     prefix,

@@ -33,7 +33,7 @@ export interface Durable {
 export type AggregateOp =
   | { op: 'count'; key: string; field: string; by: number; durable?: Durable; onFirst?: AggregateOp[] }
   | { op: 'pfadd'; key: string; members: string[]; dirty?: Durable }
-  | { op: 'zincrby'; key: string; member: string; by: number; durable?: Durable }
+  | { op: 'zincrby'; key: string; member: string; by: number }
   | { op: 'zmax'; key: string; member: string; score: number }
   | { op: 'zremrangebyscore'; key: string; max: number }
   | { op: 'expire'; key: string; seconds: number }
@@ -45,11 +45,23 @@ export interface SessionView {
   totals: { key: string; name: string }[];
 }
 
+/**
+ * Deltas for one buffer that do not depend on what the real-time layer holds: written with the
+ * batch, as one packed item, instead of one increment per name (see BufferKeys.pendingPacked).
+ */
+export interface PackedDeltas {
+  buffer: BufferKeys;
+  names: string[];
+  deltas: number[];
+}
+
 export interface AggregateBatch {
   dedupeTtlSeconds: number;
   /** One per event: the events the ops sum up. */
   dedupeKeys: string[];
   ops: AggregateOp[];
+  /** Buffered only when the ops are applied (no duplicate in the batch). */
+  packed: PackedDeltas[];
 }
 
 /** What `restore` writes back (tally rebuild): a hash, a sorted set or a dumped HyperLogLog. */
@@ -139,10 +151,14 @@ export interface Realtime {
 
   // Counter buffers (src/counters): pending deltas, atomic take, finish after commit.
   addDeltas(buffer: BufferKeys, fields: readonly string[], deltas: readonly number[]): Promise<void>;
-  /** The batch in flight if one is left over, else the pending deltas renamed into flight. */
+  /**
+   * The batch in flight if one is left over, else the pending deltas renamed into flight; its
+   * deltas are the pending hash's and the packed ones', summed per name.
+   */
   takeBatch(buffer: BufferKeys, minSeq: number): Promise<TakenBatch | null>;
   /** Drops the in-flight batch once PostgreSQL recorded it. */
   finishBatch(buffer: BufferKeys, seq: number): Promise<void>;
+  /** One field of the pending and in-flight hashes (packed deltas are read only by takeBatch). */
   readBuffered(buffer: BufferKeys, field: string): Promise<BufferedValue>;
 
   // Inbox counters (src/inbox): an intent is recorded before a change's SQL statement and

@@ -105,7 +105,6 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         case 'zincrby': {
           const z = zset(op.key);
           z.set(op.member, (z.get(op.member) ?? 0) + op.by);
-          if (op.durable) hincrby(op.durable.buffer.pending, op.durable.name, op.by);
           break;
         }
         case 'zmax': {
@@ -281,6 +280,9 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         expiries.set(key, now() + batch.dedupeTtlSeconds * 1000);
       }
       runAggregate(batch.ops);
+      // Packed deltas stay apart from the pending hash until taken, as in Redis (readBuffered
+      // does not see them); in process memory they can be summed right away.
+      for (const p of batch.packed) p.names.forEach((name, i) => hincrby(p.buffer.pendingPacked, name, p.deltas[i] ?? 0));
       return [];
     },
 
@@ -294,8 +296,10 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       const inflight = meta.get('inflight') ?? 0;
       const leftover = hashes.get(buffer.inflight);
       if (inflight > 0 && leftover) return toBatch(inflight, leftover);
-      const pending = take(buffer.pending);
+      const packed = take(buffer.pendingPacked);
+      const pending = take(buffer.pending) ?? packed;
       if (!pending) return null;
+      if (packed && packed !== pending) for (const [name, delta] of packed) pending.set(name, (pending.get(name) ?? 0) + delta);
       const seq = Math.max(meta.get('seq') ?? 0, minSeq) + 1;
       hashes.set(buffer.inflight, pending);
       meta.set('seq', seq);

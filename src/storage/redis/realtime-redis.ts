@@ -62,6 +62,8 @@ export function connectRedis(options: RedisConnectOptions): RedisClient {
 
 /** Fields read per HSCAN page when a batch is taken for flushing. */
 const TAKE_PAGE = 2000;
+/** Packed items read per LRANGE page (each holds up to a whole aggregate step's deltas). */
+const TAKE_PACKED_PAGE = 8;
 
 /** Compact encoding of ops for apply-aggregate.lua: keys become 1-based indexes into KEYS. */
 class KeyTable {
@@ -89,7 +91,7 @@ class KeyTable {
         case 'pfadd':
           return [2, this.of(op.key), op.members, op.dirty ? this.of(op.dirty.buffer.pending) : 0, op.dirty?.name ?? ''];
         case 'zincrby':
-          return [3, this.of(op.key), op.member, op.by, op.durable ? this.of(op.durable.buffer.pending) : 0, op.durable?.name ?? ''];
+          return [3, this.of(op.key), op.member, op.by];
         case 'zmax':
           return [4, this.of(op.key), op.member, op.score];
         case 'zremrangebyscore':
@@ -137,6 +139,7 @@ export function createRedisRealtime(client: RedisClient): Realtime {
   const call = (script: ScriptName, keys: readonly string[], args: readonly (string | number)[] = []) =>
     (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
   const bufferKeys = (b: BufferKeys) => [b.pending, b.inflight, b.meta];
+  const takeKeys = (b: BufferKeys) => [...bufferKeys(b), b.pendingPacked, b.inflightPacked];
   const inboxKeys = (k: InboxKeys) => [...bufferKeys(k.buffer), k.intents, k.versions, k.touched, k.totals];
   // A user's first version: now in microseconds, so versions keep growing after a Redis data loss.
   const firstVersion = (nowMs: number) => `${Math.floor(nowMs)}000`;
@@ -198,11 +201,15 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     streamLength: (stream) => client.xlen(stream),
 
     async applyAggregate(batch) {
-      if (batch.dedupeKeys.length === 0 && batch.ops.length === 0) return [];
+      if (batch.dedupeKeys.length === 0 && batch.ops.length === 0 && batch.packed.length === 0) return [];
       const table = new KeyTable();
       const d = batch.dedupeKeys.map((k) => table.of(k));
-      const json = JSON.stringify({ d, o: table.encodeAggregate(batch.ops) });
-      return ((await call('apply-aggregate', table.keys, [batch.dedupeTtlSeconds, json])) as number[]).map(Number);
+      const o = table.encodeAggregate(batch.ops);
+      // Each packed item travels as an argument of its own: the script pushes it without decoding.
+      const packed = batch.packed.filter((p) => p.names.length > 0);
+      const p = packed.map((item, i) => [table.of(item.buffer.pendingPacked), i + 3]);
+      const args = [batch.dedupeTtlSeconds, JSON.stringify({ d, o, p }), ...packed.map((item) => JSON.stringify([item.names, item.deltas]))];
+      return ((await call('apply-aggregate', table.keys, args)) as number[]).map(Number);
     },
 
     async addDeltas(buffer, fields, deltas) {
@@ -213,10 +220,11 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     },
 
     async takeBatch(buffer, minSeq): Promise<TakenBatch | null> {
-      const seq = (await call('take-batch', bufferKeys(buffer), [minSeq])) as number | null;
+      const seq = (await call('take-batch', takeKeys(buffer), [minSeq])) as number | null;
       if (!seq) return null;
-      // The in-flight hash is frozen: read it in pages, so Redis serves other clients between
-      // them. SCAN may repeat a field (never with another value): the Map keeps it once.
+      // The in-flight hash and list are frozen: read them in pages, so Redis serves other
+      // clients between them. SCAN may repeat a field (never with another value): the Map keeps
+      // it once; packed items are distinct, so theirs are summed.
       const taken = new Map<string, number>();
       let cursor = '0';
       do {
@@ -224,11 +232,19 @@ export function createRedisRealtime(client: RedisClient): Realtime {
         cursor = next;
         for (let i = 0; i < flat.length; i += 2) taken.set(flat[i] as string, Number(flat[i + 1]));
       } while (cursor !== '0');
+      for (let start = 0; ; start += TAKE_PACKED_PAGE) {
+        const items = await client.lrange(buffer.inflightPacked, start, start + TAKE_PACKED_PAGE - 1);
+        for (const item of items) {
+          const [names, deltas] = JSON.parse(item) as [string[], number[]];
+          names.forEach((name, i) => taken.set(name, (taken.get(name) ?? 0) + (deltas[i] ?? 0)));
+        }
+        if (items.length < TAKE_PACKED_PAGE) break;
+      }
       return { seq: Number(seq), fields: [...taken.keys()], deltas: [...taken.values()] };
     },
 
     async finishBatch(buffer, seq) {
-      await call('finish-batch', bufferKeys(buffer), [seq]);
+      await call('finish-batch', takeKeys(buffer), [seq]);
     },
 
     async readBuffered(buffer, field) {
