@@ -55,6 +55,22 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
     expect(partitions.rows[0]!.n).toBeGreaterThanOrEqual(3);
   });
 
+  it('stores text exactly: quotes, backslashes, line breaks, accents and emoji', async () => {
+    const text = 'Ünïcödé "quoted" \\ back\\slash \\u0000 as text\nnew line \t tab 😀 中文';
+    const message = { type: 'track', userId: text, event: text, messageId: `x-${text}`, properties: { [text]: text, nested: [text, 1.5, null, true] } };
+    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [message] } });
+    expect(res.statusCode).toBe(200);
+    const row = await eventually(async () => {
+      const r = await t.ctx.db.query<{ message_id: string; user_id: string; event: string; properties: unknown }>(
+        'SELECT message_id, user_id, event, properties FROM events WHERE site_id = $1 AND user_id = $2',
+        [t.site.id, text],
+      );
+      expect(r.rows).toHaveLength(1);
+      return r.rows[0]!;
+    });
+    expect(row).toEqual({ message_id: `x-${text}`, user_id: text, event: text, properties: message.properties });
+  });
+
   it('parks a batch PostgreSQL refuses and writes it once PostgreSQL answers', async () => {
     const down: Db = {
       ...t.ctx.db,

@@ -80,6 +80,29 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
     expect(res.json().error).toMatchObject({ code: 'invalid_event', path });
   });
 
+  it('refuses text PostgreSQL cannot store (NUL, unpaired surrogates) before anything is queued', async () => {
+    const before = await backlog(t);
+    // Sent as raw JSON: the escapes arrive as the characters they stand for.
+    const raw = (body: string, url = '/v1/batch') =>
+      t.app.inject({ method: 'POST', url, payload: body, headers: { authorization: t.basic, 'content-type': 'application/json' } });
+    const cases: [string, string, string?][] = [
+      ['{"batch": [{"type": "page", "userId": "u"}, {"type": "page", "userId": "a\\u0000b"}]}', '/batch/1'],
+      ['{"batch": [{"type": "track", "userId": "u", "event": "e", "properties": {"k\\u0000": 1}}]}', '/batch/0'],
+      ['{"batch": [{"type": "page", "userId": "u", "name": "x\\ud800"}]}', '/batch/0'],
+      ['{"batch": [{"type": "page", "userId": "u"}], "context": {"page": {"title": "\\udc00"}}}', '/context'],
+      ['{"userId": "u", "event": "e\\u0000"}', '', '/v1/track'],
+    ];
+    for (const [body, path, url] of cases) {
+      const res = await raw(body, url);
+      expect(res.statusCode, body).toBe(400);
+      expect(res.json().error).toMatchObject({ code: 'invalid_event', message: expect.stringMatching(/NUL characters or unpaired/) });
+      expect(res.json().error.path).toBe(path === '' ? undefined : path);
+    }
+    expect(await backlog(t)).toBe(before);
+    // Paired surrogates (an emoji) and the text of an escape are fine.
+    expect((await raw('{"batch": [{"type": "page", "userId": "\\ud83d\\ude00", "name": "\\\\u0000"}]}')).statusCode).toBe(200);
+  });
+
   it('answers 400 when the envelope is wrong', async () => {
     const res = await post('/v1/batch', { events: [] });
     expect(res.statusCode).toBe(400);

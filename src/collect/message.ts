@@ -47,6 +47,19 @@ export type RawMessage = Static<typeof MessageSchema>;
 
 const checkMessage = Compile(MessageSchema);
 
+/**
+ * What JSON.stringify writes for a NUL character or an unpaired surrogate (the only characters
+ * it escapes as \u0000 and \ud800-\udfff), after an even number of backslashes (an odd one
+ * would make it the text of an escaped backslash). PostgreSQL's text and jsonb cannot hold
+ * either: a message with one would be accepted and then refused by every raw-event write.
+ */
+const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
+
+/** Refuses JSON (from JSON.stringify) that holds text PostgreSQL cannot store. */
+export function refuseUnstorable(json: string, path: string): void {
+  if (UNSTORABLE.test(json)) throw invalid(path, 'must not contain NUL characters or unpaired UTF-16 surrogates');
+}
+
 /** What the stream carries for one message. */
 export interface CollectedMessage {
   type: MessageType;
@@ -127,9 +140,11 @@ export function normalizeMessage(
   if (!checkMessage.Check(value)) throw schemaError(value, base);
   const m = value;
   const at = (field: string) => jsonPointer([...base, field]);
-  if (Buffer.byteLength(JSON.stringify(m)) > MAX_MESSAGE_BYTES) {
+  const json = JSON.stringify(m);
+  if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
     throw new TallyError('payload_too_large', `A message may hold at most ${MAX_MESSAGE_BYTES} bytes.`, jsonPointer(base));
   }
+  refuseUnstorable(json, jsonPointer(base));
   const userId = idString(m.userId);
   const anonymousId = idString(m.anonymousId);
   if (userId === undefined && anonymousId === undefined && !fromTracker(m.context)) {

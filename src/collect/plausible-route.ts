@@ -5,7 +5,7 @@ import Type, { type Static } from 'typebox';
 import { TallyError } from '../errors.js';
 import type { SiteRepository } from '../sites/site-repository.js';
 import type { CollectedMessage } from './message.js';
-import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from './message.js';
+import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, refuseUnstorable } from './message.js';
 import { type CollectDeps, requestFacts } from './segment-routes.js';
 
 // Plausible's Events API, POST /api/event, so Plausible's tracker works unchanged. The tracker
@@ -97,6 +97,7 @@ export function plausibleMessage(body: PlausibleEvent, facts: { receivedAt: numb
   } else {
     message.event = name;
   }
+  refuseUnstorable(JSON.stringify(message), '');
   return message;
 }
 

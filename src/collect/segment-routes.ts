@@ -10,6 +10,7 @@ import {
   MAX_MESSAGE_BYTES,
   type MessageType,
   normalizeMessage,
+  refuseUnstorable,
   type RequestFacts,
 } from './message.js';
 
@@ -54,6 +55,7 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): 
       deps.rateLimit(site.id);
       const facts = requestFacts(request);
       const defaults = { ...(body.context ? { context: body.context } : {}), ...(body.sentAt ? { sentAt: body.sentAt } : {}) };
+      if (body.context) refuseUnstorable(JSON.stringify(body.context), '/context');
       // Every message is checked before any is queued: a batch is accepted or rejected whole.
       const messages: CollectedMessage[] = body.batch.map((m, i) => normalizeMessage(m, ['batch', i], facts, defaults));
       await deps.ingest(site.id, messages);

@@ -5,7 +5,7 @@ import type { Realtime, StreamReader } from '../storage/realtime.js';
 import type { Counted } from './aggregate.js';
 import type { BatchSink } from './processor.js';
 
-// Raw events to PostgreSQL: one INSERT … SELECT FROM unnest per batch into the day-partitioned
+// Raw events to PostgreSQL: one INSERT … SELECT FROM json_to_recordset per batch into the day-partitioned
 // events table, ON CONFLICT DO NOTHING on (site_id, day, message_id) (see migrations/0006).
 // PostgreSQL being down must not stop counting: a batch it refuses is parked in a Redis stream
 // (the backlog) and the processor goes on; a catch-up loop writes the backlog, in order, once
@@ -76,20 +76,23 @@ export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: K
     }
   }
 
-  /** One statement for the whole batch; rows already there (a replay) are skipped. */
+  /**
+   * One statement for the whole batch; rows already there (a replay) are skipped. The rows go
+   * as one JSON document (JSON.stringify is native; sixteen text arrays cost an escaping pass
+   * per element in Node and a second parse of every JSON column in PostgreSQL).
+   */
   async function insert(rows: readonly RawRow[]): Promise<void> {
     if (rows.length === 0) return;
     await ensurePartitions(new Set(rows.map((r) => r.d)));
-    const col = <K extends keyof RawRow>(k: K) => rows.map((r) => r[k]);
-    const json = (k: 'p' | 'c' | 't') => rows.map((r) => JSON.stringify(r[k]));
     await deps.db.query(
       `INSERT INTO events (site_id, day, message_id, type, ts, received_at, visitor, user_id, anonymous_id,
                            event, name, group_id, previous_user_id, properties, context, traits)
-       SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                            $14::jsonb[], $15::jsonb[], $16::jsonb[])
+       SELECT s, d, id, type, ts, rt, v, u, a, e, n, g, pu, p, c, t
+       FROM json_to_recordset($1::json) AS r(s text, d date, id text, type text, ts timestamptz, rt timestamptz,
+                                             v text, u text, a text, e text, n text, g text, pu text,
+                                             p jsonb, c jsonb, t jsonb)
        ON CONFLICT (site_id, day, message_id) DO NOTHING`,
-      [col('s'), col('d'), col('id'), col('type'), col('ts'), col('rt'), col('v'), col('u'), col('a'), col('e'), col('n'), col('g'), col('pu'), json('p'), json('c'), json('t')],
+      [JSON.stringify(rows)],
     );
   }
 
