@@ -3,12 +3,13 @@ import type { BufferKeys } from '../storage/keys.js';
 import type { Realtime, TakenBatch } from '../storage/realtime.js';
 
 // Write-behind of buffered counter deltas, exactly once:
-//   1. take: the pending hash is renamed into flight under a sequence number (atomic in Redis);
+//   1. take: the pending hash (and list of packed deltas) is renamed into flight under a sequence
+//      number (atomic in Redis);
 //   2. one PostgreSQL transaction advances flush_state.last_seq for the buffer and applies every
 //      delta with one statement; if last_seq was already there, the batch was applied before
 //      (a replay after a crash between commit and finish) and nothing is applied again; buffers
 //      of one sink may be flushed together: one transaction, one statement for all of them;
-//   3. finish: the in-flight hash is dropped.
+//   3. finish: the in-flight hash and list are dropped.
 // A crash before 3 leaves the batch in flight; the next take returns it and step 2 decides.
 
 /** Applies a batch's deltas inside the flush transaction: one statement for the whole batch. */
