@@ -212,6 +212,9 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
       [{ userId: user, title: 't', data: [1] }, '/data'],
       [{ userId: user, title: 't\u0000' }, '/title'],
       [{ userId: user, title: 't', data: { k: 'a\u0000' } }, '/data'],
+      [{ userId: user, title: 't\ud800' }, '/title'],
+      [{ userId: `${user}\udc00`, title: 't' }, '/userId'],
+      [{ userId: user, title: 't', data: { ['\ud83d']: 1 } }, '/data'],
     ];
     for (const [payload, path] of cases) {
       const res = await create(payload as Record<string, unknown>);
@@ -219,6 +222,10 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
       expect(res.body['error']['code']).toBe('invalid_request');
       if (path) expect(res.body['error']['path']).toBe(path);
     }
+    // The text of an escape and paired surrogates (an emoji) are fine.
+    const fine = await create({ userId: `${user}-fine`, title: 'a \\u0000 😀', data: { k: '\\ud800 text', '😀': 1 } });
+    expect(fine.status).toBe(201);
+    expect(fine.body).toMatchObject({ title: 'a \\u0000 😀', data: { k: '\\ud800 text', '😀': 1 } });
     const tooMany = Array.from({ length: LIMITS.batchSize + 1 }, () => ({ userId: user, title: 't' }));
     const batch = await send('POST', '/v1/notifications/batch', { notifications: tooMany });
     expect(batch.status).toBe(400);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { jsonPointer, TallyError } from '../errors.js';
+import { isStorableJson } from '../storage/storable-text.js';
 
 // A Segment-spec message: validated field by field (the path of a bad field goes back to the
 // caller), then normalised into what the stream carries.
@@ -47,17 +48,9 @@ export type RawMessage = Static<typeof MessageSchema>;
 
 const checkMessage = Compile(MessageSchema);
 
-/**
- * What JSON.stringify writes for a NUL character or an unpaired surrogate (the only characters
- * it escapes as \u0000 and \ud800-\udfff), after an even number of backslashes (an odd one
- * would make it the text of an escaped backslash). PostgreSQL's text and jsonb cannot hold
- * either: a message with one would be accepted and then refused by every raw-event write.
- */
-const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
-
-/** Refuses JSON (from JSON.stringify) that holds text PostgreSQL cannot store. */
+/** Refuses JSON (from JSON.stringify) that holds text PostgreSQL cannot store (see storable-text.ts). */
 export function refuseUnstorable(json: string, path: string): void {
-  if (UNSTORABLE.test(json)) throw invalid(path, 'must not contain NUL characters or unpaired UTF-16 surrogates');
+  if (!isStorableJson(json)) throw invalid(path, 'must not contain NUL characters or unpaired UTF-16 surrogates');
 }
 
 /** What the stream carries for one message. */

@@ -3,6 +3,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Context } from '../context.js';
 import { TallyError } from '../errors.js';
 import type { Auth, Principal } from '../http/auth.js';
+import { isStorableJson, isStorableText } from '../storage/storable-text.js';
 import { createInbox, decodeCursor, type NewNotification } from './inbox.js';
 import * as schema from './inbox-schemas.js';
 import { LIMITS } from './inbox-schemas.js';
@@ -14,27 +15,28 @@ import { createUnreadCounter } from './unread-counter.js';
 
 const notFound = () => new TallyError('not_found', 'No such notification.');
 
-/** PostgreSQL text cannot hold NUL: refuse it as bad input, with its path. */
-function refuseNul(value: unknown, path: string): void {
-  if (typeof value === 'string' && value.includes('\u0000')) {
-    throw new TallyError('invalid_request', `${path} must not contain NUL characters.`, path);
-  }
+const unstorable = (path: string) =>
+  new TallyError('invalid_request', `${path} must not contain NUL characters or unpaired UTF-16 surrogates.`, path);
+
+/** Text PostgreSQL cannot store (see storable-text.ts) is bad input, refused with its path. */
+function refuseUnstorable(value: unknown, path: string): void {
+  if (typeof value === 'string' && !isStorableText(value)) throw unstorable(path);
 }
 
 function checkNotification(input: NewNotification, at: string): void {
-  for (const field of ['id', 'userId', 'title', 'body', 'category'] as const) refuseNul(input[field], `${at}/${field}`);
+  for (const field of ['id', 'userId', 'title', 'body', 'category'] as const) refuseUnstorable(input[field], `${at}/${field}`);
   if (input.data !== undefined) {
     const json = JSON.stringify(input.data);
     if (Buffer.byteLength(json) > LIMITS.dataBytes) {
       throw new TallyError('invalid_request', `${at}/data must be at most ${LIMITS.dataBytes} bytes as JSON.`, `${at}/data`);
     }
-    if (json.includes('\\u0000')) throw new TallyError('invalid_request', `${at}/data must not contain NUL characters.`, `${at}/data`);
+    if (!isStorableJson(json)) throw unstorable(`${at}/data`);
   }
 }
 
 /** The user a route names, if the caller may act for them. */
 function forUser(principal: Principal, userId: string): string {
-  refuseNul(userId, '/userId');
+  refuseUnstorable(userId, '/userId');
   if (principal.kind === 'user' && principal.userId !== userId) throw notFound();
   return userId;
 }
@@ -49,7 +51,7 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
   const byId = async (request: FastifyRequest) => {
     const principal = await auth.secretOrUser(request);
     const { id } = request.params as { id: string };
-    refuseNul(id, '/id');
+    refuseUnstorable(id, '/id');
     return { siteId: principal.site.id, id, scope: { userId: principal.kind === 'user' ? principal.userId : undefined } };
   };
 
@@ -77,7 +79,7 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
     const principal = await auth.secretOrUser(request);
     const userId = forUser(principal, (request.params as { userId: string }).userId);
     const query = request.query as { status?: 'unread' | 'read' | 'all'; category?: string; limit?: number; cursor?: string };
-    refuseNul(query.category, '/category');
+    refuseUnstorable(query.category, '/category');
     let cursor: number | undefined;
     if (query.cursor !== undefined) {
       const seq = decodeCursor(query.cursor);
@@ -136,8 +138,8 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
       const principal = await auth.secretOrUser(request);
       const userId = forUser(principal, (request.params as { userId: string }).userId);
       const body = request.body as { category?: string; before?: string };
-      refuseNul(body.category, '/category');
-      refuseNul(body.before, '/before');
+      refuseUnstorable(body.category, '/category');
+      refuseUnstorable(body.before, '/before');
       return inbox.markAllRead(principal.site.id, userId, body);
     },
   );
