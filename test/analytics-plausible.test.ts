@@ -84,6 +84,11 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().error).toMatchObject({ code: 'invalid_event', path });
     }
+    for (const payload of [{ n: 'x\u0000', u: 'https://a.example/', d: domain }, { n: 'x', u: 'https://a.example/', d: domain, r: '\ud800' }]) {
+      const res = await post(payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().error).toMatchObject({ code: 'invalid_event', message: expect.stringMatching(/NUL characters or unpaired/) });
+    }
     const unknown = await post({ n: 'pageview', u: 'https://a.example/', d: 'no-such-site.example' });
     expect(unknown.statusCode).toBe(404);
   });
