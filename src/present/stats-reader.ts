@@ -3,6 +3,7 @@ import {
   type Dimension,
   heldInRealtime,
   type RankMetric,
+  RES_SECONDS,
   rankSuffix,
   type Res,
   totalsSuffix,
@@ -34,12 +35,30 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     return { hot, cold };
   }
 
-  // Buckets by resolution, so each is an index lookup on the primary key (site, res, bucket, …).
-  const coldArgs = (siteId: string, cold: readonly Bucket[]) => [
-    siteId,
-    ...(['m', 'h', 'd'] as const).map((res) => cold.filter((b) => b.res === res).map((b) => b.bucket)),
-  ];
-  const COLD = `((res = 'm' AND bucket = ANY($2::int8[])) OR (res = 'h' AND bucket = ANY($3::int8[])) OR (res = 'd' AND bucket = ANY($4::int8[])))`;
+  /**
+   * Rows of the cold buckets, one branch per run of consecutive buckets of one resolution: each
+   * branch is an equality prefix and a range on an index (site, res, …, bucket), a plan the
+   * planner keeps even without statistics. (`bucket = ANY(…)` under an OR of resolutions made it
+   * walk every row of the site or of the resolution when its statistics were missing or stale:
+   * 40–170 ms instead of 2.) `where` may use $2…; the runs' bounds follow its parameters.
+   */
+  function coldQuery(table: 'rollups' | 'uniques', columns: string, where: string, siteId: string, params: readonly string[], cold: readonly Bucket[]) {
+    const values: (string | number)[] = [siteId, ...params];
+    const branches: string[] = [];
+    for (const res of ['m', 'h', 'd'] as const) {
+      const sorted = cold.filter((b) => b.res === res).map((b) => b.bucket).sort((a, b) => a - b);
+      for (let i = 0; i < sorted.length; ) {
+        let j = i;
+        while (j + 1 < sorted.length && (sorted[j + 1] as number) - (sorted[j] as number) === RES_SECONDS[res]) j++;
+        values.push(sorted[i] as number, sorted[j] as number);
+        branches.push(
+          `SELECT ${columns} FROM ${table} WHERE site_id = $1 AND res = '${res}' AND bucket BETWEEN $${values.length - 1} AND $${values.length} AND ${where}`,
+        );
+        i = j + 1;
+      }
+    }
+    return { text: branches.join(' UNION ALL '), values };
+  }
 
   /** Totals fields summed over the buckets. */
   async function totals(siteId: string, buckets: readonly Bucket[]): Promise<Record<string, number>> {
@@ -49,10 +68,8 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     const hashes = await Promise.all(hot.map((b) => realtime.hgetall(keys.siteKey(siteId, totalsSuffix(b.res, b.bucket)))));
     for (const h of hashes) for (const [field, n] of Object.entries(h)) add(field, n);
     if (cold.length > 0) {
-      const rows = await db.query<{ metric: string; n: number }>(
-        `SELECT metric, sum(count)::int8 AS n FROM rollups WHERE site_id = $1 AND dim = '' AND ${COLD} GROUP BY metric`,
-        coldArgs(siteId, cold),
-      );
+      const q = coldQuery('rollups', 'metric, count', "dim = ''", siteId, [], cold);
+      const rows = await db.query<{ metric: string; n: number }>(`SELECT metric, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY metric`, q.values);
       for (const r of rows.rows) add(r.metric, r.n);
     }
     return sums;
@@ -63,10 +80,8 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     const { hot, cold } = split(buckets);
     let n = await realtime.pfcount(hot.map((b) => keys.siteKey(siteId, uniqueSuffix(b.res, b.bucket, dim, value))));
     if (cold.length > 0) {
-      const rows = await db.query<{ n: number | null }>(
-        `SELECT sum(visitors)::int8 AS n FROM uniques WHERE site_id = $1 AND dim = $5 AND value = $6 AND ${COLD}`,
-        [...coldArgs(siteId, cold), dim ?? '', value ?? ''],
-      );
+      const q = coldQuery('uniques', 'visitors', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
+      const rows = await db.query<{ n: number | null }>(`SELECT sum(visitors)::int8 AS n FROM (${q.text}) c`, q.values);
       n += rows.rows[0]?.n ?? 0;
     }
     return n;
@@ -82,10 +97,8 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     const scratch = keys.siteKey(siteId, `tmp:${randomBytes(6).toString('hex')}`);
     for (const { member, score } of await realtime.rankUnion(hotKeys, hotLimit, scratch)) sums.set(member, score);
     if (cold.length > 0) {
-      const rows = await db.query<{ value: string; n: number }>(
-        `SELECT value, sum(count)::int8 AS n FROM rollups WHERE site_id = $1 AND dim = $5 AND metric = $6 AND ${COLD} GROUP BY value`,
-        [...coldArgs(siteId, cold), dim, metric],
-      );
+      const q = coldQuery('rollups', 'value, count', 'dim = $2 AND metric = $3', siteId, [dim, metric], cold);
+      const rows = await db.query<{ value: string; n: number }>(`SELECT value, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY value`, q.values);
       for (const r of rows.rows) sums.set(r.value, (sums.get(r.value) ?? 0) + r.n);
     }
     const sorted = [...sums]
@@ -100,16 +113,11 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     const { cold } = split(buckets);
     const fromPg = new Map<string, number>();
     if (cold.length > 0) {
-      const rows =
+      const q =
         field === 'visitors'
-          ? await db.query<{ res: Res; bucket: number; n: number }>(
-              `SELECT res, bucket, visitors AS n FROM uniques WHERE site_id = $1 AND dim = '' AND ${COLD}`,
-              coldArgs(siteId, cold),
-            )
-          : await db.query<{ res: Res; bucket: number; n: number }>(
-              `SELECT res, bucket, count AS n FROM rollups WHERE site_id = $1 AND dim = '' AND metric = $5 AND ${COLD}`,
-              [...coldArgs(siteId, cold), field],
-            );
+          ? coldQuery('uniques', 'res, bucket, visitors AS n', "dim = ''", siteId, [], cold)
+          : coldQuery('rollups', 'res, bucket, count AS n', "dim = '' AND metric = $2", siteId, [field], cold);
+      const rows = await db.query<{ res: Res; bucket: number; n: number }>(q.text, q.values);
       for (const r of rows.rows) fromPg.set(`${r.res}${r.bucket}`, r.n);
     }
     const t = now();
