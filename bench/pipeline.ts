@@ -121,7 +121,10 @@ async function main(): Promise<void> {
     const redisBefore = await redisUsage();
     const loadStart = Date.now();
     const load = await runLoad({ url: tally.url, script: SCRIPT, connections: CONNECTIONS, threads: 1, durationSeconds: DURATION_S, timeoutSeconds: 10, env: { BENCH_AUTH: tally.basic } });
-    const backlogAtEnd = (await tally.metrics()).get('tally_stream_backlog') ?? NaN;
+    const atLoadEnd = await tally.metrics();
+    const backlogAtEnd = atLoadEnd.get('tally_stream_backlog') ?? NaN;
+    // Durability lag: seconds since a flush round wrote every buffer to PostgreSQL.
+    const flushLagAtEnd = atLoadEnd.get('tally_flush_lag_seconds') ?? NaN;
     await tally.waitDrained(300_000);
     const drainedAt = Date.now();
     const redisAfter = await redisUsage();
@@ -164,6 +167,7 @@ async function main(): Promise<void> {
           { figure: 'requests 2xx / non-2xx / socket errors', value: `${int(load.ok)} / ${int(load.failedStatus)} / ${int(load.socketErrors)}` },
           { figure: 'request latency p50 / p99', value: `${ms(load.latencyMs.p50)} / ${ms(load.latencyMs.p99)}` },
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
+          { figure: 'flush lag when the load stopped (s since every buffer reached PostgreSQL)', value: flushLagAtEnd.toFixed(1) },
           { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
           {
             figure: `paced at ${PACED_FRACTION * 100} % for ${PACED_S} s: accepted events/s, request p99`,
