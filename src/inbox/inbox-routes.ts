@@ -19,12 +19,12 @@ const unstorable = (path: string) =>
   new TallyError('invalid_request', `${path} must not contain NUL characters or unpaired UTF-16 surrogates.`, path);
 
 /** Text PostgreSQL cannot store (see storable-text.ts) is bad input, refused with its path. */
-function refuseUnstorable(value: unknown, path: string): void {
+function refuseUnstorableText(value: unknown, path: string): void {
   if (typeof value === 'string' && !isStorableText(value)) throw unstorable(path);
 }
 
 function checkNotification(input: NewNotification, at: string): void {
-  for (const field of ['id', 'userId', 'title', 'body', 'category'] as const) refuseUnstorable(input[field], `${at}/${field}`);
+  for (const field of ['id', 'userId', 'title', 'body', 'category'] as const) refuseUnstorableText(input[field], `${at}/${field}`);
   if (input.data !== undefined) {
     const json = JSON.stringify(input.data);
     if (Buffer.byteLength(json) > LIMITS.dataBytes) {
@@ -36,7 +36,7 @@ function checkNotification(input: NewNotification, at: string): void {
 
 /** The user a route names, if the caller may act for them. */
 function forUser(principal: Principal, userId: string): string {
-  refuseUnstorable(userId, '/userId');
+  refuseUnstorableText(userId, '/userId');
   if (principal.kind === 'user' && principal.userId !== userId) throw notFound();
   return userId;
 }
@@ -51,7 +51,7 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
   const byId = async (request: FastifyRequest) => {
     const principal = await auth.secretOrUser(request);
     const { id } = request.params as { id: string };
-    refuseUnstorable(id, '/id');
+    refuseUnstorableText(id, '/id');
     return { siteId: principal.site.id, id, scope: { userId: principal.kind === 'user' ? principal.userId : undefined } };
   };
 
@@ -79,7 +79,7 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
     const principal = await auth.secretOrUser(request);
     const userId = forUser(principal, (request.params as { userId: string }).userId);
     const query = request.query as { status?: 'unread' | 'read' | 'all'; category?: string; limit?: number; cursor?: string };
-    refuseUnstorable(query.category, '/category');
+    refuseUnstorableText(query.category, '/category');
     let cursor: number | undefined;
     if (query.cursor !== undefined) {
       const seq = decodeCursor(query.cursor);
@@ -138,8 +138,8 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
       const principal = await auth.secretOrUser(request);
       const userId = forUser(principal, (request.params as { userId: string }).userId);
       const body = request.body as { category?: string; before?: string };
-      refuseUnstorable(body.category, '/category');
-      refuseUnstorable(body.before, '/before');
+      refuseUnstorableText(body.category, '/category');
+      refuseUnstorableText(body.before, '/before');
       return inbox.markAllRead(principal.site.id, userId, body);
     },
   );
