@@ -17,14 +17,17 @@ export function splitDurableName(name: string): { suffix: string; field: string 
   return { suffix: name.slice(0, at), field: name.slice(at + 1) };
 }
 
-/** Applies a flushed batch of one site's counter deltas: one statement for the whole batch. */
+/**
+ * Applies a flushed batch of one site's counter deltas: one statement for the whole batch, its
+ * rows as one JSON document (see rollupSink: pg's text-array serialization blocks the event loop).
+ */
 export function counterSink(siteId: string): DeltaSink {
   return async (tx: Queryable, names, deltas) => {
     await tx.query(
       `INSERT INTO counters (site_id, name, value)
-       SELECT $1, t.name, t.delta FROM unnest($2::text[], $3::int8[]) AS t(name, delta)
+       SELECT $1, t.n, t.d FROM json_to_recordset($2::json) AS t(n text, d int8)
        ON CONFLICT (site_id, name) DO UPDATE SET value = counters.value + excluded.value`,
-      [siteId, names, deltas],
+      [siteId, JSON.stringify(names.map((n, i) => ({ n, d: deltas[i] ?? 0 })))],
     );
   };
 }

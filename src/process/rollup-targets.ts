@@ -10,32 +10,26 @@ import { parseRollupName, parseUniqueSuffix } from './buckets.js';
 //   uniques: the HyperLogLogs that changed since their last copy, copied whole (a newer state
 //            only ever holds more visitors, so a replayed or late copy is harmless).
 
-/** Adds a flushed batch of rollup deltas: one statement for the whole batch. */
+/**
+ * Adds a flushed batch of rollup deltas: one statement for the whole batch. The rows go as one
+ * JSON document: pg serializes text arrays element by element, synchronously, which for a
+ * batch a saturated minute leaves (600,000 rows) held the event loop ~1.6 s; JSON.stringify
+ * takes ~0.2 s, and PostgreSQL's time for the statement is the same within noise.
+ */
 export function rollupSink(siteId: string): DeltaSink {
   return async (tx: Queryable, names, deltas) => {
-    const res: string[] = [];
-    const bucket: number[] = [];
-    const dim: string[] = [];
-    const value: string[] = [];
-    const metric: string[] = [];
-    const delta: number[] = [];
+    const rows: { r: string; b: number; d: string; v: string; m: string; n: number }[] = [];
     names.forEach((name, i) => {
       const row = parseRollupName(name);
-      if (!row) return;
-      res.push(row.res);
-      bucket.push(row.bucket);
-      dim.push(row.dim);
-      value.push(row.value);
-      metric.push(row.metric);
-      delta.push(deltas[i] ?? 0);
+      if (row) rows.push({ r: row.res, b: row.bucket, d: row.dim, v: row.value, m: row.metric, n: deltas[i] ?? 0 });
     });
-    if (res.length === 0) return;
+    if (rows.length === 0) return;
     await tx.query(
       `INSERT INTO rollups (site_id, res, bucket, dim, value, metric, count)
-       SELECT $1, t.res, t.bucket, t.dim, t.value, t.metric, t.delta
-       FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[]) AS t(res, bucket, dim, value, metric, delta)
+       SELECT $1, t.r, t.b, t.d, t.v, t.m, t.n
+       FROM json_to_recordset($2::json) AS t(r text, b int8, d text, v text, m text, n int8)
        ON CONFLICT (site_id, res, bucket, dim, metric, value) DO UPDATE SET count = rollups.count + excluded.count`,
-      [siteId, res, bucket, dim, value, metric, delta],
+      [siteId, JSON.stringify(rows)],
     );
   };
 }
