@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CollectedMessage } from '../src/collect/message.js';
+import { commandsBetween, redisUsage } from './lib/redis-usage.js';
 import { int, table } from './lib/report.js';
 import { REDIS_URL, unlinkMatching } from './lib/tally-server.js';
 
@@ -61,20 +62,6 @@ function step(): CollectedMessage[] {
   return out;
 }
 
-async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
-  return field('used_cpu_sys') + field('used_cpu_user');
-}
-
-async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
-  const stats = new Map<string, { calls: number; usec: number }>();
-  for (const m of (await redis.info('commandstats')).matchAll(/cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/g)) {
-    stats.set(m[1] as string, { calls: Number(m[2]), usec: Number(m[3]) });
-  }
-  return stats;
-}
-
 async function main(): Promise<void> {
   const prefix = `bench_step_${randomBytes(4).toString('hex')}`;
   const client = connectRedis({ url: REDIS_URL });
@@ -99,24 +86,18 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < WARM_STEPS; i++) await apply(false);
 
-    const cpuBefore = await redisCpuSeconds(redis);
-    const statsBefore = await commandStats(redis);
+    const before = await redisUsage(redis);
     const wallStart = performance.now();
     for (let i = 0; i < STEPS; i++) await apply(true);
     const wallMs = performance.now() - wallStart;
-    const cpu = (await redisCpuSeconds(redis)) - cpuBefore;
-    const statsAfter = await commandStats(redis);
+    const after = await redisUsage(redis);
+    const cpu = after.cpuSeconds - before.cpuSeconds;
+    const between = commandsBetween(before, after);
 
     const events = STEPS * STEP_EVENTS;
     const perEvent = (n: number) => (n / events).toFixed(2);
-    const commands = [...statsAfter]
-      .map(([name, after]) => {
-        const before = statsBefore.get(name) ?? { calls: 0, usec: 0 };
-        return { name, calls: after.calls - before.calls, usec: after.usec - before.usec };
-      })
-      .filter((c) => c.calls >= events / 100 && !['info', 'evalsha'].includes(c.name))
-      .sort((a, b) => b.usec - a.usec);
-    const evalsha = (statsAfter.get('evalsha')?.usec ?? 0) - (statsBefore.get('evalsha')?.usec ?? 0);
+    const commands = between.filter((c) => c.calls >= events / 100 && !['info', 'evalsha'].includes(c.name)).sort((a, b) => b.usec - a.usec);
+    const evalsha = between.find((c) => c.name === 'evalsha')?.usec ?? 0;
 
     const buffered = async (key: string) => Number((await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
     const buffers = [keys.analyticsBuffer(SITE), keys.rollupBuffer(SITE), keys.uniquesBuffer(SITE)];
