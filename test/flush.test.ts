@@ -98,6 +98,34 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
     expect(await flushBuffers(t.ctx, [b0, b1], counterSink(siteId))).toEqual([null, null]);
   });
 
+  it('drains a backlog larger than the batch size bound in bounded batches, each once', async () => {
+    const rollups = t.ctx.keys.rollupBuffer(siteId);
+    for (let i = 0; i < 12; i++) {
+      const packed = [{ buffer: rollups, names: [`k|${i}`, 'k|all'], deltas: [i + 1, 1] }];
+      await t.ctx.realtime.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [t.ctx.keys.dedupe(siteId, `bound-${i}`)], ops: [], packed });
+    }
+    const sizes: number[] = [];
+    const sink = counterSink(siteId);
+    const flusher = startFlusher(
+      { ...t.ctx, keys: createKeys(t.ctx.config.redisPrefix), log: silentLog },
+      {
+        intervalMs: 60_000,
+        autoStart: false,
+        // Any item passes this bound: one item per batch.
+        maxPackedBytes: 1,
+        providers: [async () => [{ buffer: rollups, sink: (tx, fields, deltas) => (sizes.push(fields.length), sink(tx, fields, deltas)) }]],
+      },
+    );
+    // More batches than one pass's rounds: flushAll goes on until nothing is left behind.
+    expect(await flusher.flushAll()).toBe(12);
+    expect(sizes).toEqual(Array.from({ length: 12 }, () => 2));
+    const stored = await durable(t.ctx, siteId);
+    expect(stored['k|all']).toBe(12);
+    for (let i = 0; i < 12; i++) expect(stored[`k|${i}`]).toBe(i + 1);
+    expect(flusher.lagSeconds()).toBeLessThan(5);
+    await flusher.stop();
+  });
+
   it('stays exact with concurrent writers and several flushers', async () => {
     const keys = createKeys(t.ctx.config.redisPrefix);
     const flushers = [0, 1, 2].map(() =>

@@ -192,9 +192,39 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a5', '1')], ops: [], packed });
       await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a5', '2')], ops: [], packed });
       const taken = await rt.takeBatch(buffer, 7);
-      expect(taken).toEqual({ seq: 8, fields: ['t|pv'], deltas: [10] });
+      expect(taken).toEqual({ seq: 8, fields: ['t|pv'], deltas: [10], more: false });
       await rt.finishBatch(buffer, 8);
       expect(await rt.takeBatch(buffer, 0)).toBeNull();
+    });
+
+    it('takes packed deltas up to a size bound, oldest first and at least one item; the rest waits', async () => {
+      const buffer = keys.rollupBuffer('a6');
+      const item = (i: number) => ({ buffer, names: [`r|${i}`, 't|pv'], deltas: [i, 1] });
+      const size = JSON.stringify([item(1).names, item(1).deltas]).length;
+      for (let i = 1; i <= 5; i++) {
+        await rt.applyAggregate({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('a6', String(i))], ops: [], packed: [item(i)] });
+      }
+      await rt.addDeltas(buffer, ['t|se'], [7]);
+      const asObject = (batch: Awaited<ReturnType<Realtime['takeBatch']>>) =>
+        Object.fromEntries(batch!.fields.map((f, i) => [f, batch!.deltas[i]]));
+      // Two items fit (a third would pass the bound by one byte); the pending hash goes whole.
+      const first = await rt.takeBatch(buffer, 0, 3 * size - 1);
+      expect(first).toMatchObject({ seq: 1, more: true });
+      expect(asObject(first)).toEqual({ 'r|1': 1, 'r|2': 2, 't|pv': 2, 't|se': 7 });
+      // Not finished: the same batch again, still telling that it was cut.
+      expect(await rt.takeBatch(buffer, 0, 3 * size - 1)).toEqual(first);
+      await rt.finishBatch(buffer, 1);
+      // A bound smaller than one item still takes one.
+      const second = await rt.takeBatch(buffer, 0, 1);
+      expect(second).toMatchObject({ seq: 2, more: true });
+      expect(asObject(second)).toEqual({ 'r|3': 3, 't|pv': 1 });
+      await rt.finishBatch(buffer, 2);
+      // The rest fits exactly.
+      const third = await rt.takeBatch(buffer, 0, 2 * size);
+      expect(third).toMatchObject({ seq: 3, more: false });
+      expect(asObject(third)).toEqual({ 'r|4': 4, 'r|5': 5, 't|pv': 2 });
+      await rt.finishBatch(buffer, 3);
+      expect(await rt.takeBatch(buffer, 0, 1)).toBeNull();
     });
 
     it('marks a HyperLogLog dirty only when it changed, keeps the latest live time, and runs sessions', async () => {
@@ -298,7 +328,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.addDeltas(buffer, ['u1', 'u2'], [3, -1]);
       await rt.addDeltas(buffer, ['u1'], [2]);
       const first = await rt.takeBatch(buffer, 41);
-      expect(first).toEqual({ seq: 42, fields: expect.arrayContaining(['u1', 'u2']), deltas: expect.any(Array) });
+      expect(first).toEqual({ seq: 42, fields: expect.arrayContaining(['u1', 'u2']), deltas: expect.any(Array), more: false });
       expect(Object.fromEntries(first!.fields.map((f, i) => [f, first!.deltas[i]]))).toEqual({ u1: 5, u2: -1 });
       // Deltas arriving while a batch is in flight wait for the next batch.
       await rt.addDeltas(buffer, ['u1'], [7]);
@@ -308,7 +338,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.finishBatch(buffer, 42);
       expect(await rt.readBuffered(buffer, 'u1')).toEqual({ pending: 7, inflight: 0, inflightSeq: 0, doneSeq: 42 });
       const second = await rt.takeBatch(buffer, 0);
-      expect(second).toEqual({ seq: 43, fields: ['u1'], deltas: [7] });
+      expect(second).toEqual({ seq: 43, fields: ['u1'], deltas: [7], more: false });
       await rt.finishBatch(buffer, 42); // stale finish: ignored
       expect((await rt.readBuffered(buffer, 'u1')).inflightSeq).toBe(43);
     });

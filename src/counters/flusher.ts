@@ -43,68 +43,99 @@ export interface Flusher {
   stop(): Promise<void>;
 }
 
+/** What a flush pass did: batches applied, and whether a buffer still holds a backlog. */
+interface Pass {
+  batches: number;
+  behind: boolean;
+}
+
 const LOCK_TTL_MS = 30_000;
 const MAX_ROUNDS = 4;
 
 export function startFlusher(
   deps: { db: Db; realtime: Realtime; keys: Keys; log: Logger },
-  options: { intervalMs: number; providers: TargetProvider[]; autoStart?: boolean },
+  options: { intervalMs: number; providers: TargetProvider[]; autoStart?: boolean; maxPackedBytes?: number },
 ): Flusher {
   const token = randomBytes(8).toString('hex');
   let lastSuccess = Date.now();
-  let running: Promise<number> | null = null;
+  let running: Promise<Pass> | null = null;
   let timer: NodeJS.Timeout | undefined;
 
-  async function flushTarget(target: FlushTarget): Promise<number> {
+  /** Flushes one target a few rounds; `behind`: its last batch was cut by the size bound. */
+  async function flushTarget(target: FlushTarget): Promise<Pass> {
     let buffers = buffersOf(target);
     const lock = deps.keys.lock(`flush:${buffers.map((b) => b.name).join('+')}`);
-    if (!(await deps.realtime.tryLock(lock, token, LOCK_TTL_MS))) return 0;
+    if (!(await deps.realtime.tryLock(lock, token, LOCK_TTL_MS))) return { batches: 0, behind: false };
     try {
       let batches = 0;
+      const cut = new Set<string>();
       // A leftover in-flight batch, then what is pending: a few rounds empty the buffers.
       for (let round = 0; round < MAX_ROUNDS && buffers.length > 0; round++) {
-        const results = await flushBuffers(deps, buffers, target.sink);
+        const results = await flushBuffers(deps, buffers, target.sink, options.maxPackedBytes);
         batches += results.filter((r) => r?.applied).length;
+        results.forEach((r, i) => {
+          const name = (buffers[i] as BufferKeys).name;
+          if (r?.more) cut.add(name);
+          else if (r) cut.delete(name);
+        });
         buffers = buffers.filter((_, i) => results[i] !== null);
       }
-      return batches;
+      return { batches, behind: cut.size > 0 };
     } finally {
       await deps.realtime.unlock(lock, token);
     }
   }
 
-  async function flushAllOnce(): Promise<number> {
+  async function flushAllOnce(): Promise<Pass> {
+    const started = Date.now();
     let batches = 0;
     let failed = false;
+    let behind = false;
     for (const provider of options.providers) {
       for (const target of await provider()) {
         try {
-          batches += await flushTarget(target);
+          const pass = await flushTarget(target);
+          batches += pass.batches;
+          behind ||= pass.behind;
         } catch (err) {
           failed = true;
           deps.log.warn({ err, buffers: buffersOf(target).map((b) => b.name) }, 'flush failed; the batch stays in flight and is retried');
         }
       }
     }
-    if (!failed) lastSuccess = Date.now();
-    return batches;
+    // Everything buffered before this pass started is in PostgreSQL now, unless a batch failed
+    // or a buffer still holds a backlog this pass left (its batches were cut by the size bound).
+    if (!failed && !behind) lastSuccess = started;
+    return { batches, behind: behind && !failed };
   }
 
-  function flushAll(): Promise<number> {
-    // One flush at a time in this process; a caller arriving meanwhile waits for the next one.
-    const previous = running ?? Promise.resolve(0);
-    const next = previous.catch(() => 0).then(flushAllOnce);
+  /** One pass at a time in this process; a caller arriving meanwhile waits for the next one. */
+  function pass(): Promise<Pass> {
+    const previous = running ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(flushAllOnce);
     running = next;
     return next.finally(() => {
       if (running === next) running = null;
     });
   }
 
+  async function flushAll(): Promise<number> {
+    let batches = 0;
+    for (;;) {
+      const done = await pass();
+      batches += done.batches;
+      if (!done.behind) return batches;
+    }
+  }
+
+  // A pass that left a backlog is followed at once by the next; otherwise one per interval.
   const tick = () => {
-    flushAll()
+    let behind = false;
+    pass()
+      .then((done) => void (behind = done.behind))
       .catch((err) => deps.log.warn({ err }, 'flush round failed'))
       .finally(() => {
-        if (timer) timer = setTimeout(tick, options.intervalMs);
+        if (timer) timer = setTimeout(tick, behind ? 0 : options.intervalMs);
       });
   };
   if (options.autoStart !== false) timer = setTimeout(tick, options.intervalMs);

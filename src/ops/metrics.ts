@@ -14,7 +14,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     streamBacklog: new Gauge({ name: 'tally_stream_backlog', help: 'Ingestion stream entries not yet processed', registers: [registry] }),
-    flushLag: new Gauge({ name: 'tally_flush_lag_seconds', help: 'Seconds since counters were last flushed to PostgreSQL', registers: [registry] }),
+    flushLag: new Gauge({
+      name: 'tally_flush_lag_seconds',
+      help: 'Age of the oldest counter delta that may not be in PostgreSQL yet: seconds since the start of the last flush pass that failed nothing and left no backlog',
+      registers: [registry],
+    }),
     requestDuration: new Histogram({
       name: 'tally_http_request_duration_seconds',
       help: 'HTTP request latency',

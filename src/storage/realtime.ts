@@ -73,6 +73,8 @@ export interface TakenBatch {
   seq: number;
   fields: string[];
   deltas: number[];
+  /** Packed deltas were left pending: the batch reached its size bound (a replay tells what its take did). */
+  more: boolean;
 }
 
 export interface BufferedValue {
@@ -153,9 +155,11 @@ export interface Realtime {
   addDeltas(buffer: BufferKeys, fields: readonly string[], deltas: readonly number[]): Promise<void>;
   /**
    * The batch in flight if one is left over, else the pending deltas renamed into flight; its
-   * deltas are the pending hash's and the packed ones', summed per name.
+   * deltas are the pending hash's and the packed ones', summed per name. With maxPackedBytes,
+   * packed items (JSON text, taken whole, oldest first, at least one) are taken only up to that
+   * many bytes; the rest stays pending for the next batch.
    */
-  takeBatch(buffer: BufferKeys, minSeq: number): Promise<TakenBatch | null>;
+  takeBatch(buffer: BufferKeys, minSeq: number, maxPackedBytes?: number): Promise<TakenBatch | null>;
   /** Drops the in-flight batch once PostgreSQL recorded it. */
   finishBatch(buffer: BufferKeys, seq: number): Promise<void>;
   /** One field of the pending and in-flight hashes (packed deltas are read only by takeBatch). */

@@ -30,6 +30,8 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
   const zsets = new Map<string, Map<string, number>>();
   const sets = new Map<string, Set<string>>();
   const strings = new Map<string, string>();
+  /** Lists of packed deltas, each item JSON text [names, deltas], as in Redis. */
+  const lists = new Map<string, string[]>();
   const expiries = new Map<string, number>();
   const streams = new Map<string, Stream>();
   const wakeups = new EventEmitter();
@@ -281,8 +283,13 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       }
       runAggregate(batch.ops);
       // Packed deltas stay apart from the pending hash until taken, as in Redis (readBuffered
-      // does not see them); in process memory they can be summed right away.
-      for (const p of batch.packed) p.names.forEach((name, i) => hincrby(p.buffer.pendingPacked, name, p.deltas[i] ?? 0));
+      // does not see them), and as JSON text: a take bounds them by the same bytes.
+      for (const p of batch.packed) {
+        if (p.names.length === 0) continue;
+        let list = lists.get(p.buffer.pendingPacked);
+        if (!list) lists.set(p.buffer.pendingPacked, (list = []));
+        list.push(JSON.stringify([p.names, p.deltas]));
+      }
       return [];
     },
 
@@ -290,21 +297,44 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
       fields.forEach((field, i) => hincrby(buffer.pending, field, deltas[i] ?? 0));
     },
 
-    async takeBatch(buffer: BufferKeys, minSeq): Promise<TakenBatch | null> {
+    async takeBatch(buffer: BufferKeys, minSeq, maxPackedBytes = 0): Promise<TakenBatch | null> {
       const meta = hash(buffer.meta);
-      const toBatch = (seq: number, h: Map<string, number>) => ({ seq, fields: [...h.keys()], deltas: [...h.values()] });
+      const toBatch = (seq: number, h: Map<string, number>, more: number) => ({
+        seq,
+        fields: [...h.keys()],
+        deltas: [...h.values()],
+        more: more === 1,
+      });
       const inflight = meta.get('inflight') ?? 0;
       const leftover = hashes.get(buffer.inflight);
-      if (inflight > 0 && leftover) return toBatch(inflight, leftover);
-      const packed = take(buffer.pendingPacked);
-      const pending = take(buffer.pending) ?? packed;
-      if (!pending) return null;
-      if (packed && packed !== pending) for (const [name, delta] of packed) pending.set(name, (pending.get(name) ?? 0) + delta);
+      if (inflight > 0 && leftover) return toBatch(inflight, leftover, meta.get('more') ?? 0);
+      const items = lists.get(buffer.pendingPacked) ?? [];
+      const pending = take(buffer.pending);
+      if (!pending && items.length === 0) return null;
+      // The oldest items that fit the bound, at least one (as lua/take-batch.lua).
+      let fit = items.length;
+      if (maxPackedBytes > 0) {
+        let bytes = 0;
+        fit = 0;
+        for (const item of items) {
+          bytes += item.length;
+          if (bytes > maxPackedBytes && fit > 0) break;
+          fit++;
+        }
+      }
+      const batch = pending ?? new Map<string, number>();
+      for (const item of items.splice(0, fit)) {
+        const [names, deltas] = JSON.parse(item) as [string[], number[]];
+        names.forEach((name, i) => batch.set(name, (batch.get(name) ?? 0) + (deltas[i] ?? 0)));
+      }
+      if (items.length === 0) lists.delete(buffer.pendingPacked);
+      const more = items.length > 0 ? 1 : 0;
       const seq = Math.max(meta.get('seq') ?? 0, minSeq) + 1;
-      hashes.set(buffer.inflight, pending);
+      hashes.set(buffer.inflight, batch);
       meta.set('seq', seq);
       meta.set('inflight', seq);
-      return toBatch(seq, pending);
+      meta.set('more', more);
+      return toBatch(seq, batch, more);
     },
 
     async finishBatch(buffer, seq) {

@@ -219,9 +219,10 @@ export function createRedisRealtime(client: RedisClient): Realtime {
       await call('add-deltas', [buffer.pending], args);
     },
 
-    async takeBatch(buffer, minSeq): Promise<TakenBatch | null> {
-      const seq = (await call('take-batch', takeKeys(buffer), [minSeq])) as number | null;
-      if (!seq) return null;
+    async takeBatch(buffer, minSeq, maxPackedBytes): Promise<TakenBatch | null> {
+      const reply = (await call('take-batch', takeKeys(buffer), [minSeq, maxPackedBytes ?? 0])) as [number, number] | null;
+      if (!reply) return null;
+      const [seq, more] = reply;
       // The in-flight hash and list are frozen: read them in pages, so Redis serves other
       // clients between them. SCAN may repeat a field (never with another value): the Map keeps
       // it once; packed items are distinct, so theirs are summed.
@@ -240,7 +241,7 @@ export function createRedisRealtime(client: RedisClient): Realtime {
         }
         if (items.length < TAKE_PACKED_PAGE) break;
       }
-      return { seq: Number(seq), fields: [...taken.keys()], deltas: [...taken.values()] };
+      return { seq: Number(seq), fields: [...taken.keys()], deltas: [...taken.values()], more: Number(more) === 1 };
     },
 
     async finishBatch(buffer, seq) {
