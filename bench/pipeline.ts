@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { run, treeRssMb } from './lib/processes.js';
 import { commandsBetween, type RedisUsage, redisUsage } from './lib/redis-usage.js';
 import { int, mb, ms, table } from './lib/report.js';
-import { REDIS_URL, REPO_ROOT, startTally } from './lib/tally-server.js';
+import { DATABASE_URL, REDIS_URL, REPO_ROOT, startTally } from './lib/tally-server.js';
 import { hasWrk, runLoad } from './lib/wrk.js';
 
 // npm run bench:pipeline — end-to-end analytics throughput: wrk (a separate load process) posts
@@ -44,6 +45,23 @@ async function redisCeiling(): Promise<string> {
     .filter((l) => /requests per second/.test(l))
     .map((l) => l.trim())
     .join('; ');
+}
+
+/** Rows inserted and updated so far in the schema's rollups and counters tables (PostgreSQL's statistics, read after they settle). */
+async function durableRowsWritten(schema: string): Promise<{ rollups: number; counters: number }> {
+  await new Promise((r) => setTimeout(r, 1000));
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    const result = await client.query<{ relname: string; n: string }>(
+      `SELECT relname, n_tup_ins + n_tup_upd AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('rollups', 'counters')`,
+      [schema],
+    );
+    const of = (table: string) => Number(result.rows.find((r) => r.relname === table)?.n ?? NaN);
+    return { rollups: of('rollups'), counters: of('counters') };
+  } finally {
+    await client.end();
+  }
 }
 
 /** Redis' own usage, on a connection of its own. */
@@ -138,6 +156,7 @@ async function main(): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    const rowsWritten = await durableRowsWritten(tally.schema);
 
     // Paced: the same requests at PACED_FRACTION of the end-to-end rate just measured (each
     // connection waits between requests), for freshness when the processor is not saturated.
@@ -180,6 +199,10 @@ async function main(): Promise<void> {
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
           { figure: 'flush lag when the load stopped (age of the oldest delta not surely in PostgreSQL, s)', value: flushLagAtEnd.toFixed(1) },
           { figure: 'PostgreSQL caught up, s after the load stopped', value: ((caughtUpAt - loadEnd) / 1000).toFixed(1) },
+          {
+            figure: 'rows the write-behind wrote per event until then (rollups / counters: inserts + updates)',
+            value: `${(rowsWritten.rollups / accepted).toFixed(2)} / ${(rowsWritten.counters / accepted).toFixed(2)}`,
+          },
           { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
           {
             figure: `paced at ${PACED_FRACTION * 100} % for ${PACED_S} s: accepted events/s, request p99`,

@@ -16,8 +16,8 @@ const { connectRedis, createRedisRealtime } = await dist<typeof import('../src/s
 
 // npm run bench:step — the processor's atomic analytics step alone, against Redis: no HTTP, no
 // stream, no PostgreSQL. Steps of 1,000 events with bench:pipeline's mix (60 % page views, 20 %
-// product clicks, 15 % custom events, 5 % Page Engaged; 100,000 visitors, 200 pages, 1,000
-// products) are enriched, pre-aggregated (createAggregator) and applied (apply-aggregate.lua)
+// product clicks, 15 % custom events, 5 % Page Engaged; 100,000 visitors of whom 30,000 signed
+// in, 200 pages, 1,000 products) are enriched, pre-aggregated (createAggregator) and applied (apply-aggregate.lua)
 // one after the other. Printed per event: Redis CPU (INFO cpu), the commands the script ran
 // (INFO commandstats), Node's time to build the step, and the bytes of buffered deltas waiting
 // in Redis for the flush (MEMORY USAGE; nothing is flushed here). BENCH_WARM_STEPS (20) steps
@@ -45,9 +45,12 @@ function step(): CollectedMessage[] {
   const out: CollectedMessage[] = [];
   for (let i = 0; i < STEP_EVENTS; i++) {
     const path = `/page/${upTo(200)}`;
+    const visitor = upTo(100_000);
     const base = {
       messageId: `m${sequence++}`,
-      anonymousId: `v${upTo(100_000)}`,
+      anonymousId: `v${visitor}`,
+      // The first 30,000 visitors are signed in (as bench:pipeline's batches).
+      ...(visitor <= 30_000 ? { userId: `u${visitor}` } : {}),
       traits: {},
       timestamp: now,
       receivedAt: now,

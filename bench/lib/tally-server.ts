@@ -31,6 +31,8 @@ export interface TallyServer {
   proc: Spawned;
   /** The serve process, then the workers: what memory and CPU are summed over. */
   pids: number[];
+  /** Its PostgreSQL schema (also its Redis key prefix). */
+  schema: string;
   site: { id: string; writeKey: string; secretKey: string };
   /** Authorization header of the site's write key (Basic, empty password). */
   basic: string;
@@ -151,6 +153,7 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
     pid: proc.pid,
     proc,
     pids: [proc.pid, ...workers.map((w) => w.pid)],
+    schema: name,
     site,
     basic: 'Basic ' + Buffer.from(`${site.writeKey}:`).toString('base64'),
     bearer: `Bearer ${site.secretKey}`,

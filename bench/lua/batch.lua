@@ -1,7 +1,8 @@
 -- Segment batches for bench:pipeline: POST /v1/batch with 100 messages per request, a fixed mix
 -- per batch (60 page views, 20 product clicks, 15 custom events, 5 Page Engaged), random visitors
--- (1..100000), pages (1..200), products (1..1000), browsers; messageIds unique per thread and
--- request. BENCH_AUTH is the Authorization header (the write key).
+-- (1..100000; the first 30,000 are signed in: their messages carry a userId too), pages (1..200),
+-- products (1..1000), browsers; messageIds unique per thread and request. BENCH_AUTH is the
+-- Authorization header (the write key).
 wrk.method = "POST"
 wrk.path = "/v1/batch"
 wrk.headers["Content-Type"] = "application/json"
@@ -40,7 +41,9 @@ function request()
   local parts = {}
   for i = 1, 100 do
     local id = string.format('"messageId":"%s-%d-%d"', run, counter, i)
-    local visitor = string.format('"anonymousId":"v%d"', math.random(1, 100000))
+    local n = math.random(1, 100000)
+    local visitor = string.format('"anonymousId":"v%d"', n)
+    if n <= 30000 then visitor = string.format('%s,"userId":"u%d"', visitor, n) end
     local path = string.format("/page/%d", math.random(1, 200))
     local ctx = string.format('"context":{"userAgent":"%s","page":{"path":"%s","url":"https://shop.example%s","referrer":"%s"}}',
       agents[math.random(1, #agents)], path, path, referrers[math.random(1, #referrers)])
