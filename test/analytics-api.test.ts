@@ -139,6 +139,19 @@ describe.each(['external', 'embedded'] as const)('stats API (%s)', (mode) => {
     expect(await top('dimension=page&limit=1')).toEqual([{ value: '/', count: 2 }]);
   });
 
+  it('counts signed-in users only as users: an anonymousId is a visitor', async () => {
+    // ann and bob viewed pages with an anonymousId, and clicked signed in (userId).
+    expect((await json('/v1/stats/summary?period=today')).visitors).toBe(2);
+    expect((await json('/v1/stats/top?period=today&dimension=user&metric=pageviews')).results).toEqual([]);
+    expect(await json('/v1/stats/users/ann')).toEqual({
+      userId: 'ann',
+      events: { 'Product Clicked': 2, 'Page Engaged': 1 },
+      pageviews: 0,
+      clicks: 2,
+      productsClicked: 2,
+    });
+  });
+
   it('answers a timeseries with every bucket, empty ones as 0', async () => {
     const minutes = (await json('/v1/stats/timeseries?period=realtime&metric=pageviews')).results as { t: string; count: number }[];
     expect(minutes).toHaveLength(30);

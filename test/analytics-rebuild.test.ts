@@ -26,7 +26,8 @@ function events(): unknown[] {
       const visitor = `v${(i + v) % 5}`;
       const at = new Date(now - offset - v * 1000).toISOString();
       const context = { userAgent: v % 2 ? CHROME : FIREFOX, page: { path: `/p${v}`, url: `https://s.example/p${v}?utm_source=u${i % 2}`, referrer: `https://r${v % 3}.example/` } };
-      out.push({ type: 'page', anonymousId: visitor, timestamp: at, messageId: `pv-${i}-${v}`, context });
+      // Half the page views signed in: users and anonymous visitors both have something to restore.
+      out.push({ type: 'page', ...(v % 2 ? { userId: visitor } : { anonymousId: visitor }), timestamp: at, messageId: `pv-${i}-${v}`, context });
       out.push({ type: 'track', userId: visitor, event: 'Product Clicked', properties: { product_id: `sku${v % 3}` }, timestamp: at, messageId: `ck-${i}-${v}`, context });
       out.push({ type: 'track', userId: visitor, event: 'Page Engaged', properties: { engaged_ms: 1000 * (v + 1) }, timestamp: at, messageId: `en-${i}-${v}`, context });
     }

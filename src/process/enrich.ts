@@ -23,7 +23,10 @@ export interface Enriched {
   at: number;
   /** userId, else anonymousId, else a daily-salted hash of site + IP + user agent. */
   visitor: string;
-  /** The caller-given id (userId ?? anonymousId), undefined for hashed visitors. */
+  /**
+   * The signed-in user (userId), whom per-user counters and the user ranking count. An
+   * anonymousId names a browser or device, as the hash does: a visitor, not a user.
+   */
   user: string | undefined;
   bot: boolean;
   page: string | undefined;
@@ -110,8 +113,8 @@ export function createEnricher(salts: SaltSource) {
     const page = obj(context['page']);
     const ua = str(context['userAgent']) ?? '';
     const agent = agentOf(ua);
-    const user = m.userId ?? m.anonymousId;
-    const visitor = user ?? hashVisitor(saltOf.get(saltDay(m)) ?? '', siteId, str(context['ip']) ?? '', ua);
+    const user = m.userId;
+    const visitor = user ?? m.anonymousId ?? hashVisitor(saltOf.get(saltDay(m)) ?? '', siteId, str(context['ip']) ?? '', ua);
 
     const pageUrl = parseUrl(str(page['url']) ?? str(m.properties['url']));
     let kind: EventKind = 'other';
