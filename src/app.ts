@@ -5,6 +5,7 @@ import { createIngest } from './collect/ingest.js';
 import { createRateLimiter } from './collect/rate-limit.js';
 import { registerPlausibleRoute } from './collect/plausible-route.js';
 import { registerSegmentRoutes } from './collect/segment-routes.js';
+import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
 import { createAuth } from './http/auth.js';
@@ -31,13 +32,19 @@ export interface AppOptions {
   logger?: boolean;
 }
 
+/** The config's trusted proxies as Fastify takes them (a hop count as the function Fastify would make of it). */
+function fastifyTrustProxy(trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return typeof trust === 'boolean' ? trust : [...trust];
+}
+
 /** The HTTP application: every route, over the context's storage. No listening here. */
 export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger === false ? undefined : (ctx.log as FastifyBaseLogger),
     // Per-request log lines would cost more than the requests; latency goes to /metrics.
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: true,
+    trustProxy: fastifyTrustProxy(ctx.config.trustProxy),
     bodyLimit: 1024 * 1024,
     // Ids in paths may be up to 256 characters (escaped: more); their schemas enforce the limit.
     routerOptions: { maxParamLength: 2048 },

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 // Configuration is read from the environment once, at start, validated and frozen; every module
 // receives it as an argument. Nothing else in src/ reads process.env.
 
@@ -31,6 +33,12 @@ export interface Config {
   readonly userTokenTtlSeconds: number;
   /** Processes serving the HTTP API (`tally serve`, external mode only): Node runs JavaScript on one core per process. */
   readonly httpProcesses: number;
+  /**
+   * Which peers may name the client's address in X-Forwarded-For (Fastify's trustProxy): every
+   * peer (true), none (false), the nearest N hops, or addresses, CIDR ranges and the names
+   * loopback, linklocal, uniquelocal. The address feeds the hash of visitors without an id.
+   */
+  readonly trustProxy: boolean | number | readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -72,6 +80,39 @@ function clusterNodes(raw: string | undefined): { host: string; port: number }[]
     if (!match) throw new ConfigError(`REDIS_CLUSTER_NODES must be comma-separated host:port, got "${part}".`);
     return { host: match[1] as string, port: Number(match[2]) };
   });
+}
+
+/**
+ * Proxies on private networks only, by default: a reverse proxy in front of Tally (same host, a
+ * container network, a VPC) is trusted, while a client on the internet cannot choose the
+ * address its visitor hash is made from.
+ */
+const DEFAULT_TRUSTED_PROXIES = Object.freeze(['loopback', 'linklocal', 'uniquelocal']);
+
+function trustProxyVar(raw: string | undefined): boolean | number | readonly string[] {
+  if (raw === undefined || raw.trim() === '') return DEFAULT_TRUSTED_PROXIES;
+  const value = raw.trim();
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops < 1 || hops > 32) throw new ConfigError(`TALLY_TRUST_PROXY as a hop count must be between 1 and 32, got ${hops}.`);
+    return hops;
+  }
+  const entries = value.split(',').map((e) => e.trim());
+  for (const entry of entries) {
+    if (DEFAULT_TRUSTED_PROXIES.includes(entry)) continue;
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new ConfigError(
+        `TALLY_TRUST_PROXY must be true, false, a hop count, or comma-separated addresses, CIDR ranges, loopback, linklocal and uniquelocal; "${entry}" is none of them.`,
+      );
+    }
+  }
+  return Object.freeze(entries);
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -123,5 +164,6 @@ export function loadConfig(env: Env): Config {
     collectRateLimit: intVar(env, 'TALLY_COLLECT_RATE_LIMIT', 10_000, 0, 10_000_000),
     userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),
     httpProcesses,
+    trustProxy: trustProxyVar(env['TALLY_TRUST_PROXY']),
   } satisfies Config);
 }

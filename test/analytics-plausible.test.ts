@@ -29,6 +29,25 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
     await t.close();
   });
 
+  it('takes the visitor address from X-Forwarded-For only when a trusted proxy sends it', async () => {
+    // By default only proxies on private networks are trusted: a client on the internet naming
+    // two addresses is still one visitor (its own address), behind a local proxy two.
+    const site = await t.ctx.sites.create(`${t.site.name}-xff`);
+    const from = (remoteAddress: string, forwarded: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/event',
+        remoteAddress,
+        headers: { 'content-type': 'text/plain', 'user-agent': FIREFOX, 'x-forwarded-for': forwarded },
+        payload: JSON.stringify({ n: 'pageview', u: 'https://xff.example/', d: site.name }),
+      });
+    for (const forwarded of ['192.0.2.10', '192.0.2.11']) expect((await from('203.0.113.50', forwarded)).statusCode).toBe(202);
+    for (const forwarded of ['192.0.2.20', '192.0.2.21']) expect((await from('10.1.2.3', forwarded)).statusCode).toBe(202);
+    const summary = async () =>
+      (await t.app.inject({ url: '/v1/stats/summary?period=today', headers: { authorization: `Bearer ${site.secretKey}` } })).json();
+    await eventually(async () => expect(await summary()).toMatchObject({ pageviews: 4, visitors: 3 }));
+  });
+
   it('counts page views, custom events and engagement, one visitor per IP and browser', async () => {
     const domain = t.site.name;
     const sent = [

@@ -26,6 +26,19 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('trusts X-Forwarded-For from proxies on private networks unless TALLY_TRUST_PROXY says otherwise', () => {
+    expect(loadConfig({}).trustProxy).toEqual(['loopback', 'linklocal', 'uniquelocal']);
+    expect(loadConfig({ TALLY_TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TALLY_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TALLY_TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TALLY_TRUST_PROXY: '10.0.0.0/8, 192.0.2.1, ::1/128, loopback' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.0.2.1',
+      '::1/128',
+      'loopback',
+    ]);
+  });
+
   it.each([
     [{ REDIS_URL: 'redis://x' }, /both DATABASE_URL and REDIS_URL/],
     [{ DATABASE_URL: 'postgres://x/y' }, /both DATABASE_URL and REDIS_URL/],
@@ -40,6 +53,10 @@ describe('loadConfig', () => {
     [{ TALLY_STREAM_SHARDS: '0' }, /TALLY_STREAM_SHARDS must be between 1 and 256/],
     [{ TALLY_HTTP_PROCESSES: '2' }, /TALLY_HTTP_PROCESSES above 1 needs REDIS_URL and DATABASE_URL/],
     [{ TALLY_HTTP_PROCESSES: '0', REDIS_URL: 'redis://x', DATABASE_URL: 'postgres://x/y' }, /TALLY_HTTP_PROCESSES must be between 1 and 64/],
+    [{ TALLY_TRUST_PROXY: '0' }, /TALLY_TRUST_PROXY as a hop count must be between 1 and 32/],
+    [{ TALLY_TRUST_PROXY: 'yes' }, /TALLY_TRUST_PROXY must be true, false, a hop count.*"yes"/],
+    [{ TALLY_TRUST_PROXY: '10.0.0.0/33' }, /"10.0.0.0\/33" is none of them/],
+    [{ TALLY_TRUST_PROXY: '10.0.0.1,' }, /"" is none of them/],
   ])('rejects %j with one clear sentence', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
