@@ -317,7 +317,7 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
         let bytes = 0;
         fit = 0;
         for (const item of items) {
-          bytes += item.length;
+          bytes += Buffer.byteLength(item);
           if (bytes > maxPackedBytes && fit > 0) break;
           fit++;
         }
