@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -8,7 +9,7 @@ import { reconcileAll } from '../src/inbox/reconcile.js';
 import { createUnreadCounter } from '../src/inbox/unread-counter.js';
 import { connectPostgres } from '../src/storage/postgres.js';
 import { migrate } from '../src/storage/migrate.js';
-import { freePort, run, start, stop, waitForHttp } from './lib/processes.js';
+import { cpuBetween, cpuSnapshot, freePort, named, run, start, stop, treeOf, waitForHttp } from './lib/processes.js';
 import { int, ms, type Row, table } from './lib/report.js';
 import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-server.js';
 
@@ -23,7 +24,9 @@ import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-
 // (one request at a time each), then again under a moderate load (BENCH_MODERATE_CONNECTIONS,
 // default 2, for half as long): latency when the server is not saturated. After each run, per 1,000 mutations: counter rows
 // written (pg_stat_user_tables, inserts + updates of the counter table) and statements that wrote
-// it (see Target.counterWrites), then drift (counts vs COUNT(*)).
+// it (see Target.counterWrites), then drift (counts vs COUNT(*)). Also, from /proc, the CPU the
+// server (with its child processes), PostgreSQL and Redis spent per 1,000 responses of the
+// saturating run: PostgreSQL and Redis machine-wide, so run nothing else against them.
 //
 // Environment: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32),
 // BENCH_SYSTEMS (tally,naive,django,django-cta), BENCH_MIXES (uniform,hot), BENCH_HTTP_PROCESSES
@@ -89,16 +92,35 @@ async function wrk(url: string, flavour: string, hot: number, seconds: number, a
   };
 }
 
-/** One request at a time, as long as `running()`: the latency a client sees while wrk loads the server. */
+/**
+ * One request at a time, as long as `running()`: the latency a client sees while wrk loads the
+ * server. node:http on one kept-alive socket, not fetch: a lighter client takes less of the CPU
+ * the server needs, and adds less of its own time to what it measures.
+ */
 async function probe(running: () => boolean, next: () => { method: string; url: string }, auth?: string): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const headers = auth ? { authorization: auth } : {};
+  const once = (method: string, url: string) =>
+    new Promise<number | null>((resolve) => {
+      const req = http.request(url, { method, headers, agent, timeout: 5000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? null));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(null));
+      req.end();
+    });
   const out: number[] = [];
-  while (running()) {
-    const { method, url } = next();
-    const t0 = performance.now();
-    const res = await fetch(url, { method, headers: auth ? { authorization: auth } : {}, signal: AbortSignal.timeout(5000) }).catch(() => null);
-    await res?.arrayBuffer();
-    if (res && res.status < 500) out.push(performance.now() - t0);
-    await sleep(2);
+  try {
+    while (running()) {
+      const { method, url } = next();
+      const t0 = performance.now();
+      const status = await once(method, url);
+      if (status !== null && status < 500) out.push(performance.now() - t0);
+      await sleep(2);
+    }
+  } finally {
+    agent.destroy();
   }
   return out;
 }
@@ -111,6 +133,8 @@ const pct = (values: number[], p: number) => {
 interface Target {
   flavour: 'tally' | 'django';
   url: string;
+  /** The server's process (its descendants count with it: Tally's worker, gunicorn's workers). */
+  pid: number;
   auth?: string;
   /**
    * Writes of the counter table so far, read once the server stopped: rows (inserts + updates)
@@ -229,6 +253,7 @@ async function startTallyTarget(): Promise<Target> {
   return {
     flavour: 'tally',
     url,
+    pid: proc.pid,
     auth: `Bearer ${site.secretKey}`,
     counterWrites: async () => ({ rows: await tableWrites(null, name, 'unread_counts'), statements: await counterStatements(name) }),
     stop: () => stop(proc, 15_000),
@@ -266,6 +291,7 @@ async function startNaiveTarget(): Promise<Target> {
   return {
     flavour: 'tally',
     url,
+    pid: proc.pid,
     counterWrites: rowStatements(null, schema, 'unread_counts'),
     stop: () => stop(proc),
     drift: () => withClient(null, async (c) => {
@@ -305,6 +331,7 @@ async function startDjangoTarget(mode: string): Promise<Target> {
   return {
     flavour: 'django',
     url,
+    pid: proc.pid,
     counterWrites: rowStatements(DJANGO_DB, 'public', 'user_notifications_count'),
     stop: () => stop(proc),
     drift: () => withClient(DJANGO_DB, async (c) => Number((Object.values((await c.query(driftSql)).rows[0] ?? {})[0] as { sum_abs_drift: number }).sum_abs_drift)),
@@ -329,6 +356,8 @@ interface Result {
   statementsPer1k: number;
   drift: number;
   errors: number;
+  /** CPU milliseconds per 1,000 responses of the saturating run: the server, PostgreSQL, Redis. */
+  cpuPer1k: { server: number; postgres: number; redis: number };
 }
 
 async function measure(system: string, mix: string): Promise<Result> {
@@ -346,7 +375,9 @@ async function measure(system: string, mix: string): Promise<Result> {
       probe(() => running, () => ({ method: 'POST', url: `${target.url}${django ? `/n/${pickNotification(hot)}/read` : `/v1/notifications/${pickNotification(hot)}/read`}` }), target.auth),
       probe(() => running, () => ({ method: 'GET', url: `${target.url}${django ? `/u/${pickUser(hot)}/unread` : `/v1/users/${pickUser(hot)}/notifications/count`}` }), target.auth),
     ]);
+    const cpuBefore = cpuSnapshot();
     const load = await wrk(target.url, target.flavour, hot, DURATION_S, target.auth);
+    const cpuAfter = cpuSnapshot();
     running = false;
     const [reads, counts] = await probes;
     // The same mix at a moderate rate (few connections): latency when the server is not saturated.
@@ -360,6 +391,8 @@ async function measure(system: string, mix: string): Promise<Result> {
     const mutations =
       load.creates + load.reads + (warm ? warm.creates + warm.reads : 0) + moderate.creates + moderate.reads + reads.length;
     const ok = load.responses - load.statusErrors;
+    // The probes' requests are served in the same window; the saturating run's count dwarfs them.
+    const per1k = (seconds: number) => (seconds * 1e6) / Math.max(1, load.responses);
     return {
       system,
       mix,
@@ -377,6 +410,11 @@ async function measure(system: string, mix: string): Promise<Result> {
       statementsPer1k: ((after.statements - before.statements) / Math.max(1, mutations)) * 1000,
       drift: await target.drift(),
       errors: load.statusErrors + load.socketErrors,
+      cpuPer1k: {
+        server: per1k(cpuBetween(cpuBefore, cpuAfter, treeOf(target.pid))),
+        postgres: per1k(cpuBetween(cpuBefore, cpuAfter, named('postgres'))),
+        redis: per1k(cpuBetween(cpuBefore, cpuAfter, named('redis-server'))),
+      },
     };
   } finally {
     await target.stop().catch(() => undefined);
@@ -411,6 +449,7 @@ async function main(): Promise<void> {
     [`count p50 / p99 at ${MODERATE_CONNECTIONS} conn.`]: `${ms(r.moderateCountP50)} / ${ms(r.moderateCountP99)} (${int(r.moderateRps)} req/s)`,
     'counter rows written / 1k mutations': r.rowsPer1k.toFixed(1),
     'counter statements / 1k mutations': r.statementsPer1k.toFixed(1),
+    'CPU ms / 1k req.: server, PostgreSQL, Redis': [r.cpuPer1k.server, r.cpuPer1k.postgres, r.cpuPer1k.redis].map((v) => v.toFixed(0)).join(' / '),
     drift: String(r.drift),
     errors: int(r.errors),
   }));

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -199,3 +199,46 @@ export function samplePeakRss(pids: number | readonly number[], everyMs = 250): 
     return Math.max(peak, sample());
   };
 }
+
+/** Every live process: name, parent and CPU seconds used so far (user + system). */
+export type CpuSnapshot = Map<number, { name: string; parent: number; seconds: number }>;
+
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+export function cpuSnapshot(): CpuSnapshot {
+  const snapshot: CpuSnapshot = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      snapshot.set(Number(entry), {
+        name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+        parent: Number(fields[1]),
+        seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND,
+      });
+    } catch {
+      // It exited between the listing and the read.
+    }
+  }
+  return snapshot;
+}
+
+/**
+ * CPU seconds used between two snapshots by the processes `pick` selects in the second (a process
+ * born in between counts from zero; one that exited in between is lost: measure long-lived ones).
+ */
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, pick: (pid: number, snapshot: CpuSnapshot) => boolean): number {
+  let seconds = 0;
+  for (const [pid, proc] of after) if (pick(pid, after)) seconds += proc.seconds - (before.get(pid)?.seconds ?? 0);
+  return seconds;
+}
+
+/** Selects a process by its name (comm). */
+export const named = (name: string) => (pid: number, snapshot: CpuSnapshot) => snapshot.get(pid)?.name === name;
+
+/** Selects `root` and its descendants. */
+export const treeOf = (root: number) => (pid: number, snapshot: CpuSnapshot) => {
+  for (let at: number | undefined = pid; at !== undefined && at > 1; at = snapshot.get(at)?.parent) if (at === root) return true;
+  return false;
+};

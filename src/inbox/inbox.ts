@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { TallyError } from '../errors.js';
-import type { Db, Queryable } from '../storage/db.js';
+import type { Db, Prepared, Queryable } from '../storage/db.js';
 import type { FinishedInboxChange } from '../storage/realtime.js';
 import * as sql from './notification-sql.js';
 import { createBatcher } from './statement-batch.js';
@@ -153,7 +153,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   }
 
   /** A by-id change of one notification as its own statement; sign: +1 when rows become unread. */
-  const single = (statement: string, sign: 1 | -1) => async (input: ByIdInput): Promise<ByIdOutcome> => {
+  const single = (statement: Prepared, sign: 1 | -1) => async (input: ByIdInput): Promise<ByIdOutcome> => {
     const key = refKey(input.siteId, input.userId);
     const { result: row, finished } = await counter.change([input], async () => {
       const row = (await db.query<ChangeRow>(statement, [input.siteId, input.id, input.userId, input.buffer])).rows[0] as ChangeRow;

@@ -1,9 +1,12 @@
+import { type Prepared, prepared } from '../storage/db.js';
 import { durableColumns } from './unread-counter.js';
 
 // The inbox's SQL, one statement per operation. Every statement that changes read state is
 // conditional (`read_at IS NULL` / `IS NOT NULL`): its affected rows are exactly the change of the
 // unread count, however many requests race on the same rows. Statements that answer a count also
-// read the durable side (unread_counts, flush_state) in the same snapshot.
+// read the durable side (unread_counts, flush_state) in the same snapshot. The statements run per
+// request are prepared (src/storage/db.ts); those whose best plan depends on which optional
+// filters are null (read-all, listings) are planned for their parameters each time.
 
 const COLUMNS = 'id, user_id, category, title, body, data, created_at, read_at';
 
@@ -41,7 +44,11 @@ const durableOfRow = (alias: string) => `(SELECT unread FROM unread_counts u WHE
  * notification the same statement creates (as if it ran first). An id repeated in the batch is
  * inserted, or changed, once and shows so on each repeat: the caller keeps it for the first only.
  */
-export function mutate(creates: boolean, reads: boolean): string {
+export function mutate(creates: boolean, reads: boolean): Prepared {
+  return MUTATE[creates ? (reads ? 'both' : 'creates') : 'reads'];
+}
+
+function mutateText(creates: boolean, reads: boolean): string {
   const at = creates ? 9 : 1;
   const ctes: string[] = [];
   const parts: string[] = [];
@@ -77,17 +84,26 @@ export function mutate(creates: boolean, reads: boolean): string {
   return `WITH ${ctes.join(',\n  ')}\n  ${parts.join('\n  UNION ALL\n  ')}\n  ORDER BY kind, ord`;
 }
 
+const MUTATE = {
+  creates: prepared('inbox_mutate_c', mutateText(true, false)),
+  reads: prepared('inbox_mutate_r', mutateText(false, true)),
+  both: prepared('inbox_mutate_cr', mutateText(true, true)),
+};
+
 /** $1 site, $2 ids. */
 export const SELECT_BY_IDS = `SELECT ${COLUMNS} FROM notifications WHERE site_id = $1 AND id = ANY($2::text[])`;
 
 /** $1 site, $2 id. */
-export const SELECT_OWNER = 'SELECT user_id FROM notifications WHERE site_id = $1 AND id = $2';
+export const SELECT_OWNER = prepared('inbox_owner', 'SELECT user_id FROM notifications WHERE site_id = $1 AND id = $2');
 
 /** Several lookups at once: arrays $1 sites, $2 ids; one row per input, in order (user_id null: none). */
-export const SELECT_OWNERS = `SELECT t.ord, n.user_id
+export const SELECT_OWNERS = prepared(
+  'inbox_owners',
+  `SELECT t.ord, n.user_id
   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(site_id, id, ord)
   LEFT JOIN notifications n ON n.site_id = t.site_id AND n.id = t.id
-  ORDER BY t.ord`;
+  ORDER BY t.ord`,
+);
 
 export type Status = 'unread' | 'read' | 'all';
 
@@ -109,15 +125,21 @@ export function selectPage(status: Status): string {
 // `found` tells "no such notification (for this user)" from "nothing to change".
 const target = 'target AS (SELECT 1 FROM notifications WHERE site_id = $1 AND id = $2 AND user_id = $3)';
 
-export const MARK_UNREAD = `WITH ${target},
+export const MARK_UNREAD = prepared(
+  'inbox_mark_unread',
+  `WITH ${target},
   changed AS (UPDATE notifications SET read_at = NULL
     WHERE site_id = $1 AND id = $2 AND user_id = $3 AND read_at IS NOT NULL RETURNING 1)
-  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`;
+  SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM changed) AS changed, ${durableColumns(1, 3, 4)}`,
+);
 
-export const DELETE_ONE = `WITH ${target},
+export const DELETE_ONE = prepared(
+  'inbox_delete',
+  `WITH ${target},
   gone AS (DELETE FROM notifications WHERE site_id = $1 AND id = $2 AND user_id = $3 RETURNING read_at IS NULL AS was_unread)
   SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM gone) AS deleted,
-    (SELECT count(*) FROM gone WHERE was_unread) AS changed, ${durableColumns(1, 3, 4)}`;
+    (SELECT count(*) FROM gone WHERE was_unread) AS changed, ${durableColumns(1, 3, 4)}`,
+);
 
 /**
  * $1 site, $2 user, $3 buffer name, $4 category or null, $5 `before` id or null. One statement:

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
-import type { Queryable } from '../storage/db.js';
+import { prepared, type Queryable } from '../storage/db.js';
 import { type InboxKeys, type Keys, part } from '../storage/keys.js';
 import type { DurableSnapshot, FinishedInboxChange, Realtime } from '../storage/realtime.js';
 import { statementFailed } from './statement-batch.js';
@@ -89,6 +89,9 @@ export interface UnreadCounter {
 
 const READ_ATTEMPTS = 10;
 
+/** A user's durable count and its buffer's last applied batch: $1 site, $2 user, $3 buffer name. */
+const SELECT_DURABLE = prepared('inbox_durable', `SELECT ${durableColumns(1, 2, 3)}`);
+
 // A total may dip below zero for an instant (a read's -1 can reach the buffer before its
 // create's +1, both requests still running); 0 is a value the count really had.
 const unreadOf = (total: number) => Math.max(0, total);
@@ -110,10 +113,11 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
     const kept = await deps.realtime.readInboxTotal(keys, userId);
     if (kept.total !== null) return { unread: unreadOf(kept.total), version: kept.version };
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-      const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(
-        `SELECT ${durableColumns(1, 2, 3)}`,
-        [siteId, userId, keys.buffer.name],
-      );
+      const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(SELECT_DURABLE, [
+        siteId,
+        userId,
+        keys.buffer.name,
+      ]);
       const composed = await deps.realtime.readInboxTotal(keys, userId, durableOf(row.rows[0]));
       if (composed.total !== null) return { unread: unreadOf(composed.total), version: composed.version };
     }

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite, types } from '@electric-sql/pglite';
-import type { Db, Queryable, QueryResult } from './db.js';
+import { type Db, type Prepared, type Queryable, type QueryResult, textOf } from './db.js';
 
 /** DATA_DIR value that keeps the embedded database in memory (tests, demos). */
 export const IN_MEMORY = 'memory://';
@@ -23,8 +23,8 @@ export async function openPglite(dataDir: string, schema: string): Promise<Db> {
     return next;
   };
 
-  const run = async <R>(target: Pick<PGlite, 'query'>, sql: string, params?: readonly unknown[]) => {
-    const result = await target.query<R>(sql, params as unknown[] | undefined);
+  const run = async <R>(target: Pick<PGlite, 'query'>, sql: string | Prepared, params?: readonly unknown[]) => {
+    const result = await target.query<R>(textOf(sql), params as unknown[] | undefined);
     return { rows: result.rows, rowCount: result.affectedRows ?? 0 } satisfies QueryResult<R>;
   };
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Db, Queryable, QueryResult } from './db.js';
+import type { Db, Prepared, Queryable, QueryResult } from './db.js';
 
 // int8 (COUNT(*), SUM, bigint counters) comes back as a JS number: counts stay far below 2^53,
 // and numbers keep the API's JSON numeric.
@@ -29,8 +29,9 @@ export function connectPostgres(options: PostgresOptions): Db {
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', (err) => options.onError?.(err));
 
-  const run = async <R>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
-    const result = await client.query(sql, params as unknown[] | undefined);
+  const run = async <R>(client: pg.Pool | pg.PoolClient, sql: string | Prepared, params?: readonly unknown[]) => {
+    const values = params as unknown[] | undefined;
+    const result = await (typeof sql === 'string' ? client.query(sql, values) : client.query({ name: sql.name, text: sql.text, values }));
     return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<R>;
   };
 
