@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { run, treeRssMb } from './lib/processes.js';
+import { cpuBetween, cpuSnapshot, named, type PickProcess, run, treeOf, treeRssMb } from './lib/processes.js';
 import { commandsBetween, type RedisUsage, redisUsage } from './lib/redis-usage.js';
 import { int, mb, ms, table } from './lib/report.js';
 import { DATABASE_URL, REDIS_URL, REPO_ROOT, startTally } from './lib/tally-server.js';
@@ -133,6 +133,7 @@ async function main(): Promise<void> {
 
     say(`load: ${CONNECTIONS} connections, batches of ${EVENTS_PER_REQUEST}, ${DURATION_S} s, layout ${LAYOUT}`);
     const redisBefore = await readRedisUsage();
+    const cpuBefore = cpuSnapshot();
     const loadStart = Date.now();
     const load = await runLoad({ url: tally.url, script: SCRIPT, connections: CONNECTIONS, threads: 1, durationSeconds: DURATION_S, timeoutSeconds: 10, env: { BENCH_AUTH: tally.basic } });
     const loadEnd = Date.now();
@@ -157,6 +158,10 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
     const rowsWritten = await durableRowsWritten(tally.schema);
+    // Every event's whole cost, from the load's start until PostgreSQL caught up (the same figure
+    // for Redis above stops when the stream drained).
+    const cpuCaughtUp = cpuSnapshot();
+    const cpuPerEvent = (pick: PickProcess) => ((cpuBetween(cpuBefore, cpuCaughtUp, pick) / accepted) * 1e6).toFixed(1);
 
     // Paced: the same requests at PACED_FRACTION of the end-to-end rate just measured (each
     // connection waits between requests), for freshness when the processor is not saturated.
@@ -216,6 +221,10 @@ async function main(): Promise<void> {
           {
             figure: 'Redis CPU per event (whole server, load start to drained) → events/s one Redis core allows',
             value: `${((redisCpu / accepted) * 1e6).toFixed(1)} µs → ${int(accepted / redisCpu)}`,
+          },
+          {
+            figure: 'CPU µs per event, load start to PostgreSQL caught up: Tally / Redis / PostgreSQL (from /proc)',
+            value: [treeOf(...tally.pids), named('redis-server'), named('postgres')].map(cpuPerEvent).join(' / '),
           },
           { figure: 'Redis busy in scripts (EVALSHA time / wall time)', value: `${((scriptSeconds / ((drainedAt - loadStart) / 1000)) * 100).toFixed(0)} %` },
         ],

@@ -203,6 +203,9 @@ export function samplePeakRss(pids: number | readonly number[], everyMs = 250): 
 /** Every live process: name, parent and CPU seconds used so far (user + system). */
 export type CpuSnapshot = Map<number, { name: string; parent: number; seconds: number }>;
 
+/** Which processes of a snapshot a figure sums. */
+export type PickProcess = (pid: number, snapshot: CpuSnapshot) => boolean;
+
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 export function cpuSnapshot(): CpuSnapshot {
@@ -228,17 +231,22 @@ export function cpuSnapshot(): CpuSnapshot {
  * CPU seconds used between two snapshots by the processes `pick` selects in the second (a process
  * born in between counts from zero; one that exited in between is lost: measure long-lived ones).
  */
-export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, pick: (pid: number, snapshot: CpuSnapshot) => boolean): number {
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, pick: PickProcess): number {
   let seconds = 0;
   for (const [pid, proc] of after) if (pick(pid, after)) seconds += proc.seconds - (before.get(pid)?.seconds ?? 0);
   return seconds;
 }
 
-/** Selects a process by its name (comm). */
-export const named = (name: string) => (pid: number, snapshot: CpuSnapshot) => snapshot.get(pid)?.name === name;
+/** Selects processes by their name (comm). */
+export const named =
+  (name: string): PickProcess =>
+  (pid, snapshot) =>
+    snapshot.get(pid)?.name === name;
 
-/** Selects `root` and its descendants. */
-export const treeOf = (root: number) => (pid: number, snapshot: CpuSnapshot) => {
-  for (let at: number | undefined = pid; at !== undefined && at > 1; at = snapshot.get(at)?.parent) if (at === root) return true;
-  return false;
-};
+/** Selects the roots and their descendants. */
+export const treeOf =
+  (...roots: number[]): PickProcess =>
+  (pid, snapshot) => {
+    for (let at: number | undefined = pid; at !== undefined && at > 1; at = snapshot.get(at)?.parent) if (roots.includes(at)) return true;
+    return false;
+  };
