@@ -73,8 +73,8 @@ async function main(): Promise<void> {
     const site = await ctx.sites.create('bench');
     const auth = { authorization: `Bearer ${site.secretKey}` };
     const build = createAggregator(ctx.keys);
-    const enrich = createEnricher(createSaltSource((k, v, t) => ctx.realtime.getOrSet(k, v, t), ctx.keys.salt));
-    const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx)], autoStart: false });
+    const enrich = createEnricher(createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt));
+    const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)], autoStart: false });
     const now = Date.now();
     const day = new Date(now).toISOString().slice(0, 10);
     const queries: [string, string][] = [
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
           const around = now - Math.floor(Math.random() * 30 * DAY);
           const messages = Array.from({ length: n }, (_, k) => synthetic(first + k, around, now));
           const enriched = await enrich(site.id, messages);
-          const duplicates = await ctx.realtime.applyAggregate(build(site.id, messages.map((message, k) => ({ message, enriched: enriched[k]! })), Date.now()));
+          const duplicates = await ctx.realtime.analytics.apply(build(site.id, messages.map((message, k) => ({ message, enriched: enriched[k]! })), Date.now()));
           if (duplicates.length > 0) throw new Error('synthetic message ids repeat');
           loaded += n;
           // Write behind as the service does, so the buffers stay small at 10 million events.

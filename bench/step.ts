@@ -12,7 +12,7 @@ const dist = async <T>(path: string): Promise<T> => (await import(new URL(`../di
 const { createAggregator } = await dist<typeof import('../src/process/aggregate.js')>('process/aggregate.js');
 const { createEnricher } = await dist<typeof import('../src/process/enrich.js')>('process/enrich.js');
 const { createKeys } = await dist<typeof import('../src/storage/keys.js')>('storage/keys.js');
-const { connectRedis, createRedisRealtime } = await dist<typeof import('../src/storage/redis/realtime-redis.js')>('storage/redis/realtime-redis.js');
+const { connectRedis, createRedisRealtime } = await dist<typeof import('../src/storage/redis/index.js')>('storage/redis/index.js');
 
 // npm run bench:step — the processor's atomic analytics step alone, against Redis: no HTTP, no
 // stream, no PostgreSQL. Steps of 1,000 events with bench:pipeline's mix (60 % page views, 20 %
@@ -69,8 +69,8 @@ async function main(): Promise<void> {
   const prefix = `bench_step_${randomBytes(4).toString('hex')}`;
   const client = connectRedis({ url: REDIS_URL });
   const redis = client as Redis;
-  const realtime = createRedisRealtime(client);
   const keys = createKeys(prefix);
+  const realtime = createRedisRealtime(client, keys);
   const build = createAggregator(keys);
   const enrich = createEnricher(async () => 'bench-salt');
   try {
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
         buildMs += performance.now() - started;
         ops += batch.ops.length;
       }
-      if ((await realtime.applyAggregate(batch)).length > 0) throw new Error('unexpected duplicates');
+      if ((await realtime.analytics.apply(batch)).length > 0) throw new Error('unexpected duplicates');
     };
     for (let i = 0; i < WARM_STEPS; i++) await apply(false);
 

@@ -66,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'flush': {
       const batches = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx), inboxTargets(ctx)], autoStart: false });
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames), inboxTargets(ctx)], autoStart: false });
         return flusher.flushAll();
       }, config, log);
       log.info({ batches }, 'flushed');
@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'rebuild': {
       const restored = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx)], autoStart: false });
+        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)], autoStart: false });
         await flusher.flushAll();
         const sites: Record<string, RebuildResult> = {};
         for (const site of await ctx.sites.list()) sites[site.name] = await rebuildSite(ctx, site.id);

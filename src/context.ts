@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import type { UnknownNames } from './counters/counter-names.js';
 import type { Db } from './storage/db.js';
 import { createKeys, type Keys } from './storage/keys.js';
-import { createMemoryRealtime } from './storage/memory/realtime-memory.js';
 import { rebuildSite } from './process/rebuild.js';
 import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
-import { connectRedis, createRedisRealtime } from './storage/redis/realtime-redis.js';
+import { createEmbeddedRealtime } from './storage/embedded/index.js';
+import { connectRedis, createRedisRealtime } from './storage/redis/index.js';
 import { SiteRepository } from './sites/site-repository.js';
 
 /** Everything a Tally process works with, built once at start and passed down. */
@@ -19,7 +20,20 @@ export interface Context {
   realtime: Realtime;
   keys: Keys;
   sites: SiteRepository;
+  /** Where stored names this version cannot read are reported (logged, and counted for /metrics). */
+  unknownNames: UnknownNames & { seen(): number };
   close(): Promise<void>;
+}
+
+function reportUnknownNames(log: Logger): UnknownNames & { seen(): number } {
+  let seen = 0;
+  return Object.assign(
+    (where: string, names: readonly string[]) => {
+      seen += names.length;
+      log.error({ where, count: names.length, names: names.slice(0, 10) }, 'stored counter names this version cannot read were skipped');
+    },
+    { seen: () => seen },
+  );
 }
 
 export async function openContext(config: Config, log: Logger): Promise<Context> {
@@ -34,18 +48,19 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     });
     const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
-    realtime = createRedisRealtime(client);
+    realtime = createRedisRealtime(client, keys);
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');
     db = await openPglite(config.dataDir, config.pgSchema);
-    realtime = createMemoryRealtime();
+    realtime = createEmbeddedRealtime(keys);
   }
   const applied = await migrate(db, config.pgSchema);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
   const sites = new SiteRepository(db);
+  const unknownNames = reportUnknownNames(log);
   if (config.mode === 'embedded') {
     // The in-process layer starts empty: PostgreSQL's durable counters are the truth to reload.
-    for (const site of await sites.list()) await rebuildSite({ db, realtime, keys }, site.id);
+    for (const site of await sites.list()) await rebuildSite({ db, realtime, unknownNames }, site.id);
   }
   return {
     config,
@@ -54,6 +69,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     realtime,
     keys,
     sites,
+    unknownNames,
     async close() {
       await realtime.close();
       await db.close();

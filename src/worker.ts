@@ -35,7 +35,7 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   });
   const flusher = startFlusher(ctx, {
     intervalMs: ctx.config.flushIntervalMs,
-    providers: [analyticsTargets(ctx), rollupTargets(ctx), inboxTargets(ctx)],
+    providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames), inboxTargets(ctx)],
   });
   // Recently changed users' unread counts against their rows; in embedded mode the buffers died
   // with the last process, so the first run checks every user.

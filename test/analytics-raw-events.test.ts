@@ -81,7 +81,7 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
         throw new Error('connection refused');
       },
     };
-    const enrich = createEnricher(createSaltSource((k, v, ttl) => t.ctx.realtime.getOrSet(k, v, ttl), t.ctx.keys.salt));
+    const enrich = createEnricher(createSaltSource((k, v, ttl) => t.ctx.realtime.coordination.getOrSet(k, v, ttl), t.ctx.keys.salt));
     const messages: CollectedMessage[] = [1, 2, 3].map((n) => ({
       type: 'track',
       event: 'Parked',

@@ -6,7 +6,7 @@ import { openTestApp, type TestApp } from './helpers.js';
 
 async function backlog(t: TestApp): Promise<number> {
   let n = 0;
-  for (let shard = 0; shard < t.ctx.config.streamShards; shard++) n += await t.ctx.realtime.streamLength(t.ctx.keys.stream(shard));
+  for (let shard = 0; shard < t.ctx.config.streamShards; shard++) n += await t.ctx.realtime.queue.length(t.ctx.keys.stream(shard));
   return n;
 }
 
@@ -213,7 +213,7 @@ describe('collector limits', () => {
       expect(res.statusCode).toBe(503);
       expect(res.headers['retry-after']).toBe('1');
       expect(res.json().error.code).toBe('overloaded');
-      expect(await t.ctx.realtime.streamLength(t.ctx.keys.stream(0))).toBe(100);
+      expect(await t.ctx.realtime.queue.length(t.ctx.keys.stream(0))).toBe(100);
     } finally {
       await t.close();
     }

@@ -7,6 +7,8 @@ import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { type Context, openContext } from '../src/context.js';
 import type { CreatedSite } from '../src/sites/site-repository.js';
+import type { BufferKeys } from '../src/storage/keys.js';
+import type { Realtime } from '../src/storage/realtime.js';
 
 // Tests talk to the real Redis and PostgreSQL of the machine (CI starts them); each test file
 // works in its own PostgreSQL schema and Redis key prefix, dropped at the end.
@@ -121,4 +123,10 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000,
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
+}
+
+/** Buffers deltas the way the processor does: packed deltas of an analytics step without events. */
+export async function bufferDeltas(realtime: Pick<Realtime, 'analytics'>, buffer: BufferKeys, names: string[], deltas: number[]): Promise<void> {
+  const duplicates = await realtime.analytics.apply({ dedupeTtlSeconds: 60, dedupeKeys: [], ops: [], packed: [{ buffer, names, deltas }] });
+  if (duplicates.length > 0) throw new Error('a step without events has no duplicates');
 }

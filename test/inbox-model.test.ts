@@ -52,20 +52,28 @@ interface Row {
 /** A real-time layer that can die at chosen points: a thrown error stands for a killed process. */
 function crashable(inner: Realtime) {
   const faults = { finishChange: false, finishBatch: false };
-  const layer: Realtime = Object.create(inner) as Realtime;
-  layer.finishInboxChange = async (...args) => {
-    if (faults.finishChange) {
-      faults.finishChange = false;
-      throw new Error('crash: change died after its commit');
-    }
-    return inner.finishInboxChange(...args);
-  };
-  layer.finishBatch = async (...args) => {
-    if (faults.finishBatch) {
-      faults.finishBatch = false;
-      throw new Error('crash: flusher died after its commit');
-    }
-    return inner.finishBatch(...args);
+  const layer: Realtime = {
+    ...inner,
+    inbox: {
+      ...inner.inbox,
+      finish: async (...args) => {
+        if (faults.finishChange) {
+          faults.finishChange = false;
+          throw new Error('crash: change died after its commit');
+        }
+        return inner.inbox.finish(...args);
+      },
+    },
+    buffers: {
+      take: (...args) => inner.buffers.take(...args),
+      finish: async (...args) => {
+        if (faults.finishBatch) {
+          faults.finishBatch = false;
+          throw new Error('crash: flusher died after its commit');
+        }
+        return inner.buffers.finish(...args);
+      },
+    },
   };
   return { layer, faults };
 }

@@ -141,7 +141,7 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     await inbox.create(t.site.id, { userId: user, title: 'kept' });
     // A change that died after its statement: intent recorded, row committed, delta never added.
     const keys = counter.keysOf(t.site.id, user);
-    await t.ctx.realtime.beginInboxChange(keys, 'cccccccccccccccc', [user], Date.now());
+    await t.ctx.realtime.inbox.begin(keys, 'cccccccccccccccc', [user], Date.now());
     await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
     expect((await inbox.count(t.site.id, user)).unread).toBe(1);
     expect(await checkUser(deps(), t.site.id, user, 30_000)).toEqual({ status: 'busy' });
@@ -149,7 +149,7 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     expect(await checkUser(deps(), t.site.id, user, 0)).toEqual({ status: 'ok' });
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
     // The slow change finishing after all adds nothing: it was counted from the rows.
-    const late = await t.ctx.realtime.finishInboxChange(keys, 'cccccccccccccccc', [{ userId: user, delta: 1 }], Date.now());
+    const late = await t.ctx.realtime.inbox.finish(keys, 'cccccccccccccccc', [{ userId: user, delta: 1 }], Date.now());
     expect(late[0]?.applied).toBe(false);
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
   });
@@ -158,9 +158,9 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     const user = uniqueName('u');
     await inbox.create(t.site.id, { userId: user, title: 'kept' });
     const keys = counter.keysOf(t.site.id, user);
-    await t.ctx.realtime.untouch(keys, [user], Date.now());
-    await t.ctx.realtime.beginInboxChange(keys, 'eeeeeeeeeeeeeeee', [user], Date.now() - 20_000);
-    await t.ctx.realtime.untouch(keys, [user], Date.now());
+    await t.ctx.realtime.inbox.untouch(keys, [user], Date.now());
+    await t.ctx.realtime.inbox.begin(keys, 'eeeeeeeeeeeeeeee', [user], Date.now() - 20_000);
+    await t.ctx.realtime.inbox.untouch(keys, [user], Date.now());
     await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
     const report = await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 10_000, limit: 0 });
     expect(report).toMatchObject({ drifted: 1, drift: 1 });
@@ -170,7 +170,7 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
   it('records what a run repaired: /metrics exports it as the drift metric', async () => {
     const user = uniqueName('u');
     const keys = counter.keysOf(t.site.id, user);
-    await t.ctx.realtime.beginInboxChange(keys, 'ffffffffffffffff', [user], Date.now() - 60_000);
+    await t.ctx.realtime.inbox.begin(keys, 'ffffffffffffffff', [user], Date.now() - 60_000);
     await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
     const run = await reconcileSites({ ...deps(), sites: { list: async () => [t.site] } }, { all: false, staleMs: 10_000, settleMs: 0, limit: 0 });
     expect(run.total).toMatchObject({ drifted: 1, drift: 1 });
@@ -186,8 +186,8 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     for (let i = 0; i < 3; i++) await inbox.create(t.site.id, { userId: user, title: `n${i}` });
     const keys = counter.keysOf(t.site.id, user);
     // Lose the pending deltas, as a Redis restart without persistence would.
-    await t.ctx.realtime.finishInboxChange(keys, 'dddddddddddddddd', [{ userId: user, delta: -3 }], Date.now());
-    await t.ctx.realtime.repairInboxCount(keys, user, -3, (await t.ctx.realtime.readInboxState(keys, user)).version, Date.now());
+    await t.ctx.realtime.inbox.finish(keys, 'dddddddddddddddd', [{ userId: user, delta: -3 }], Date.now());
+    await t.ctx.realtime.inbox.repair(keys, user, -3, (await t.ctx.realtime.inbox.readState(keys, user)).version, Date.now());
     expect((await inbox.count(t.site.id, user)).unread).toBe(0);
     const report = await reconcileAll(deps(), t.site.id, { staleMs: 30_000 });
     expect(report).toMatchObject({ drifted: 1, drift: 3, busy: 0 });

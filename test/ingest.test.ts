@@ -24,10 +24,9 @@ describe.each(['external', 'embedded'] as const)('ingest (%s)', (mode) => {
 
   async function entries(): Promise<StreamPayload[]> {
     const { realtime, keys } = t.ctx;
-    await realtime.ensureGroup(keys.stream(0), keys.streamGroup);
-    const reader = realtime.openReader(keys.stream(0), keys.streamGroup);
+    const reader = await realtime.queue.openConsumer(keys.stream(0), keys.streamGroup, 'test');
     try {
-      return (await reader.read('test', 100, 0)).map((e) => JSON.parse(e.payload) as StreamPayload);
+      return (await reader.read(100, 0)).map((e) => JSON.parse(e.payload) as StreamPayload);
     } finally {
       await reader.close();
     }
@@ -80,6 +79,6 @@ describe.each(['external', 'embedded'] as const)('ingest (%s)', (mode) => {
       expect(reason).toBeInstanceOf(TallyError);
       expect(reason.code).toBe('overloaded');
     }
-    expect(await t.ctx.realtime.streamLength(t.ctx.keys.stream(0))).toBe(100);
+    expect(await t.ctx.realtime.queue.length(t.ctx.keys.stream(0))).toBe(100);
   });
 });

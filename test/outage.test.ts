@@ -46,7 +46,7 @@ describe('PostgreSQL outage', () => {
     await eventually(async () => expect(await userStats()).toMatchObject({ clicks: 6 }));
     await worker.flusher.flushAll(); // fails: the batch stays in flight
     // The batch stays in flight, whole: taking again names it unchanged.
-    const inflight = await t.ctx.realtime.takeBatch(t.ctx.keys.analyticsBuffer(t.site.id), 0);
+    const inflight = await t.ctx.realtime.buffers.take(t.ctx.keys.analyticsBuffer(t.site.id), 0);
     expect(inflight?.deltas[inflight.fields.indexOf('u:u1|clicks')]).toBe(5);
 
     proxy.restore();

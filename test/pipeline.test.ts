@@ -121,16 +121,15 @@ describe('redelivery', () => {
     const t = await openTestApp('external', { TALLY_STREAM_SHARDS: '1' });
     try {
       const stream = t.ctx.keys.stream(0);
-      await t.ctx.realtime.ensureGroup(stream, t.ctx.keys.streamGroup);
+      const dead = await t.ctx.realtime.queue.openConsumer(stream, t.ctx.keys.streamGroup, 'dead');
       await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [clicks('c', 'p', 'r1')] } });
       // A consumer reads the entry, counts it, and dies before the ack.
-      const dead = t.ctx.realtime.openReader(stream, t.ctx.keys.streamGroup);
-      expect(await dead.read('dead', 10, 100)).toHaveLength(1);
+      expect(await dead.read(10, 100)).toHaveLength(1);
       await dead.close();
       const counted = startProcessor({ ...t.ctx, log: silentLog }, { shards: 1, claimIdleMs: 100, blockMs: 50 });
       const stats = async () => (await t.app.inject({ url: '/v1/stats/users/c', headers: { authorization: t.bearer } })).json();
       await eventually(async () => expect(await stats()).toMatchObject({ clicks: 1 }));
-      await eventually(async () => expect(await t.ctx.realtime.streamLength(stream)).toBe(0));
+      await eventually(async () => expect(await t.ctx.realtime.queue.length(stream)).toBe(0));
       await counted.stop();
       expect(await stats()).toMatchObject({ clicks: 1 });
     } finally {

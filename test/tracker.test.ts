@@ -167,7 +167,7 @@ describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chro
     });
     expect(retry.statusCode).toBe(200);
     await eventually(async () => {
-      for (let shard = 0; shard < t.ctx.config.streamShards; shard++) expect(await t.ctx.realtime.streamLength(t.ctx.keys.stream(shard))).toBe(0);
+      for (let shard = 0; shard < t.ctx.config.streamShards; shard++) expect(await t.ctx.realtime.queue.length(t.ctx.keys.stream(shard))).toBe(0);
     });
     expect(await stats(userId)).toMatchObject(want);
   });

@@ -46,7 +46,7 @@ interface OpenEntry {
  * entries, so it is accepted or refused whole. Each resolves once the stream holds its entry:
  * that is when the collector may answer "accepted".
  */
-export function createIngest(deps: { realtime: Realtime; keys: Keys; config: Config }, onAccepted?: (n: number) => void): Ingest {
+export function createIngest(deps: { realtime: Pick<Realtime, 'queue'>; keys: Keys; config: Config }, onAccepted?: (n: number) => void): Ingest {
   let next = 0;
   let open = new Map<string, OpenEntry>();
   let scheduled = false;
@@ -56,7 +56,7 @@ export function createIngest(deps: { realtime: Realtime; keys: Keys; config: Con
     next = (next + 1) % deps.config.streamShards;
     const payload = `{"s":${JSON.stringify(entry.siteId)},"m":[${entry.parts.join(',')}]}`;
     try {
-      const id = await deps.realtime.enqueue(deps.keys.stream(shard), payload, deps.config.streamMaxBacklog);
+      const id = await deps.realtime.queue.enqueue(deps.keys.stream(shard), payload, deps.config.streamMaxBacklog);
       if (id === null) throw new TallyError('overloaded', 'The ingestion backlog is full; retry later.', undefined, 1);
     } catch (err) {
       for (const w of entry.waiters) w.reject(err);

@@ -1,21 +1,12 @@
 import type { Db, Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
+import { parseDurableName, type UnknownNames } from './counter-names.js';
 import type { DeltaSink } from './flush.js';
 import { perSiteTargets, type TargetProvider } from './flusher.js';
 
-// Analytics counters live hot in Redis hashes ({s:<site>}:<suffix>, field) and durably in
-// PostgreSQL's counters table under the name "<suffix>|<field>". Suffixes are built from escaped
-// ids (keys.part), so they hold no '|': the first '|' splits a name back into key and field.
-
-export function durableName(suffix: string, field: string): string {
-  return `${suffix}|${field}`;
-}
-
-export function splitDurableName(name: string): { suffix: string; field: string } {
-  const at = name.indexOf('|');
-  return { suffix: name.slice(0, at), field: name.slice(at + 1) };
-}
+// Analytics counters live hot in the real-time layer (a figure's hash, field) and durably in
+// PostgreSQL's counters table under the durable name "<suffix>|<field>" (counter-names.ts).
 
 /**
  * Applies a flushed batch of one site's counter deltas: one statement for the whole batch, its
@@ -32,24 +23,34 @@ export function counterSink(siteId: string): DeltaSink {
   };
 }
 
+/** Figures written back per call. */
+const RESTORE_CHUNK = 500;
+
 /** Writes a site's durable counter values into the real-time layer (embedded start, rebuild). */
 export async function restoreAnalyticsCounters(
-  deps: { db: Db; realtime: Realtime; keys: Keys },
+  deps: { db: Db; realtime: Pick<Realtime, 'analytics'> },
   siteId: string,
+  unknown: UnknownNames,
 ): Promise<number> {
   const result = await deps.db.query<{ name: string; value: number }>(
     'SELECT name, value FROM counters WHERE site_id = $1',
     [siteId],
   );
-  const byKey = new Map<string, Record<string, number>>();
+  const bySuffix = new Map<string, Record<string, number>>();
+  const bad: string[] = [];
   for (const row of result.rows) {
-    const { suffix, field } = splitDurableName(row.name);
-    const key = deps.keys.siteKey(siteId, suffix);
-    let fields = byKey.get(key);
-    if (!fields) byKey.set(key, (fields = {}));
-    fields[field] = row.value;
+    const parsed = parseDurableName(row.name);
+    if (!parsed) {
+      bad.push(row.name);
+      continue;
+    }
+    let fields = bySuffix.get(parsed.suffix);
+    if (!fields) bySuffix.set(parsed.suffix, (fields = {}));
+    fields[parsed.field] = Number(row.value);
   }
-  for (const [key, fields] of byKey) await deps.realtime.hset(key, fields);
+  if (bad.length > 0) unknown(`counters:${siteId}`, bad);
+  const items = [...bySuffix].map(([suffix, values]) => ({ kind: 'counters' as const, suffix, values }));
+  for (let i = 0; i < items.length; i += RESTORE_CHUNK) await deps.realtime.analytics.restore(siteId, items.slice(i, i + RESTORE_CHUNK));
   return result.rows.length;
 }
 

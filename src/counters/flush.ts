@@ -1,6 +1,7 @@
 import type { Db, Queryable } from '../storage/db.js';
 import type { BufferKeys } from '../storage/keys.js';
-import type { Realtime, TakenBatch } from '../storage/realtime.js';
+import type { TakenBatch } from '../storage/counter-buffers.js';
+import type { Realtime } from '../storage/realtime.js';
 
 // Write-behind of buffered counter deltas, exactly once:
 //   1. take: the pending hash (and list of packed deltas) is renamed into flight under a sequence
@@ -79,7 +80,7 @@ async function applyOnce(db: Db, taken: readonly Taken[], sink: DeltaSink): Prom
  * statement, then each is finished. Per buffer: its result, null when it had nothing to flush.
  */
 export async function flushBuffers(
-  deps: { db: Db; realtime: Realtime },
+  deps: { db: Db; realtime: Pick<Realtime, 'buffers'> },
   buffers: readonly BufferKeys[],
   sink: DeltaSink,
   maxPackedBytes = MAX_PACKED_BYTES_PER_BATCH,
@@ -90,7 +91,7 @@ export async function flushBuffers(
   );
   const lastSeq = new Map(last.rows.map((row) => [row.buffer, Number(row.last_seq)]));
   const batches = await Promise.all(
-    buffers.map((buffer) => deps.realtime.takeBatch(buffer, lastSeq.get(buffer.name) ?? 0, maxPackedBytes)),
+    buffers.map((buffer) => deps.realtime.buffers.take(buffer, lastSeq.get(buffer.name) ?? 0, maxPackedBytes)),
   );
   const taken: Taken[] = [];
   batches.forEach((batch, i) => {
@@ -98,7 +99,7 @@ export async function flushBuffers(
   });
   if (taken.length === 0) return buffers.map(() => null);
   const applied = await applyOnce(deps.db, taken, sink);
-  await Promise.all(taken.map(({ buffer, batch }) => deps.realtime.finishBatch(buffer, batch.seq)));
+  await Promise.all(taken.map(({ buffer, batch }) => deps.realtime.buffers.finish(buffer, batch.seq)));
   return batches.map((batch, i) =>
     batch
       ? { seq: batch.seq, fields: batch.fields.length, applied: applied.has((buffers[i] as BufferKeys).name), more: batch.more }
@@ -107,7 +108,7 @@ export async function flushBuffers(
 }
 
 export async function flushBuffer(
-  deps: { db: Db; realtime: Realtime },
+  deps: { db: Db; realtime: Pick<Realtime, 'buffers'> },
   buffer: BufferKeys,
   sink: DeltaSink,
 ): Promise<FlushResult | null> {

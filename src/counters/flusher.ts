@@ -53,7 +53,7 @@ const LOCK_TTL_MS = 30_000;
 const MAX_ROUNDS = 4;
 
 export function startFlusher(
-  deps: { db: Db; realtime: Realtime; keys: Keys; log: Logger },
+  deps: { db: Db; realtime: Pick<Realtime, 'buffers' | 'coordination'>; keys: Keys; log: Logger },
   options: { intervalMs: number; providers: TargetProvider[]; autoStart?: boolean; maxPackedBytes?: number },
 ): Flusher {
   const token = randomBytes(8).toString('hex');
@@ -65,7 +65,7 @@ export function startFlusher(
   async function flushTarget(target: FlushTarget): Promise<Pass> {
     let buffers = buffersOf(target);
     const lock = deps.keys.lock(`flush:${buffers.map((b) => b.name).join('+')}`);
-    if (!(await deps.realtime.tryLock(lock, token, LOCK_TTL_MS))) return { batches: 0, behind: false };
+    if (!(await deps.realtime.coordination.tryLock(lock, token, LOCK_TTL_MS))) return { batches: 0, behind: false };
     try {
       let batches = 0;
       const cut = new Set<string>();
@@ -82,7 +82,7 @@ export function startFlusher(
       }
       return { batches, behind: cut.size > 0 };
     } finally {
-      await deps.realtime.unlock(lock, token);
+      await deps.realtime.coordination.unlock(lock, token);
     }
   }
 

@@ -45,7 +45,7 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
   const { ctx, auth } = deps;
   const counter = createUnreadCounter(ctx);
   const inbox = createInbox({ db: ctx.db, counter });
-  const stream = registerLiveCount(app, { realtime: ctx.realtime, counter });
+  const stream = registerLiveCount(app, { live: ctx.realtime.live, counter });
   if (deps.registry) registerDriftMetrics(deps.registry, ctx);
 
   const byId = async (request: FastifyRequest) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { TallyError } from '../errors.js';
 import type { Db, Prepared, Queryable } from '../storage/db.js';
-import type { FinishedInboxChange } from '../storage/realtime.js';
+import type { FinishedInboxChange } from '../storage/inbox-counts.js';
 import * as sql from './notification-sql.js';
 import { createBatcher } from './statement-batch.js';
 import { type DurableCount, durableOf, refKey, type StatementOutcome, type UnreadCounter, type UnreadValue } from './unread-counter.js';

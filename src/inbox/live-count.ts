@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Realtime } from '../storage/realtime.js';
+import type { LiveChannel } from '../storage/live-channel.js';
 import type { UnreadCounter } from './unread-counter.js';
 
 // GET …/notifications/stream: Server-Sent Events of {"unread", "version"}. The current value goes
@@ -9,7 +9,7 @@ import type { UnreadCounter } from './unread-counter.js';
 
 const HEARTBEAT_MS = 15_000;
 
-export function registerLiveCount(app: FastifyInstance, deps: { realtime: Realtime; counter: UnreadCounter }) {
+export function registerLiveCount(app: FastifyInstance, deps: { live: LiveChannel; counter: UnreadCounter }) {
   const open = new Set<() => void>();
   app.addHook('preClose', async () => {
     for (const end of [...open]) end();
@@ -44,7 +44,7 @@ export function registerLiveCount(app: FastifyInstance, deps: { realtime: Realti
     };
 
     // Subscribe before the first read: a change landing in between is announced, not missed.
-    const unsubscribe = await deps.realtime.subscribe(deps.counter.channel(siteId, userId), (message) => {
+    const unsubscribe = await deps.live.subscribe(deps.counter.channel(siteId, userId), (message) => {
       if (Number(message) > sent) push();
     });
     reply.hijack();

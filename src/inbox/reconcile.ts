@@ -3,7 +3,7 @@ import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { TRUE_AND_DURABLE, DURABLE_MISMATCHES } from './notification-sql.js';
-import { durableOf, INBOX_SHARDS, MUTATION_ID_LENGTH, type UnreadCounter } from './unread-counter.js';
+import { durableOf, INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
 
 // The reconciler: compares a user's count (durable + buffered, and the total kept beside the
 // buffer) with COUNT(*) of their unread rows and repairs the difference. A count drifts only when a process dies between a change's
@@ -19,7 +19,7 @@ import { durableOf, INBOX_SHARDS, MUTATION_ID_LENGTH, type UnreadCounter } from 
 
 export interface ReconcileDeps {
   db: Db;
-  realtime: Realtime;
+  realtime: Pick<Realtime, 'inbox'>;
   keys: Keys;
   log: Logger;
   counter: UnreadCounter;
@@ -44,10 +44,10 @@ const AUDIT_PER_SHARD = 50;
 export async function checkUser(deps: ReconcileDeps, siteId: string, userId: string, staleMs: number): Promise<CheckResult> {
   const keys = deps.counter.keysOf(siteId, userId);
   const now = Date.now();
-  let before = await deps.realtime.readInboxState(keys, userId);
+  let before = await deps.realtime.inbox.readState(keys, userId);
   if (before.intents > 0 && before.oldestIntentMs <= now - staleMs) {
-    await deps.realtime.dropStaleIntents(keys, userId, now - staleMs);
-    before = await deps.realtime.readInboxState(keys, userId);
+    await deps.realtime.inbox.dropStaleIntents(keys, userId, now - staleMs);
+    before = await deps.realtime.inbox.readState(keys, userId);
   }
   if (before.intents > 0) return { status: 'busy' };
   const result = await deps.db.query<{ truth: number; durable: number | null; last_seq: number | null }>(TRUE_AND_DURABLE, [
@@ -57,7 +57,7 @@ export async function checkUser(deps: ReconcileDeps, siteId: string, userId: str
   ]);
   const row = result.rows[0];
   const durable = durableOf(row);
-  const after = await deps.realtime.readInboxState(keys, userId);
+  const after = await deps.realtime.inbox.readState(keys, userId);
   if (after.version !== before.version || after.intents > 0 || after.doneSeq > durable.lastSeq) return { status: 'busy' };
   const counted = durable.durable + after.pending + (after.inflightSeq > durable.lastSeq ? after.inflight : 0);
   const truth = Number(row?.truth ?? 0);
@@ -65,8 +65,8 @@ export async function checkUser(deps: ReconcileDeps, siteId: string, userId: str
   // Reads answer the kept total: one that left the buffer's sum is dropped with the repair.
   const answered = after.total ?? counted;
   if (drift === 0 && answered === counted) return { status: 'ok' };
-  if (!(await deps.realtime.repairInboxCount(keys, userId, drift, after.version, Date.now()))) return { status: 'busy' };
-  const repaired = await deps.realtime.readInboxState(keys, userId);
+  if (!(await deps.realtime.inbox.repair(keys, userId, drift, after.version, Date.now()))) return { status: 'busy' };
+  const repaired = await deps.realtime.inbox.readState(keys, userId);
   deps.counter.announce(siteId, userId, repaired.version);
   deps.log.warn({ siteId, userId, drift: truth - answered }, 'inbox count drifted from its rows; repaired');
   return { status: 'repaired', drift: truth - answered };
@@ -124,13 +124,11 @@ export async function reconcileTouched(
     const keys = deps.keys.inbox(siteId, shard);
     const startedAt = Date.now();
     const suspects = new Set<string>();
-    for (const [field, at] of Object.entries(await deps.realtime.hgetall(keys.intents))) {
-      if (at <= startedAt - options.staleMs) suspects.add(field.slice(MUTATION_ID_LENGTH));
-    }
-    for (const userId of await deps.realtime.listTouched(keys, startedAt - options.settleMs, options.limit)) suspects.add(userId);
+    for (const userId of await deps.realtime.inbox.staleUsers(keys, startedAt - options.staleMs)) suspects.add(userId);
+    for (const userId of await deps.realtime.inbox.listTouched(keys, startedAt - options.settleMs, options.limit)) suspects.add(userId);
     if (suspects.size === 0) continue;
     const { report, settled } = await checkUsers(deps, siteId, [...suspects], { staleMs: options.staleMs, attempts: 2 });
-    await deps.realtime.untouch(keys, settled, startedAt);
+    await deps.realtime.inbox.untouch(keys, settled, startedAt);
     total = add(total, report);
   }
   return total;
@@ -142,10 +140,7 @@ export async function reconcileAll(deps: ReconcileDeps, siteId: string, options:
   const mismatches = await deps.db.query<{ user_id: string }>(DURABLE_MISMATCHES, [siteId]);
   for (const row of mismatches.rows) candidates.add(row.user_id);
   for (let shard = 0; shard < INBOX_SHARDS; shard++) {
-    const buffer = deps.keys.inboxBuffer(siteId, shard);
-    for (const key of [buffer.pending, buffer.inflight]) {
-      for (const userId of Object.keys(await deps.realtime.hgetall(key))) candidates.add(userId);
-    }
+    for (const userId of await deps.realtime.inbox.bufferedUsers(deps.keys.inbox(siteId, shard))) candidates.add(userId);
   }
   const { report } = await checkUsers(deps, siteId, [...candidates], { staleMs: options.staleMs, attempts: 10 });
   return report;

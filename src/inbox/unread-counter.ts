@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
 import { prepared, type Queryable } from '../storage/db.js';
 import { type InboxKeys, type Keys, part } from '../storage/keys.js';
-import type { DurableSnapshot, FinishedInboxChange, Realtime } from '../storage/realtime.js';
+import type { DurableSnapshot, FinishedInboxChange } from '../storage/inbox-counts.js';
+import type { Realtime } from '../storage/realtime.js';
 import { statementFailed } from './statement-batch.js';
 
 // A user's unread count = durable value in PostgreSQL (unread_counts, written behind by the
@@ -14,9 +15,6 @@ import { statementFailed } from './statement-batch.js';
 // read. Every change goes through `change()`: intent, ONE conditional SQL statement (or one batch
 // of them, run as one statement) whose affected rows are the deltas, then the deltas. There is no
 // other path.
-
-/** Length of a change's id: intent fields are the id followed by the user id. */
-export const MUTATION_ID_LENGTH = 16;
 
 /** Buffer shards per site: spreads a site's hot users over several Redis Cluster slots. */
 export const INBOX_SHARDS = 8;
@@ -96,12 +94,12 @@ const SELECT_DURABLE = prepared('inbox_durable', `SELECT ${durableColumns(1, 2, 
 // create's +1, both requests still running); 0 is a value the count really had.
 const unreadOf = (total: number) => Math.max(0, total);
 
-export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; keys: Keys; log: Logger }): UnreadCounter {
+export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realtime, 'inbox' | 'live'>; keys: Keys; log: Logger }): UnreadCounter {
   const keysOf = (siteId: string, userId: string) => deps.keys.inbox(siteId, shardOf(userId));
   const channel = (siteId: string, userId: string) => deps.keys.channel(`inbox:${part(siteId)}:${part(userId)}`);
 
   function announce(siteId: string, userId: string, version: number): void {
-    deps.realtime
+    deps.realtime.live
       .publish(channel(siteId, userId), String(version))
       .catch((err: unknown) => deps.log.warn({ err }, 'live count push failed'));
   }
@@ -110,7 +108,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
     const keys = keysOf(siteId, userId);
     // Almost every read: the total Redis keeps. Without one, compose it from PostgreSQL's count;
     // a flush finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
-    const kept = await deps.realtime.readInboxTotal(keys, userId);
+    const kept = await deps.realtime.inbox.readTotal(keys, userId);
     if (kept.total !== null) return { unread: unreadOf(kept.total), version: kept.version };
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(SELECT_DURABLE, [
@@ -118,7 +116,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
         userId,
         keys.buffer.name,
       ]);
-      const composed = await deps.realtime.readInboxTotal(keys, userId, durableOf(row.rows[0]));
+      const composed = await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
       if (composed.total !== null) return { unread: unreadOf(composed.total), version: composed.version };
     }
     throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
@@ -139,7 +137,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
 
     async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
       // One intent per user, for the whole statement: one script call per buffer shard.
-      const mutationId = randomBytes(MUTATION_ID_LENGTH / 2).toString('hex');
+      const changeId = randomBytes(8).toString('hex');
       const groups = new Map<string, { siteId: string; keys: InboxKeys; users: string[] }>();
       const seen = new Set<string>();
       for (const { siteId, userId } of users) {
@@ -153,7 +151,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
         else groups.set(groupKey, { siteId, keys: deps.keys.inbox(siteId, shard), users: [userId] });
       }
       const started = Date.now();
-      await Promise.all([...groups.values()].map((g) => deps.realtime.beginInboxChange(g.keys, mutationId, g.users, started)));
+      await Promise.all([...groups.values()].map((g) => deps.realtime.inbox.begin(g.keys, changeId, g.users, started)));
       const finish: Finish = async (deltas, durable) => {
         const done = new Map<string, FinishedInboxChange>();
         const now = Date.now();
@@ -163,7 +161,7 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Realtime; k
               const key = refKey(siteId, userId);
               return { userId, delta: deltas.get(key) ?? 0, channel: channel(siteId, userId), durable: durable?.get(key) };
             });
-            const states = await deps.realtime.finishInboxChange(keys, mutationId, changes, now);
+            const states = await deps.realtime.inbox.finish(keys, changeId, changes, now);
             states.forEach((state, i) => done.set(refKey(siteId, ids[i] as string), state));
           }),
         );

@@ -27,10 +27,11 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: Context, metrics
   app.get('/metrics', async (_request, reply) => {
     let backlog = 0;
     for (let shard = 0; shard < ctx.config.streamShards; shard++) {
-      backlog += await ctx.realtime.streamLength(ctx.keys.stream(shard)).catch(() => 0);
+      backlog += await ctx.realtime.queue.length(ctx.keys.stream(shard)).catch(() => 0);
     }
     metrics.streamBacklog.set(backlog);
     if (flusher) metrics.flushLag.set(flusher.lagSeconds());
+    metrics.unknownNames.set(ctx.unknownNames.seen());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 }

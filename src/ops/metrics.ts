@@ -19,6 +19,11 @@ export function createMetrics() {
       help: 'Age of the oldest counter delta that may not be in PostgreSQL yet: seconds since the start of the last flush pass that failed nothing and left no backlog',
       registers: [registry],
     }),
+    unknownNames: new Gauge({
+      name: 'tally_unknown_counter_names',
+      help: 'Stored counter names this version cannot read, skipped since the process started (each is logged)',
+      registers: [registry],
+    }),
     requestDuration: new Histogram({
       name: 'tally_http_request_duration_seconds',
       help: 'HTTP request latency',

@@ -1,16 +1,16 @@
-import { type Keys, part } from '../storage/keys.js';
+import { figureSuffix } from '../counters/counter-names.js';
 import type { Realtime } from '../storage/realtime.js';
 
 // Per-user and per-product figures, read from the hot counters (see process/aggregate.ts).
 
-export function createCounterStats(deps: { realtime: Realtime; keys: Keys }) {
-  const { realtime, keys } = deps;
+export function createCounterStats(deps: { realtime: Pick<Realtime, 'analytics'> }) {
+  const hot = deps.realtime.analytics;
+  const user = (siteId: string, id: string) => hot.counters(siteId, figureSuffix({ kind: 'user', id }));
   return {
     async user(siteId: string, userId: string) {
-      const id = part(userId);
       const [totals, events] = await Promise.all([
-        realtime.hgetall(keys.siteKey(siteId, `u:${id}`)),
-        realtime.hgetall(keys.siteKey(siteId, `ue:${id}`)),
+        user(siteId, userId),
+        hot.counters(siteId, figureSuffix({ kind: 'userEvents', id: userId })),
       ]);
       return {
         userId,
@@ -22,11 +22,11 @@ export function createCounterStats(deps: { realtime: Realtime; keys: Keys }) {
     },
 
     async product(siteId: string, productId: string) {
-      const totals = await realtime.hgetall(keys.siteKey(siteId, `p:${part(productId)}`));
+      const totals = await hot.counters(siteId, figureSuffix({ kind: 'product', id: productId }));
       return { productId, clicks: totals['clicks'] ?? 0, uniqueUsers: totals['users'] ?? 0 };
     },
 
-    userClicks: (siteId: string, userId: string) => realtime.hget(keys.siteKey(siteId, `u:${part(userId)}`), 'clicks'),
+    userClicks: async (siteId: string, userId: string) => (await user(siteId, userId))['clicks'] ?? 0,
   };
 }
 

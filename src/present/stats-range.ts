@@ -1,5 +1,6 @@
 import { TallyError } from '../errors.js';
-import { bucketOf, RES_SECONDS, type Res } from '../process/buckets.js';
+import { RES_SECONDS, type Res } from '../counters/counter-names.js';
+import { bucketOf } from '../process/buckets.js';
 
 // Periods of the stats API as time ranges, and ranges as the fewest time buckets that cover
 // them exactly (whole days, then whole hours, then minutes at the edges).

@@ -1,16 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import {
-  type Dimension,
-  heldInRealtime,
-  type RankMetric,
-  RES_SECONDS,
-  rankSuffix,
-  type Res,
-  totalsSuffix,
-  uniqueSuffix,
-} from '../process/buckets.js';
+import { figureSuffix, RES_SECONDS, type Res } from '../counters/counter-names.js';
+import { type Dimension, heldInRealtime, type RankMetric } from '../process/buckets.js';
 import type { Db } from '../storage/db.js';
-import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { Bucket } from './stats-range.js';
 
@@ -24,15 +14,20 @@ export interface Ranked {
   count: number;
 }
 
-export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db }, now: () => number = Date.now) {
-  const { realtime, keys, db } = deps;
+const totalsOf = (b: Bucket) => figureSuffix({ kind: 'totals', res: b.res, bucket: b.bucket });
+const uniqueOf = (b: Bucket, dim?: Dimension, value?: string) =>
+  figureSuffix(dim === undefined ? { kind: 'unique', res: b.res, bucket: b.bucket } : { kind: 'unique', res: b.res, bucket: b.bucket, dim, value: value ?? '' });
 
-  function split(buckets: readonly Bucket[]): { hot: Bucket[]; cold: Bucket[] } {
+export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>; db: Db }, now: () => number = Date.now) {
+  const { db } = deps;
+  const hot = deps.realtime.analytics;
+
+  function split(buckets: readonly Bucket[]): { held: Bucket[]; cold: Bucket[] } {
     const t = now();
-    const hot: Bucket[] = [];
+    const held: Bucket[] = [];
     const cold: Bucket[] = [];
-    for (const b of buckets) (heldInRealtime(b.res, b.bucket, t) ? hot : cold).push(b);
-    return { hot, cold };
+    for (const b of buckets) (heldInRealtime(b.res, b.bucket, t) ? held : cold).push(b);
+    return { held, cold };
   }
 
   /**
@@ -62,10 +57,10 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
 
   /** Totals fields summed over the buckets. */
   async function totals(siteId: string, buckets: readonly Bucket[]): Promise<Record<string, number>> {
-    const { hot, cold } = split(buckets);
+    const { held, cold } = split(buckets);
     const sums: Record<string, number> = {};
     const add = (field: string, n: number) => (sums[field] = (sums[field] ?? 0) + n);
-    const hashes = await Promise.all(hot.map((b) => realtime.hgetall(keys.siteKey(siteId, totalsSuffix(b.res, b.bucket)))));
+    const hashes = await Promise.all(held.map((b) => hot.counters(siteId, totalsOf(b))));
     for (const h of hashes) for (const [field, n] of Object.entries(h)) add(field, n);
     if (cold.length > 0) {
       const q = coldQuery('rollups', 'metric, count', "dim = ''", siteId, [], cold);
@@ -77,8 +72,8 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
 
   /** Distinct visitors over the buckets (of one dimension value when dim is given). */
   async function visitors(siteId: string, buckets: readonly Bucket[], dim?: Dimension, value?: string): Promise<number> {
-    const { hot, cold } = split(buckets);
-    let n = await realtime.pfcount(hot.map((b) => keys.siteKey(siteId, uniqueSuffix(b.res, b.bucket, dim, value))));
+    const { held, cold } = split(buckets);
+    let n = await hot.countUniques(siteId, held.map((b) => uniqueOf(b, dim, value)));
     if (cold.length > 0) {
       const q = coldQuery('uniques', 'visitors', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
       const rows = await db.query<{ n: number | null }>(`SELECT sum(visitors)::int8 AS n FROM (${q.text}) c`, q.values);
@@ -89,13 +84,12 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
 
   /** A ranking summed over the buckets, highest first (limit 0: all). */
   async function ranking(siteId: string, buckets: readonly Bucket[], dim: Dimension, metric: RankMetric, limit: number): Promise<Ranked[]> {
-    const { hot, cold } = split(buckets);
-    // Both halves must be whole to be merged exactly; the hot half alone can be cut in Redis.
+    const { held, cold } = split(buckets);
+    // Both halves must be whole to be merged exactly; the held half alone can be cut in Redis.
     const hotLimit = cold.length > 0 ? 0 : limit;
     const sums = new Map<string, number>();
-    const hotKeys = hot.map((b) => keys.siteKey(siteId, rankSuffix(b.res, b.bucket, dim, metric)));
-    const scratch = keys.siteKey(siteId, `tmp:${randomBytes(6).toString('hex')}`);
-    for (const { member, score } of await realtime.rankUnion(hotKeys, hotLimit, scratch)) sums.set(member, score);
+    const rankings = held.map((b) => figureSuffix({ kind: 'ranking', res: b.res, bucket: b.bucket, dim, metric }));
+    for (const { member, score } of await hot.rank(siteId, rankings, hotLimit)) sums.set(member, score);
     if (cold.length > 0) {
       const q = coldQuery('rollups', 'value, count', 'dim = $2 AND metric = $3', siteId, [dim, metric], cold);
       const rows = await db.query<{ value: string; n: number }>(`SELECT value, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY value`, q.values);
@@ -124,14 +118,14 @@ export function createStatsReader(deps: { realtime: Realtime; keys: Keys; db: Db
     return Promise.all(
       buckets.map(async (b) => {
         if (!heldInRealtime(b.res, b.bucket, t)) return fromPg.get(`${b.res}${b.bucket}`) ?? 0;
-        if (field === 'visitors') return realtime.pfcount([keys.siteKey(siteId, uniqueSuffix(b.res, b.bucket))]);
-        return realtime.hget(keys.siteKey(siteId, totalsSuffix(b.res, b.bucket)), field);
+        if (field === 'visitors') return hot.countUniques(siteId, [uniqueOf(b)]);
+        return (await hot.counters(siteId, totalsOf(b)))[field] ?? 0;
       }),
     );
   }
 
   /** Visitors seen in the last windowMs. */
-  const live = (siteId: string, windowMs: number) => realtime.zcount(keys.siteKey(siteId, 'live'), now() - windowMs, Number.MAX_SAFE_INTEGER);
+  const live = (siteId: string, windowMs: number) => hot.liveSince(siteId, now() - windowMs);
 
   return { totals, visitors, ranking, series, live };
 }

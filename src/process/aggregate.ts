@@ -1,20 +1,8 @@
 import type { CollectedMessage } from '../collect/message.js';
-import { durableName } from '../counters/analytics-counters.js';
+import { durableName, figureSuffix, type Res } from '../counters/counter-names.js';
+import type { AggregateBatch, AggregateOp, Durable, PackedDeltas, SessionView } from '../storage/analytics-realtime.js';
 import { type BufferKeys, type Keys, part } from '../storage/keys.js';
-import type { AggregateBatch, AggregateOp, Durable, PackedDeltas, SessionView } from '../storage/realtime.js';
-import {
-  bucketOf,
-  type Dimension,
-  heldInRealtime,
-  type RankMetric,
-  type Res,
-  RESOLUTIONS,
-  rankSuffix,
-  TOTALS,
-  totalsSuffix,
-  ttlOf,
-  uniqueSuffix,
-} from './buckets.js';
+import { bucketOf, type Dimension, heldInRealtime, type RankMetric, RESOLUTIONS, TOTALS, ttlOf } from './buckets.js';
 import type { Enriched } from './enrich.js';
 
 // What a batch of one site's messages counts, summed into as few ops as possible for the one
@@ -25,13 +13,8 @@ import type { Enriched } from './enrich.js';
 // increment (what the flush writes to PostgreSQL) does not depend on what Redis holds, so the
 // batch carries those as packed deltas, one item per buffer, instead of an increment per name.
 //
-// Per-user and per-product counters (durable in the counters table), in hashes {s:<site>}:<suffix>:
-//   u:<visitor>     pageviews, clicks, products (distinct products clicked)
-//   ue:<visitor>    one field per track event name
-//   p:<product>     clicks, users (distinct users who clicked it)
-//   pu:<product>    one field per user: that user's clicks on the product (its first click
-//                   makes the distinct counts above move, exactly)
-// Time buckets (rollups, HyperLogLogs, rankings): see buckets.ts.
+// Per-user and per-product counters (durable in the counters table) and the time buckets
+// (rollups, HyperLogLogs, rankings) are named in src/counters/counter-names.ts.
 
 /** A retried message (same site + messageId) is recognised for at least 24 hours. */
 export const DEDUPE_TTL_SECONDS = 25 * 60 * 60;
@@ -193,7 +176,7 @@ export function createAggregator(keys: Keys) {
       const ttl = ttlOf(res, bucket, nowMs);
       const ranks = new Map<string, Named>();
       const uniques = new Map<string, Map<string, Named>>();
-      const total = named(totalsSuffix(res, bucket), ttl);
+      const total = named(figureSuffix({ kind: 'totals', res, bucket }), ttl);
       return {
         res,
         bucket,
@@ -202,7 +185,7 @@ export function createAggregator(keys: Keys) {
         rank(dim, metric) {
           const id = dim + metric;
           let n = ranks.get(id);
-          if (!n) ranks.set(id, (n = named(rankSuffix(res, bucket, dim, metric), ttl)));
+          if (!n) ranks.set(id, (n = named(figureSuffix({ kind: 'ranking', res, bucket, dim, metric }), ttl)));
           return n;
         },
         unique(dim, value) {
@@ -211,7 +194,7 @@ export function createAggregator(keys: Keys) {
           if (!values) uniques.set(id, (values = new Map()));
           const v = value ?? '';
           let n = values.get(v);
-          if (!n) values.set(v, (n = named(uniqueSuffix(res, bucket, dim, value), ttl)));
+          if (!n) values.set(v, (n = named(figureSuffix(dim === undefined ? { kind: 'unique', res, bucket } : { kind: 'unique', res, bucket, dim, value: v }), ttl)));
           return n;
         },
       };
@@ -294,13 +277,15 @@ export function createAggregator(keys: Keys) {
     }
     if (e.bot || e.kind === 'other') return;
     sums.seen(e.visitor, e.at);
-    if (e.kind === 'pageview') sums.view(scope.key(`vs:${part(e.visitor)}`), views);
+    if (e.kind === 'pageview') sums.view(scope.key(figureSuffix({ kind: 'session', id: e.visitor })), views);
   }
 
   /** The tutorial's per-user and per-product counters, for callers that name their user. */
   function countUser(sums: OpSums, scope: BatchScope, buffer: BufferKeys, m: CollectedMessage, e: Enriched): void {
     if (e.user === undefined || e.bot) return;
+    // The user's field in a product's hash is the escaped id, as in the user's own figure name.
     const visitor = part(e.user);
+    const user = figureSuffix({ kind: 'user', id: e.user });
     const counter = (suffix: string, field: string, onFirst?: () => AggregateOp[]) =>
       sums.count(scope.key(suffix), field, 1, buffer, suffix, onFirst);
     const first = (suffix: string, field: string): AggregateOp => ({
@@ -310,13 +295,13 @@ export function createAggregator(keys: Keys) {
       by: 1,
       durable: { buffer, name: durableName(suffix, field) },
     });
-    if (m.type === 'page' || m.type === 'screen') counter(`u:${visitor}`, 'pageviews');
-    if (m.type === 'track' && m.event !== undefined) counter(`ue:${visitor}`, m.event);
+    if (m.type === 'page' || m.type === 'screen') counter(user, 'pageviews');
+    if (m.type === 'track' && m.event !== undefined) counter(figureSuffix({ kind: 'userEvents', id: e.user }), m.event);
     if (e.product !== undefined) {
-      const p = part(e.product);
-      counter(`u:${visitor}`, 'clicks');
-      counter(`p:${p}`, 'clicks');
-      counter(`pu:${p}`, visitor, () => [first(`u:${visitor}`, 'products'), first(`p:${p}`, 'users')]);
+      const product = figureSuffix({ kind: 'product', id: e.product });
+      counter(user, 'clicks');
+      counter(product, 'clicks');
+      counter(figureSuffix({ kind: 'productUsers', id: e.product }), visitor, () => [first(user, 'products'), first(product, 'users')]);
     }
   }
 
@@ -332,7 +317,7 @@ export function createAggregator(keys: Keys) {
     return {
       dedupeTtlSeconds: DEDUPE_TTL_SECONDS,
       dedupeKeys: items.map((i) => keys.dedupe(siteId, i.message.messageId)),
-      ...sums.ops({ liveKey: scope.key('live'), rollups: scope.rollups, nowMs }),
+      ...sums.ops({ liveKey: scope.key(figureSuffix({ kind: 'live' })), rollups: scope.rollups, nowMs }),
     };
   };
 }

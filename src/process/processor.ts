@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
 import type { Keys } from '../storage/keys.js';
-import type { Realtime, StreamEntry, StreamReader } from '../storage/realtime.js';
+import type { QueueConsumer, QueueEntry } from '../storage/ingest-queue.js';
+import type { Realtime } from '../storage/realtime.js';
 import { type Counted, createAggregator } from './aggregate.js';
 import { createEnricher, createSaltSource } from './enrich.js';
 
@@ -46,7 +47,7 @@ export interface Processor {
 }
 
 export function startProcessor(
-  deps: { realtime: Realtime; keys: Keys; log: Logger },
+  deps: { realtime: Pick<Realtime, 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger },
   options: ProcessorOptions,
 ): Processor {
   const { realtime, keys, log } = deps;
@@ -56,7 +57,7 @@ export function startProcessor(
   const blockMs = options.blockMs ?? 1000;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
-  const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.getOrSet(k, v, ttl), keys.salt));
+  const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt));
   let stopping = false;
   let draining = false;
 
@@ -90,7 +91,7 @@ export function startProcessor(
         const half = Math.ceil(fresh.length / 2);
         return [...(await apply(siteId, fresh.slice(0, half))), ...(await apply(siteId, fresh.slice(half)))];
       }
-      const duplicates = await realtime.applyAggregate(batch);
+      const duplicates = await realtime.analytics.apply(batch);
       if (duplicates.length === 0) break;
       const dropped = new Set(duplicates);
       fresh = fresh.filter((_, i) => !dropped.has(i));
@@ -98,14 +99,14 @@ export function startProcessor(
     return fresh;
   }
 
-  async function handle(stream: string, entries: StreamEntry[], redelivered: boolean): Promise<void> {
+  async function handle(reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean): Promise<void> {
     const bySite = new Map<string, CollectedMessage[]>();
     for (const entry of entries) {
       let payload: StreamPayload;
       try {
         payload = JSON.parse(entry.payload) as StreamPayload;
       } catch {
-        log.error({ stream, id: entry.id }, 'unreadable stream entry dropped');
+        log.error({ id: entry.id }, 'unreadable stream entry dropped');
         continue;
       }
       const list = bySite.get(payload.s);
@@ -122,35 +123,30 @@ export function startProcessor(
       applied += fresh.length;
     }
     for (const sink of options.sinks ?? []) await sink(counted);
-    await realtime.ackEntries(
-      stream,
-      group,
-      entries.map((e) => e.id),
-    );
+    await reader.ack(entries.map((e) => e.id));
     options.onProcessed?.(messages, applied);
   }
 
-  async function runShard(shard: number, reader: StreamReader): Promise<void> {
-    const stream = keys.stream(shard);
+  async function runShard(shard: number, reader: QueueConsumer): Promise<void> {
     let lastClaim = Date.now();
     let retryOwn = false;
     while (!stopping || draining) {
       try {
-        let entries: StreamEntry[] = [];
+        let entries: QueueEntry[] = [];
         let redelivered = false;
         if (retryOwn) {
           // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
-          entries = await reader.readOwnPending(consumer, batchSize);
+          entries = await reader.readOwnPending(batchSize);
           redelivered = entries.length > 0;
           retryOwn = entries.length === batchSize; // more of ours may wait behind these
         }
         if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = Date.now();
-          entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
+          entries = await reader.claimStale(claimIdleMs, batchSize);
           redelivered = entries.length > 0;
         }
-        if (entries.length === 0) entries = await reader.read(consumer, batchSize, stopping ? 0 : blockMs);
-        if (entries.length > 0) await handle(stream, entries, redelivered);
+        if (entries.length === 0) entries = await reader.read(batchSize, stopping ? 0 : blockMs);
+        if (entries.length > 0) await handle(reader, entries, redelivered);
         else if (stopping) return;
       } catch (err) {
         if (stopping && !draining) return;
@@ -161,12 +157,11 @@ export function startProcessor(
     }
   }
 
-  const readers: StreamReader[] = [];
+  const readers: QueueConsumer[] = [];
   const loops: Promise<void>[] = [];
   const started = (async () => {
-    for (let shard = 0; shard < options.shards; shard++) await realtime.ensureGroup(keys.stream(shard), group);
     for (let shard = 0; shard < options.shards; shard++) {
-      const reader = realtime.openReader(keys.stream(shard), group);
+      const reader = await realtime.queue.openConsumer(keys.stream(shard), group, consumer);
       readers.push(reader);
       loops.push(runShard(shard, reader));
     }

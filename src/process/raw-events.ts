@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
-import type { Realtime, StreamReader } from '../storage/realtime.js';
+import type { QueueConsumer } from '../storage/ingest-queue.js';
+import type { Realtime } from '../storage/realtime.js';
 import type { Counted } from './aggregate.js';
 import type { BatchSink } from './processor.js';
 
@@ -56,7 +57,7 @@ function toRow(siteId: string, { message: m, enriched }: Counted): RawRow {
   };
 }
 
-export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: Keys; log: Logger }) {
+export function createRawEventWriter(deps: { db: Db; realtime: Pick<Realtime, 'queue'>; keys: Keys; log: Logger }) {
   const partitions = new Set<string>();
 
   async function ensurePartitions(days: Iterable<string>): Promise<void> {
@@ -106,20 +107,20 @@ export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: K
       await insert(rows);
     } catch (err) {
       deps.log.warn({ err: (err as Error).message, rows: rows.length }, 'raw events parked in the backlog: PostgreSQL refused them');
-      const parked = await deps.realtime.enqueue(deps.keys.rawBacklog, JSON.stringify(rows), MAX_BACKLOG);
+      const parked = await deps.realtime.queue.enqueue(deps.keys.rawBacklog, JSON.stringify(rows), MAX_BACKLOG);
       if (parked === null) throw new Error('the raw-event backlog is full');
     }
   };
 
   /** Writes parked batches until the backlog is empty or PostgreSQL fails again; returns rows written. */
-  async function catchUp(reader: StreamReader, consumer: string): Promise<number> {
+  async function catchUp(reader: QueueConsumer): Promise<number> {
     let written = 0;
     for (;;) {
-      const entries = await reader.read(consumer, CATCH_UP_BATCH, 0);
+      const entries = await reader.read(CATCH_UP_BATCH, 0);
       if (entries.length === 0) return written;
       const rows = entries.flatMap((e) => JSON.parse(e.payload) as RawRow[]);
       await insert(rows);
-      await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, entries.map((e) => e.id));
+      await reader.ack(entries.map((e) => e.id));
       written += rows.length;
     }
   }
@@ -128,19 +129,19 @@ export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: K
   function startCatchUp(intervalMs: number): { stop(): Promise<void> } {
     const consumer = `raw-${process.pid}`;
     let stopped = false;
-    let reader: StreamReader | undefined;
+    let reader: QueueConsumer | undefined;
     const loop = (async () => {
-      await deps.realtime.ensureGroup(deps.keys.rawBacklog, BACKLOG_GROUP);
-      reader = deps.realtime.openReader(deps.keys.rawBacklog, BACKLOG_GROUP);
+      reader = await deps.realtime.queue.openConsumer(deps.keys.rawBacklog, BACKLOG_GROUP, consumer);
       while (!stopped) {
         try {
-          // Entries a crashed writer left unacknowledged come back first.
-          const stale = await deps.realtime.claimStale(deps.keys.rawBacklog, BACKLOG_GROUP, consumer, 60_000, CATCH_UP_BATCH);
+          // Entries a failed pass of ours, or a crashed writer, left unacknowledged come first.
+          const own = await reader.readOwnPending(CATCH_UP_BATCH);
+          const stale = own.length > 0 ? own : await reader.claimStale(60_000, CATCH_UP_BATCH);
           if (stale.length > 0) {
             await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
-            await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, stale.map((e) => e.id));
+            await reader.ack(stale.map((e) => e.id));
           }
-          const written = await catchUp(reader, consumer);
+          const written = await catchUp(reader);
           if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
         } catch (err) {
           deps.log.warn({ err: (err as Error).message }, 'raw-event backlog not written yet; retrying');

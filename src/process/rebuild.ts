@@ -1,20 +1,9 @@
 import { restoreAnalyticsCounters } from '../counters/analytics-counters.js';
+import { figureSuffix, RES_SECONDS, type Res, type UnknownNames } from '../counters/counter-names.js';
+import type { RestoreItem } from '../storage/analytics-realtime.js';
 import type { Db } from '../storage/db.js';
-import type { Keys } from '../storage/keys.js';
-import type { Realtime, RestoreItem } from '../storage/realtime.js';
-import {
-  heldInRealtime,
-  type Res,
-  RES_SECONDS,
-  RESOLUTIONS,
-  RETENTION_SECONDS,
-  rankSuffix,
-  type Dimension,
-  type RankMetric,
-  totalsSuffix,
-  ttlOf,
-  uniqueSuffix,
-} from './buckets.js';
+import type { Realtime } from '../storage/realtime.js';
+import { heldInRealtime, RESOLUTIONS, RETENTION_SECONDS, ttlOf } from './buckets.js';
 
 // Restores a site's analytics in the real-time layer from PostgreSQL (`tally rebuild` after
 // Redis lost its data; every start of the embedded mode, whose layer starts empty): the
@@ -38,15 +27,20 @@ function oldestHeld(res: Res, nowMs: number): number {
   return retention === undefined ? Number.MIN_SAFE_INTEGER : Math.floor(nowMs / 1000) - retention - RES_SECONDS[res];
 }
 
-export async function rebuildSite(deps: { db: Db; realtime: Realtime; keys: Keys }, siteId: string, nowMs = Date.now()): Promise<RebuildResult> {
-  const { db, realtime, keys } = deps;
-  const counters = await restoreAnalyticsCounters(deps, siteId);
+export async function rebuildSite(
+  deps: { db: Db; realtime: Pick<Realtime, 'analytics'>; unknownNames: UnknownNames },
+  siteId: string,
+  nowMs = Date.now(),
+): Promise<RebuildResult> {
+  const { db } = deps;
+  const hot = deps.realtime.analytics;
+  const counters = await restoreAnalyticsCounters(deps, siteId, deps.unknownNames);
   let buckets = 0;
   let uniques = 0;
   const pending: RestoreItem[] = [];
   const push = async (item: RestoreItem) => {
     pending.push(item);
-    if (pending.length >= CHUNK) await realtime.restore(pending.splice(0));
+    if (pending.length >= CHUNK) await hot.restore(siteId, pending.splice(0));
   };
 
   for (const res of RESOLUTIONS) {
@@ -57,19 +51,20 @@ export async function rebuildSite(deps: { db: Db; realtime: Realtime; keys: Keys
       [siteId, res, since],
     );
     // Rows come grouped by key: each group becomes one hash or sorted set.
-    let current: { key: string; kind: 'hash' | 'zset'; bucket: number; values: Record<string, number> } | undefined;
+    let current: { suffix: string; kind: 'counters' | 'ranking'; bucket: number; values: Record<string, number> } | undefined;
     const emit = async () => {
       if (!current || !heldInRealtime(res, current.bucket, nowMs)) return;
       const ttl = ttlOf(res, current.bucket, nowMs);
-      await push({ kind: current.kind, key: current.key, values: current.values, ...(ttl !== undefined ? { ttlSeconds: ttl } : {}) });
+      await push({ kind: current.kind, suffix: current.suffix, values: current.values, ...(ttl !== undefined ? { ttlSeconds: ttl } : {}) });
       buckets += 1;
     };
     for (const row of rows.rows) {
-      const suffix = row.dim === '' ? totalsSuffix(res, row.bucket) : rankSuffix(res, row.bucket, row.dim as Dimension, row.metric as RankMetric);
-      const key = keys.siteKey(siteId, suffix);
-      if (current?.key !== key) {
+      const suffix = figureSuffix(
+        row.dim === '' ? { kind: 'totals', res, bucket: row.bucket } : { kind: 'ranking', res, bucket: row.bucket, dim: row.dim, metric: row.metric },
+      );
+      if (current?.suffix !== suffix) {
         await emit();
-        current = { key, kind: row.dim === '' ? 'hash' : 'zset', bucket: row.bucket, values: {} };
+        current = { suffix, kind: row.dim === '' ? 'counters' : 'ranking', bucket: row.bucket, values: {} };
       }
       current.values[row.dim === '' ? row.metric : row.value] = row.count;
     }
@@ -81,12 +76,14 @@ export async function rebuildSite(deps: { db: Db; realtime: Realtime; keys: Keys
     );
     for (const row of sketches.rows) {
       if (!heldInRealtime(res, row.bucket, nowMs)) continue;
-      const suffix = row.dim === '' ? uniqueSuffix(res, row.bucket) : uniqueSuffix(res, row.bucket, row.dim as Dimension, row.value);
+      const suffix = figureSuffix(
+        row.dim === '' ? { kind: 'unique', res, bucket: row.bucket } : { kind: 'unique', res, bucket: row.bucket, dim: row.dim, value: row.value },
+      );
       const ttl = ttlOf(res, row.bucket, nowMs);
-      await push({ kind: 'unique', key: keys.siteKey(siteId, suffix), dump: Buffer.from(row.hll), ...(ttl !== undefined ? { ttlSeconds: ttl } : {}) });
+      await push({ kind: 'unique', suffix, hll: Buffer.from(row.hll), ...(ttl !== undefined ? { ttlSeconds: ttl } : {}) });
       uniques += 1;
     }
   }
-  await realtime.restore(pending);
+  await hot.restore(siteId, pending);
   return { counters, buckets, uniques };
 }

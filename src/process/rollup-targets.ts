@@ -1,9 +1,9 @@
+import { parseDurableName, parseFigure, type UnknownNames } from '../counters/counter-names.js';
 import type { DeltaSink } from '../counters/flush.js';
 import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
-import { parseRollupName, parseUniqueSuffix } from './buckets.js';
 
 // Write-behind of the analytics time buckets through the shared counters engine:
 //   rollups: the buffered deltas of every totals field and ranking, added to the rollups table;
@@ -12,17 +12,22 @@ import { parseRollupName, parseUniqueSuffix } from './buckets.js';
 
 /**
  * Adds a flushed batch of rollup deltas: one statement for the whole batch. The rows go as one
- * JSON document: pg serializes text arrays element by element, synchronously, which for a
- * batch a saturated minute leaves (600,000 rows) held the event loop ~1.6 s; JSON.stringify
- * takes ~0.2 s, and PostgreSQL's time for the statement is the same within noise.
+ * JSON document: pg serializes text arrays element by element, synchronously, which for a large
+ * batch holds the event loop far longer than JSON.stringify does.
  */
-export function rollupSink(siteId: string): DeltaSink {
+export function rollupSink(siteId: string, unknown: UnknownNames): DeltaSink {
   return async (tx: Queryable, names, deltas) => {
     const rows: { r: string; b: number; d: string; v: string; m: string; n: number }[] = [];
+    const bad: string[] = [];
     names.forEach((name, i) => {
-      const row = parseRollupName(name);
-      if (row) rows.push({ r: row.res, b: row.bucket, d: row.dim, v: row.value, m: row.metric, n: deltas[i] ?? 0 });
+      const parsed = parseDurableName(name);
+      const n = deltas[i] ?? 0;
+      const f = parsed?.figure;
+      if (f?.kind === 'totals') rows.push({ r: f.res, b: f.bucket, d: '', v: '', m: parsed?.field ?? '', n });
+      else if (f?.kind === 'ranking') rows.push({ r: f.res, b: f.bucket, d: f.dim, v: parsed?.field ?? '', m: f.metric, n });
+      else bad.push(name);
     });
+    if (bad.length > 0) unknown(`rollups:${siteId}`, bad);
     if (rows.length === 0) return;
     await tx.query(
       `INSERT INTO rollups (site_id, res, bucket, dim, value, metric, count)
@@ -34,51 +39,51 @@ export function rollupSink(siteId: string): DeltaSink {
   };
 }
 
-/** Copies the HyperLogLogs named by a flushed batch (key suffixes) to the uniques table. */
-export function uniquesSink(deps: { realtime: Realtime; keys: Keys }, siteId: string): DeltaSink {
+/** Copies the HyperLogLogs named by a flushed batch (figure suffixes) to the uniques table. */
+export function uniquesSink(deps: { realtime: Pick<Realtime, 'analytics'> }, siteId: string, unknown: UnknownNames): DeltaSink {
   return async (tx: Queryable, suffixes) => {
-    const keys = suffixes.map((s) => deps.keys.siteKey(siteId, s));
-    const [dumps, counts] = await Promise.all([
-      deps.realtime.dumpUniques(keys),
-      Promise.all(keys.map((k) => deps.realtime.pfcount([k]))),
-    ]);
-    const res: string[] = [];
-    const bucket: number[] = [];
-    const dim: string[] = [];
-    const value: string[] = [];
-    const hll: Buffer[] = [];
-    const visitors: number[] = [];
-    suffixes.forEach((suffix, i) => {
-      const row = parseUniqueSuffix(suffix);
-      const dump = dumps[i];
+    const named: { suffix: string; res: string; bucket: number; dim: string; value: string }[] = [];
+    const bad: string[] = [];
+    for (const suffix of suffixes) {
+      const f = parseFigure(suffix);
+      if (f?.kind === 'unique') named.push({ suffix, res: f.res, bucket: f.bucket, dim: f.dim ?? '', value: f.value ?? '' });
+      else bad.push(suffix);
+    }
+    if (bad.length > 0) unknown(`uniques:${siteId}`, bad);
+    const copies = await deps.realtime.analytics.copyUniques(
+      siteId,
+      named.map((n) => n.suffix),
+    );
+    const rows = { res: [] as string[], bucket: [] as number[], dim: [] as string[], value: [] as string[], hll: [] as Buffer[], visitors: [] as number[] };
+    named.forEach((n, i) => {
+      const copy = copies[i];
       // Gone already: a bucket written past its retention, which expired before this copy.
-      if (!row || !dump) return;
-      res.push(row.res);
-      bucket.push(row.bucket);
-      dim.push(row.dim);
-      value.push(row.value);
-      hll.push(dump);
-      visitors.push(counts[i] ?? 0);
+      if (!copy) return;
+      rows.res.push(n.res);
+      rows.bucket.push(n.bucket);
+      rows.dim.push(n.dim);
+      rows.value.push(n.value);
+      rows.hll.push(copy.hll);
+      rows.visitors.push(copy.visitors);
     });
-    if (res.length === 0) return;
+    if (rows.res.length === 0) return;
     await tx.query(
       `INSERT INTO uniques (site_id, res, bucket, dim, value, hll, visitors)
        SELECT $1, t.res, t.bucket, t.dim, t.value, t.hll, t.visitors
        FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::bytea[], $7::int8[]) AS t(res, bucket, dim, value, hll, visitors)
        ON CONFLICT (site_id, res, bucket, dim, value) DO UPDATE SET hll = excluded.hll, visitors = excluded.visitors`,
-      [siteId, res, bucket, dim, value, hll, visitors],
+      [siteId, rows.res, rows.bucket, rows.dim, rows.value, rows.hll, rows.visitors],
     );
   };
 }
 
 /** Flush targets: every site's rollup and uniques buffers. */
-export function rollupTargets(deps: {
-  realtime: Realtime;
-  keys: Keys;
-  sites: { list(): Promise<{ id: string }[]> };
-}): TargetProvider {
+export function rollupTargets(
+  deps: { realtime: Pick<Realtime, 'analytics'>; keys: Keys; sites: { list(): Promise<{ id: string }[]> } },
+  unknown: UnknownNames,
+): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [
-    { buffer: deps.keys.rollupBuffer(siteId), sink: rollupSink(siteId) },
-    { buffer: deps.keys.uniquesBuffer(siteId), sink: uniquesSink(deps, siteId) },
+    { buffer: deps.keys.rollupBuffer(siteId), sink: rollupSink(siteId, unknown) },
+    { buffer: deps.keys.uniquesBuffer(siteId), sink: uniquesSink(deps, siteId, unknown) },
   ]);
 }
