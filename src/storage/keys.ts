@@ -24,7 +24,7 @@ export interface BufferKeys {
 /** One shard of a site's inbox counters (see src/inbox/unread-counter.ts). */
 export interface InboxKeys {
   readonly buffer: BufferKeys;
-  /** Hash mutationId+userId -> start time (ms): changes between their SQL statement and their delta. */
+  /** Hash changeId+userId -> start time (ms): changes between their SQL statement and their delta (src/storage/redis/inbox-counts.ts). */
   readonly intents: string;
   /** Hash userId -> version of the user's count (only grows). */
   readonly versions: string;

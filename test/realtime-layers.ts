@@ -1,0 +1,36 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import { createEmbeddedRealtime } from '../src/storage/embedded/index.js';
+import type { Keys } from '../src/storage/keys.js';
+import type { Realtime } from '../src/storage/realtime.js';
+import { createRedisRealtime } from '../src/storage/redis/index.js';
+import { REDIS_URL } from './helpers.js';
+import { startTestCluster, type TestCluster } from './redis-cluster.js';
+
+// The implementations every real-time contract suite runs against: Redis, a three-master Redis
+// Cluster (a script whose keys spanned two hash slots fails there with CROSSSLOT) and the
+// embedded default. Call once per test file, at its top level.
+
+export type Layer = [name: string, open: (keys: Keys) => Realtime];
+
+export function realtimeLayers(): Layer[] {
+  let cluster: TestCluster | undefined;
+  const opened: Realtime[] = [];
+  beforeAll(async () => {
+    cluster = await startTestCluster();
+  });
+  afterAll(async () => {
+    for (const rt of opened) await rt.close();
+    await cluster?.stop();
+  });
+  const track = (rt: Realtime) => (opened.push(rt), rt);
+  return [
+    ['redis', (keys) => track(createRedisRealtime(new Redis(REDIS_URL), keys))],
+    ['redis cluster', (keys) => track(createRedisRealtime((cluster as TestCluster).client(), keys))],
+    ['embedded', (keys) => track(createEmbeddedRealtime(keys))],
+  ];
+}
+
+/** A taken batch as name -> delta. */
+export const deltasOf = (batch: { fields: string[]; deltas: number[] } | null): Record<string, number> =>
+  Object.fromEntries((batch?.fields ?? []).map((f, i) => [f, batch?.deltas[i] ?? Number.NaN]));
