@@ -4,7 +4,6 @@
   in the batch), nothing stays written and the duplicates' positions come back: the caller drops
   them, aggregates again and retries. Duplicates are rare (retries, redeliveries), so the common
   case is one call whose cost follows the distinct counters of the batch, not its events.
-  Encoded by src/storage/redis/step-codec.ts (the layout below is its only reader's).
   Encoded by src/storage/redis/step-codec.ts, the one writer of the layout below.
   KEYS    every key the batch touches; all carry the site's hash tag (one Cluster slot)
   ARGV[1] dedupe key TTL, seconds
