@@ -8,7 +8,7 @@ import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
-import { createEmbeddedRealtime } from './storage/embedded/index.js';
+import { openEmbeddedRealtime } from './storage/embedded/index.js';
 import { connectRedis, createRedisRealtime } from './storage/redis/index.js';
 import { SiteRepository } from './sites/site-repository.js';
 
@@ -39,7 +39,7 @@ function reportUnknownNames(log: Logger): UnknownNames & { seen(): number } {
 export async function openContext(config: Config, log: Logger): Promise<Context> {
   const keys = createKeys(config.redisPrefix);
   let db: Db;
-  let realtime: Realtime;
+  let openRealtime: () => Promise<Realtime>;
   if (config.mode === 'external') {
     db = connectPostgres({
       connectionString: config.databaseUrl as string,
@@ -48,14 +48,16 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     });
     const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
-    realtime = createRedisRealtime(client, keys);
+    openRealtime = async () => createRedisRealtime(client, keys);
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');
     db = await openPglite(config.dataDir, config.pgSchema);
-    realtime = createEmbeddedRealtime(keys);
+    openRealtime = () => openEmbeddedRealtime(keys, db);
   }
   const applied = await migrate(db, config.pgSchema);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
+  // The embedded layer reads its queue's journal from the migrated database.
+  const realtime = await openRealtime();
   const sites = new SiteRepository(db);
   const unknownNames = reportUnknownNames(log);
   if (config.mode === 'embedded') {

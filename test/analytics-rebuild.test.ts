@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { rebuildSite } from '../src/process/rebuild.js';
-import { createEmbeddedRealtime } from '../src/storage/embedded/index.js';
+import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import { startWorker } from '../src/worker.js';
 import { dropRedisKeys, eventually, openTestApp, type TestApp } from './helpers.js';
 
@@ -124,7 +124,7 @@ describe('tally rebuild', () => {
     const t = await openTestApp('embedded');
     try {
       const before = await fill(t);
-      const ctx = { ...t.ctx, realtime: createEmbeddedRealtime(t.ctx.keys) };
+      const ctx = { ...t.ctx, realtime: await openEmbeddedRealtime(t.ctx.keys, t.ctx.db) };
       const app = await buildApp(ctx, { logger: false });
       try {
         expect(await snapshot({ app, bearer: t.bearer })).not.toEqual(before);

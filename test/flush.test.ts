@@ -3,7 +3,7 @@ import { counterSink } from '../src/counters/analytics-counters.js';
 import { flushBuffer, flushBuffers, lastAppliedSeq } from '../src/counters/flush.js';
 import { startFlusher } from '../src/counters/flusher.js';
 import type { Context } from '../src/context.js';
-import { createEmbeddedRealtime } from '../src/storage/embedded/index.js';
+import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import { type BufferKeys, createKeys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
 import { bufferDeltas, openTestContext, silentLog, type TestContext, uniqueName } from './helpers.js';
@@ -76,7 +76,7 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
 
   it('keeps numbering past PostgreSQL after the real-time layer lost its data', async () => {
     const before = await lastAppliedSeq(t.ctx.db, buffer());
-    const fresh = createEmbeddedRealtime(t.ctx.keys);
+    const fresh = await openEmbeddedRealtime(t.ctx.keys, t.ctx.db);
     await bufferDeltas(fresh, buffer(), ['c|z'], [2]);
     const result = await flushBuffer({ db: t.ctx.db, realtime: fresh }, buffer(), counterSink(siteId));
     expect(result).toMatchObject({ seq: before + 1, applied: true });

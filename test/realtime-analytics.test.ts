@@ -12,9 +12,9 @@ describe.each(realtimeLayers())('analytics: %s', (_name, open) => {
   let rt: Realtime;
   let keys: Keys;
   let id = 0;
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = createKeys(uniqueName('rt'));
-    rt = open(keys);
+    rt = await open(keys);
   });
   const apply = (siteId: string, ops: AggregateOp[], packed: Parameters<Realtime['analytics']['apply']>[0]['packed'] = []) =>
     rt.analytics.apply({ dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe(siteId, String(id++))], ops, packed });

@@ -9,9 +9,9 @@ import { deltasOf, realtimeLayers } from './realtime-layers.js';
 describe.each(realtimeLayers())('counter buffers: %s', (name, open) => {
   let rt: Realtime;
   let keys: Keys;
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = createKeys(uniqueName('rt'));
-    rt = open(keys);
+    rt = await open(keys);
   });
 
   it('takes pending deltas atomically, replays a batch left in flight, and numbers batches past minSeq', async () => {

@@ -9,9 +9,9 @@ import { realtimeLayers } from './realtime-layers.js';
 describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
   let rt: Realtime;
   let keys: Keys;
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = createKeys(uniqueName('rt'));
-    rt = open(keys);
+    rt = await open(keys);
   });
   const m1 = 'aaaaaaaaaaaaaaaa';
   const m2 = 'bbbbbbbbbbbbbbbb';

@@ -1,7 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { createEmbeddedRealtime } from '../src/storage/embedded/index.js';
+import type { Db } from '../src/storage/db.js';
+import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import type { Keys } from '../src/storage/keys.js';
+import { migrate } from '../src/storage/migrate.js';
+import { IN_MEMORY, openPglite } from '../src/storage/pglite.js';
 import type { Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/index.js';
 import { REDIS_URL } from './helpers.js';
@@ -11,23 +14,28 @@ import { startTestCluster, type TestCluster } from './redis-cluster.js';
 // Cluster (a script whose keys spanned two hash slots fails there with CROSSSLOT) and the
 // embedded default. Call once per test file, at its top level.
 
-export type Layer = [name: string, open: (keys: Keys) => Realtime];
+export type Layer = [name: string, open: (keys: Keys) => Promise<Realtime>];
 
 export function realtimeLayers(): Layer[] {
   let cluster: TestCluster | undefined;
+  let pglite: Db | undefined;
   const opened: Realtime[] = [];
   beforeAll(async () => {
     cluster = await startTestCluster();
-  });
+    // The embedded queue's journal lives in PGlite: one in-memory database per file.
+    pglite = await openPglite(IN_MEMORY, 'public');
+    await migrate(pglite, 'public');
+  }, 60_000);
   afterAll(async () => {
     for (const rt of opened) await rt.close();
+    await pglite?.close();
     await cluster?.stop();
   });
   const track = (rt: Realtime) => (opened.push(rt), rt);
   return [
-    ['redis', (keys) => track(createRedisRealtime(new Redis(REDIS_URL), keys))],
-    ['redis cluster', (keys) => track(createRedisRealtime((cluster as TestCluster).client(), keys))],
-    ['embedded', (keys) => track(createEmbeddedRealtime(keys))],
+    ['redis', async (keys) => track(createRedisRealtime(new Redis(REDIS_URL), keys))],
+    ['redis cluster', async (keys) => track(createRedisRealtime((cluster as TestCluster).client(), keys))],
+    ['embedded', async (keys) => track(await openEmbeddedRealtime(keys, pglite as Db))],
   ];
 }
 

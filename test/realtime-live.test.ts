@@ -9,9 +9,9 @@ import { realtimeLayers } from './realtime-layers.js';
 describe.each(realtimeLayers())('coordination and live channel: %s', (_name, open) => {
   let rt: Realtime;
   let keys: Keys;
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = createKeys(uniqueName('rt'));
-    rt = open(keys);
+    rt = await open(keys);
   });
 
   it('grants a lock to one holder until it is released', async () => {

@@ -9,9 +9,9 @@ import { realtimeLayers } from './realtime-layers.js';
 describe.each(realtimeLayers())('ingest queue: %s', (name, open) => {
   let rt: Realtime;
   let keys: Keys;
-  beforeEach(() => {
+  beforeEach(async () => {
     keys = createKeys(uniqueName('rt'));
-    rt = open(keys);
+    rt = await open(keys);
   });
 
   it('delivers each entry once to the group, and acknowledged entries leave the backlog', async () => {

@@ -4,17 +4,20 @@ import { createEmbeddedAnalytics } from './analytics-realtime.js';
 import { createEmbeddedCoordination } from './coordination.js';
 import { EmbeddedBuffers } from './counter-buffers.js';
 import { createEmbeddedInboxCounts } from './inbox-counts.js';
-import { createEmbeddedIngestQueue } from './ingest-queue.js';
+import type { Queryable } from '../db.js';
+import { pgliteJournal } from './ingest-journal.js';
+import { openEmbeddedIngestQueue } from './ingest-queue.js';
 import { createEmbeddedLiveChannel } from './live-channel.js';
 
 /**
- * The embedded default's real-time layer: plain single-process implementations. It starts
- * empty; PGlite's durable counters are reloaded into it at start (src/context.ts).
+ * The embedded default's real-time layer: plain single-process implementations over a migrated
+ * PGlite, which keeps the ingestion queue's entries. Counters start empty: PGlite's durable
+ * counters are reloaded into them at start (src/context.ts).
  */
-export function createEmbeddedRealtime(keys: Keys, now: () => number = Date.now): Realtime {
+export async function openEmbeddedRealtime(keys: Keys, db: Queryable, now: () => number = Date.now): Promise<Realtime> {
   const buffers = new EmbeddedBuffers();
   const live = createEmbeddedLiveChannel();
-  const queue = createEmbeddedIngestQueue();
+  const queue = await openEmbeddedIngestQueue(pgliteJournal(db));
   const analytics = createEmbeddedAnalytics({ keys, buffers, now });
   return {
     kind: 'embedded',

@@ -1,10 +1,12 @@
 import type { IngestQueue, QueueConsumer, QueueEntry } from '../ingest-queue.js';
+import type { IngestJournal } from './ingest-journal.js';
 
-// The embedded default's ingestion queue: a list per stream in this process. Entries given to a
+// The embedded default's ingestion queue: a list per stream in this process, each entry kept in
+// the journal (PGlite) from its append until it is acknowledged, so an acknowledged request
+// survives a crash: the next start queues what the journal holds again. Entries given to a
 // consumer stay until it acknowledges them; a consumer that closes gives its unacknowledged
 // entries back to the list, so nothing waits for a timeout to be claimed (one process knows
-// when its consumers are gone). Nothing here survives the process: `tally serve` drains the
-// queue before it stops (src/worker.ts).
+// when its consumers are gone).
 
 interface Stream {
   /** id -> payload, oldest first. */
@@ -15,20 +17,21 @@ interface Stream {
   waiting: Set<() => void>;
 }
 
-export function createEmbeddedIngestQueue(): IngestQueue & { close(): void } {
+export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<IngestQueue & { close(): void }> {
   const streams = new Map<string, Stream>();
-  let nextId = 0;
   const streamOf = (name: string) => {
     let s = streams.get(name);
     if (!s) streams.set(name, (s = { entries: new Map(), given: new Map(), waiting: new Set() }));
     return s;
   };
 
+  for (const entry of await journal.load()) streamOf(entry.stream).entries.set(entry.id, entry.payload);
+
   return {
     async enqueue(stream, payload, maxBacklog) {
       const s = streamOf(stream);
       if (s.entries.size >= maxBacklog) return null;
-      const id = String(++nextId);
+      const id = await journal.append(stream, payload);
       s.entries.set(id, payload);
       for (const wake of [...s.waiting]) wake();
       return id;
@@ -77,6 +80,7 @@ export function createEmbeddedIngestQueue(): IngestQueue & { close(): void } {
         // Consumers of this process give their entries back when they close: none is left stale.
         claimStale: async () => [],
         async ack(ids) {
+          await journal.remove(ids);
           for (const id of ids) {
             s.entries.delete(id);
             s.given.delete(id);
