@@ -1,5 +1,6 @@
 import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registerApiDocsRoutes, registerOpenApi } from './api-docs/openapi.js';
 import { registerClickRoute } from './collect/click-route.js';
 import { createIngest } from './collect/ingest.js';
 import { createRateLimiter } from './collect/rate-limit.js';
@@ -76,6 +77,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     }
   });
   await app.register(cors, { origin: true, maxAge: 86400 });
+  await registerOpenApi(app);
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestDuration.observe(
@@ -98,5 +100,6 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);
   registerDashboardRoute(app);
+  registerApiDocsRoutes(app);
   return app;
 }

@@ -19,7 +19,7 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
     {
       bodyLimit: 4096,
       schema: {
-        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }) }),
+        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }) }, { examples: [{ name: 'shop.example' }] }),
         response: { 201: CreatedSite },
       },
     },
