@@ -130,7 +130,7 @@ export function answerFrameworkError(err: FastifyError, _request: FastifyRequest
  * option): headers over the size limit, a request that did not arrive within requestTimeout,
  * bytes that are not HTTP. The answer is written on the socket by hand, then it is closed.
  */
-export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+export function answerClientError(err: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code: ErrorCode =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'invalid_request';
@@ -139,9 +139,12 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
   if (socket.writable && !current?.headersSent) {
     const body = JSON.stringify(tallyErr.toBody());
+    // The answer to a HEAD has no body (its client would read one as garbage); the request line
+    // is at the start of what the parser was given when it failed on the first request.
+    const head = Buffer.isBuffer(err.rawPacket) && err.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
     socket.write(
       `HTTP/1.1 ${tallyErr.status} ${STATUS_CODES[tallyErr.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
     );
   }
   socket.destroy();
