@@ -1,5 +1,6 @@
 import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registerApiDocsRoutes, registerOpenApi } from './api-docs/openapi.js';
 import { registerClickRoute } from './collect/click-route.js';
 import { createIngest } from './collect/ingest.js';
 import { createRateLimiter } from './collect/rate-limit.js';
@@ -8,8 +9,11 @@ import { registerSegmentRoutes } from './collect/segment-routes.js';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
+import { TallyError } from './errors.js';
 import { createAuth } from './http/auth.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { answerClientError, answerFrameworkError, MAX_PARAM_LENGTH, registerErrorHandling } from './http/error-handler.js';
+import { registerJsonBodies } from './http/json-body.js';
+import { createValidatorCompiler } from './http/validation.js';
 import { registerInboxRoutes } from './inbox/inbox-routes.js';
 import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
@@ -46,8 +50,16 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: fastifyTrustProxy(ctx.config.trustProxy),
     bodyLimit: 1024 * 1024,
-    // Ids in paths may be up to 256 characters (escaped: more); their schemas enforce the limit.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    requestTimeout: ctx.config.requestTimeoutMs,
+    http: {
+      requestTimeout: ctx.config.requestTimeoutMs,
+      // Node looks for requests past their time this often (30 s by default, which would let a
+      // trickling client hold its connection three times as long as the setting says).
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(ctx.config.requestTimeoutMs / 4)),
+    },
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
     // Routes close their own connections on shutdown (SSE); idle keep-alives close at once.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
@@ -55,10 +67,17 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   const metrics = options.metrics ?? createMetrics();
   const auth = createAuth(ctx.sites);
 
+  app.setValidatorCompiler(createValidatorCompiler());
   registerErrorHandling(app);
-  // navigator.sendBeacon posts text/plain: parse it as JSON like application/json.
-  app.addContentTypeParser('text/plain', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+  registerJsonBodies(app);
+  // Before CORS: a preflight it would refuse gets the contract's error body, not plain text.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'OPTIONS' && (!request.headers.origin || !request.headers['access-control-request-method'])) {
+      throw new TallyError('invalid_request', 'A CORS preflight needs the Origin and Access-Control-Request-Method headers.');
+    }
+  });
   await app.register(cors, { origin: true, maxAge: 86400 });
+  await registerOpenApi(app);
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestDuration.observe(
@@ -81,5 +100,6 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);
   registerDashboardRoute(app);
+  registerApiDocsRoutes(app);
   return app;
 }

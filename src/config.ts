@@ -39,6 +39,12 @@ export interface Config {
    * loopback, linklocal, uniquelocal. The address feeds the hash of visitors without an id.
    */
   readonly trustProxy: boolean | number | readonly string[];
+  /**
+   * Milliseconds a client has to send a whole request, headers and body; after that it gets a 408
+   * and its connection is closed, so slow or stalled senders cannot hold connections open. Only
+   * the request counts: a response that lasts (a live stream) is not cut.
+   */
+  readonly requestTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -165,5 +171,6 @@ export function loadConfig(env: Env): Config {
     userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),
     httpProcesses,
     trustProxy: trustProxyVar(env['TALLY_TRUST_PROXY']),
+    requestTimeoutMs: intVar(env, 'TALLY_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
   } satisfies Config);
 }

@@ -8,6 +8,13 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('gives a client TALLY_REQUEST_TIMEOUT_MS (default 10 s) to send a whole request', () => {
+    expect(loadConfig({}).requestTimeoutMs).toBe(10_000);
+    expect(loadConfig({ TALLY_REQUEST_TIMEOUT_MS: '2500' }).requestTimeoutMs).toBe(2500);
+    expect(() => loadConfig({ TALLY_REQUEST_TIMEOUT_MS: '0' })).toThrow(/TALLY_REQUEST_TIMEOUT_MS must be between 100 and 600000/);
+    expect(() => loadConfig({ TALLY_REQUEST_TIMEOUT_MS: '10s' })).toThrow(/whole number/);
+  });
+
   it('uses Redis and PostgreSQL when both URLs are set', () => {
     const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://u@h/db', PORT: '9000' });
     expect(config).toMatchObject({ mode: 'external', port: 9000, httpProcesses: 1 });

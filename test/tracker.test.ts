@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, get, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TallyError } from '../src/errors.js';
-import { TRACKER_CACHE_CONTROL } from '../src/tracker/tracker-route.js';
+import { buildTracker, chooseEncoding, TRACKER_CACHE_CONTROL } from '../src/tracker/tracker-route.js';
 import { startWorker, type Worker } from '../src/worker.js';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
@@ -36,6 +38,60 @@ describe('GET /t.js', () => {
     expect(again.body).toBe('');
     const stale = await t.app.inject({ method: 'GET', url: '/t.js', headers: { 'if-none-match': '"other"' } });
     expect(stale.statusCode).toBe(200);
+  });
+
+  it('chooses br, then gzip, as Accept-Encoding allows', () => {
+    expect(chooseEncoding('gzip, deflate, br, zstd')).toBe('br');
+    expect(chooseEncoding('gzip, br;q=0')).toBe('gzip');
+    expect(chooseEncoding('GZIP;q=0.5')).toBe('gzip');
+    expect(chooseEncoding('*')).toBe('br');
+    expect(chooseEncoding('*;q=0, gzip')).toBe('gzip');
+    expect(chooseEncoding('deflate')).toBe('identity');
+    expect(chooseEncoding(undefined)).toBe('identity');
+    expect(chooseEncoding('br;q=0, gzip;q=0')).toBe('identity');
+  });
+
+  it('sends the minified script over the wire as br or gzip as asked, under 2 KB gzipped, each decoding to the same script', async () => {
+    const source = readFileSync(new URL('../src/tracker/t.js', import.meta.url), 'utf8');
+    const { minified } = buildTracker(source);
+    // The minified script still parses.
+    expect(() => new Function(minified)).not.toThrow();
+    const origin = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const fetchRaw = (headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        get(`${origin}/t.js`, { headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        }).on('error', reject);
+      });
+    const br = await fetchRaw({ 'accept-encoding': 'gzip, deflate, br' });
+    const gz = await fetchRaw({ 'accept-encoding': 'gzip' });
+    const plain = await fetchRaw({});
+    for (const res of [br, gz, plain]) {
+      expect(res.status).toBe(200);
+      expect(res.headers['vary']).toBe('Accept-Encoding');
+      expect(res.headers['cache-control']).toBe(TRACKER_CACHE_CONTROL);
+      expect(Number(res.headers['content-length'])).toBe(res.body.length);
+    }
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(brotliDecompressSync(br.body).toString('utf8')).toBe(minified);
+    expect(gunzipSync(gz.body).toString('utf8')).toBe(minified);
+    expect(plain.body.toString('utf8')).toBe(minified);
+    expect(gz.body.length).toBeLessThan(2048);
+    expect(br.body.length).toBeLessThan(gz.body.length);
+    expect(minified.length).toBeLessThan(source.length / 2);
+    // Each encoding has its own ETag, and a browser revalidating it gets a 304.
+    const etags = new Set([br, gz, plain].map((r) => r.headers['etag']));
+    expect(etags.size).toBe(3);
+    const revalidated = await fetchRaw({ 'accept-encoding': 'gzip', 'if-none-match': `W/${gz.headers['etag'] as string}` });
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.body.length).toBe(0);
+    console.log(
+      `t.js bytes: raw ${Buffer.byteLength(source)}, minified ${plain.body.length}, gzip ${gz.body.length}, br ${br.body.length}`,
+    );
   });
 
   it("accepts the tracker's beacon (text/plain, key in the body) without ids, but not a Segment message without ids", async () => {

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { TallyError } from '../errors.js';
+import { jsonDeeperThan, MAX_JSON_DEPTH, tooDeep } from '../http/json-body.js';
 import type { SiteRepository } from '../sites/site-repository.js';
 import type { CollectedMessage } from './message.js';
 import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, refuseUnstorable } from './message.js';
@@ -49,7 +50,8 @@ const invalid = (path: string, message: string) => new TallyError('invalid_event
 function propsOf(body: PlausibleEvent): Record<string, unknown> {
   if (body.props) return body.props;
   if (typeof body.p !== 'string') return body.p ?? {};
-  // Older trackers send props as a JSON string.
+  // Older trackers send props as a JSON string: its depth is bounded as a body's is.
+  if (jsonDeeperThan(body.p, MAX_JSON_DEPTH)) throw invalid('/p', tooDeep().message);
   try {
     const parsed: unknown = JSON.parse(body.p);
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;

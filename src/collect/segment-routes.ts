@@ -22,7 +22,7 @@ export interface CollectDeps {
   rateLimit: (siteId: string) => void;
 }
 
-const Success = Type.Object({ success: Type.Boolean() });
+const Success = Type.Object({ success: Type.Boolean() }, { examples: [{ success: true }] });
 
 const BatchBody = Type.Object(
   {
@@ -31,7 +31,18 @@ const BatchBody = Type.Object(
     sentAt: Type.Optional(Type.String({ maxLength: 64 })),
     writeKey: Type.Optional(Type.String()),
   },
-  { additionalProperties: true },
+  {
+    additionalProperties: true,
+    examples: [
+      {
+        batch: [
+          { type: 'page', anonymousId: 'a-123', properties: { path: '/pricing' } },
+          { type: 'track', userId: 'user-42', event: 'Product Clicked', properties: { product_id: 'sku-7' } },
+        ],
+        context: { userAgent: 'Mozilla/5.0' },
+      },
+    ],
+  },
 );
 
 const SINGLE_ROUTES: readonly MessageType[] = ['track', 'page', 'screen', 'identify', 'group', 'alias'];

@@ -28,7 +28,13 @@ export const NewNotification = Type.Object(
     category: Type.Optional(Category),
     data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      { userId: 'user-42', title: 'Your export is ready', body: 'Download it within 7 days.', category: 'exports', data: { exportId: 'exp_9' } },
+      { id: 'invoice-2024-07-user-42', userId: 'user-42', title: 'Invoice for July' },
+    ],
+  },
 );
 
 export const NewBatch = Type.Object(
@@ -52,7 +58,7 @@ export const ListQuery = Type.Object(
 /** read-all's body is optional (the route reads no body as {}): no body reads everything. */
 export const ReadAllBody = Type.Object({ category: Type.Optional(Category), before: Type.Optional(Id) }, { additionalProperties: false });
 
-export const UnreadCount = Type.Object({ unread: Type.Integer() });
+export const UnreadCount = Type.Object({ unread: Type.Integer({ minimum: 0 }) }, { examples: [{ unread: 3 }] });
 export const Changed = Type.Object({ changed: Type.Boolean(), unread: Type.Integer() });
 export const ChangedMany = Type.Object({ changed: Type.Integer(), unread: Type.Integer() });
 export const Deleted = Type.Object({ deleted: Type.Boolean(), unread: Type.Integer() });

@@ -38,14 +38,17 @@ const ExportQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const Summary = Type.Object({
-  visitors: Type.Integer(),
-  pageviews: Type.Integer(),
-  events: Type.Integer(),
-  clicks: Type.Integer(),
-  bounceRate: Type.Number(),
-  avgEngagedSeconds: Type.Number(),
-});
+const Summary = Type.Object(
+  {
+    visitors: Type.Integer(),
+    pageviews: Type.Integer(),
+    events: Type.Integer(),
+    clicks: Type.Integer(),
+    bounceRate: Type.Number(),
+    avgEngagedSeconds: Type.Number(),
+  },
+  { examples: [{ visitors: 120, pageviews: 410, events: 95, clicks: 31, bounceRate: 0.42, avgEngagedSeconds: 37.5 }] },
+);
 const TopResults = Type.Object({ results: Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() })) });
 const SeriesResults = Type.Object({ results: Type.Array(Type.Object({ t: Type.String(), count: Type.Integer() })) });
 const Realtime = Type.Object({ visitors: Type.Integer() });

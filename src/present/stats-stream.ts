@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Auth } from '../http/auth.js';
 import type { StatsQueries } from './stats-queries.js';
+import { resolvePeriod } from './stats-range.js';
 import { PeriodQuery } from './stats-schemas.js';
 
 // GET /v1/stats/stream: Server-Sent Events. Every second the figures are read again and sent
@@ -21,6 +22,9 @@ export function registerStatsStream(app: FastifyInstance, deps: { auth: Auth; qu
   app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/stats/stream', { schema: { querystring: PeriodQuery } }, async (request, reply) => {
     const site = await deps.auth.secret(request);
     const query = { period: 'today' as const, ...request.query };
+    // A range the schema lets through but the range rules refuse (custom without dates, `to`
+    // before `from`, too long) is a 400 now: once the stream is open, every tick would fail.
+    resolvePeriod(query, Date.now());
     const raw = reply.raw;
     reply.hijack();
     const headers: Record<string, string | number | string[]> = {};

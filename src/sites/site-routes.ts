@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
 import { MAX_ID_LENGTH } from '../collect/message.js';
+import { isStorableText } from '../storage/storable-text.js';
 import { safeEqual } from './site-keys.js';
 import type { SiteRepository } from './site-repository.js';
 import { issueUserToken } from './user-token.js';
@@ -18,7 +19,7 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
     {
       bodyLimit: 4096,
       schema: {
-        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }) }),
+        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }) }, { examples: [{ name: 'shop.example' }] }),
         response: { 201: CreatedSite },
       },
     },
@@ -28,7 +29,9 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
       if (!deps.config.adminToken) throw new TallyError('forbidden', 'Set ADMIN_TOKEN to create sites over HTTP.');
       if (!token) throw new TallyError('unauthorized', 'Send ADMIN_TOKEN as a Bearer token.');
       if (!safeEqual(token, deps.config.adminToken)) throw new TallyError('unauthorized', 'That admin token is not valid.');
-      const created = await deps.sites.create(request.body.name.trim());
+      const name = request.body.name.trim();
+      if (!isStorableText(name)) throw new TallyError('invalid_request', 'name must not contain NUL characters or unpaired UTF-16 surrogates.', '/name');
+      const created = await deps.sites.create(name);
       return reply.status(201).send(created);
     },
   );
