@@ -430,7 +430,7 @@ async function storedState(t: TestApp): Promise<string> {
     'SELECT (SELECT count(*) FROM sites)::text AS sites, (SELECT count(*) FROM notifications)::text AS notifications',
   );
   const backlog: number[] = [];
-  for (let shard = 0; shard < t.ctx.config.streamShards; shard++) backlog.push(await t.ctx.realtime.streamLength(t.ctx.keys.stream(shard)));
+  for (let shard = 0; shard < t.ctx.config.streamShards; shard++) backlog.push(await t.ctx.realtime.queue.length(t.ctx.keys.stream(shard)));
   return JSON.stringify({ ...rows.rows[0], backlog });
 }
 
