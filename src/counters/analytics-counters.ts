@@ -2,7 +2,7 @@ import type { Db, Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { DeltaSink } from './flush.js';
-import { perSiteTargets, type TargetProvider } from './flusher.js';
+import { perSiteTargets, type SiteSource, type TargetProvider } from './flusher.js';
 
 // Analytics counters live hot in Redis hashes ({s:<site>}:<suffix>, field) and durably in
 // PostgreSQL's counters table under the name "<suffix>|<field>". Suffixes are built from escaped
@@ -54,6 +54,6 @@ export async function restoreAnalyticsCounters(
 }
 
 /** Flush targets: every site's analytics buffer. */
-export function analyticsTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
+export function analyticsTargets(deps: { keys: Keys; sites: SiteSource }): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [{ buffer: deps.keys.analyticsBuffer(siteId), sink: counterSink(siteId) }]);
 }

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
 import type { Keys } from '../storage/keys.js';
-import type { Realtime, StreamEntry, StreamReader } from '../storage/realtime.js';
+import { startLoop, type StepResult } from '../lifecycle/background-loop.js';
+import type { Realtime, StreamEntry } from '../storage/realtime.js';
 import { type Counted, createAggregator } from './aggregate.js';
 import { createEnricher, createSaltSource } from './enrich.js';
 
@@ -13,7 +14,8 @@ import { createEnricher, createSaltSource } from './enrich.js';
 // enriches each site's messages and counts them in one atomic step (deduplicated by
 // messageId), hands them to the sinks (raw events to PostgreSQL, …), then acknowledges. A crash
 // before the ack means redelivery, which the dedupe keys make harmless. Entries a dead consumer
-// left unacknowledged are claimed after `claimIdleMs`.
+// left unacknowledged are claimed after `claimIdleMs`. A batch that fails every attempt moves to
+// the shard's dead letters (see src/process/dead-letters.ts) instead of blocking the shard.
 
 /**
  * Receives every processed batch, grouped by site, before it is acknowledged: the messages the
@@ -37,11 +39,17 @@ export interface ProcessorOptions {
   blockMs?: number;
   claimIdleMs?: number;
   sinks?: BatchSink[];
+  /** Failed attempts after which a batch's entries move to the shard's dead letters. */
+  deadLetterAttempts?: number;
   onProcessed?: (messages: number, applied: number) => void;
+  onDeadLettered?: (entries: number) => void;
 }
 
 export interface Processor {
-  /** Stops reading; with drain, first processes everything queued (the embedded queue dies with the process). */
+  /**
+   * Stops reading (a blocking read ends at once, a batch being handled finishes); with drain,
+   * then processes everything queued (the embedded queue dies with the process).
+   */
   stop(options?: { drain?: boolean }): Promise<void>;
 }
 
@@ -57,8 +65,9 @@ export function startProcessor(
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
   const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.getOrSet(k, v, ttl), keys.salt));
-  let stopping = false;
-  let draining = false;
+  const deadLetterAttempts = options.deadLetterAttempts ?? 5;
+  /** Failed attempts of entries this consumer is retrying (cleared when they succeed or move). */
+  const attempts = new Map<string, number>();
 
   /** Counts a site's messages; returns those that were new (duplicates dropped, then retried). */
   async function count(siteId: string, messages: readonly CollectedMessage[]): Promise<{ all: Counted[]; fresh: Counted[] }> {
@@ -100,6 +109,7 @@ export function startProcessor(
 
   async function handle(stream: string, entries: StreamEntry[], redelivered: boolean): Promise<void> {
     const bySite = new Map<string, CollectedMessage[]>();
+    const replayed = new Set<string>();
     for (const entry of entries) {
       let payload: StreamPayload;
       try {
@@ -111,13 +121,14 @@ export function startProcessor(
       const list = bySite.get(payload.s);
       if (list) list.push(...payload.m);
       else bySite.set(payload.s, [...payload.m]);
+      if (payload.r) replayed.add(payload.s);
     }
     let messages = 0;
     let applied = 0;
     const counted = new Map<string, Counted[]>();
     for (const [siteId, list] of bySite) {
       const { all, fresh } = await count(siteId, list);
-      counted.set(siteId, redelivered ? all : fresh);
+      counted.set(siteId, redelivered || replayed.has(siteId) ? all : fresh);
       messages += list.length;
       applied += fresh.length;
     }
@@ -130,56 +141,123 @@ export function startProcessor(
     options.onProcessed?.(messages, applied);
   }
 
-  async function runShard(shard: number, reader: StreamReader): Promise<void> {
+  /**
+   * Handles a batch; when it failed `deadLetterAttempts` times (the same entries delivered to
+   * this consumer again), moves its entries to the shard's dead letters so the shard goes on.
+   */
+  async function handleOrDeadLetter(shard: number, entries: StreamEntry[], redelivered: boolean): Promise<void> {
     const stream = keys.stream(shard);
-    let lastClaim = Date.now();
-    let retryOwn = false;
-    while (!stopping || draining) {
-      try {
-        let entries: StreamEntry[] = [];
-        let redelivered = false;
-        if (retryOwn) {
-          // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
-          entries = await reader.readOwnPending(consumer, batchSize);
-          redelivered = entries.length > 0;
-          retryOwn = entries.length === batchSize; // more of ours may wait behind these
-        }
-        if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
-          lastClaim = Date.now();
-          entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
-          redelivered = entries.length > 0;
-        }
-        if (entries.length === 0) entries = await reader.read(consumer, batchSize, stopping ? 0 : blockMs);
-        if (entries.length > 0) await handle(stream, entries, redelivered);
-        else if (stopping) return;
-      } catch (err) {
-        if (stopping && !draining) return;
-        log.error({ err, shard }, 'processing failed; the entries stay pending and are retried');
-        retryOwn = true;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+    try {
+      await handle(stream, entries, redelivered);
+    } catch (err) {
+      let worst = 0;
+      for (const entry of entries) {
+        const n = (attempts.get(entry.id) ?? 0) + 1;
+        attempts.set(entry.id, n);
+        worst = Math.max(worst, n);
       }
+      if (worst < deadLetterAttempts) throw err;
+      const ids = entries.map((e) => e.id);
+      const deadStream = keys.deadLetters(shard);
+      await realtime.deadLetter(stream, deadStream, group, ids);
+      for (const id of ids) attempts.delete(id);
+      options.onDeadLettered?.(ids.length);
+      log.error({ err, stream, deadStream, ids, attempts: worst }, 'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)');
+      return;
     }
+    for (const entry of entries) attempts.delete(entry.id);
   }
 
-  const readers: StreamReader[] = [];
-  const loops: Promise<void>[] = [];
-  const started = (async () => {
-    for (let shard = 0; shard < options.shards; shard++) await realtime.ensureGroup(keys.stream(shard), group);
-    for (let shard = 0; shard < options.shards; shard++) {
-      const reader = realtime.openReader(keys.stream(shard), group);
-      readers.push(reader);
-      loops.push(runShard(shard, reader));
+  /** One shard's loop: a batch per step, read with a blocking wait that a stop interrupts. */
+  function shardLoop(shard: number) {
+    const stream = keys.stream(shard);
+    let reader = realtime.openReader(stream, group);
+    let grouped = false;
+    let lastClaim = Date.now();
+    let retryOwn = false;
+
+    /** Handles one batch, waiting up to blockMs for one; 'again' when there was one (more may wait). */
+    async function next(blockMs: number, stopping?: AbortSignal): Promise<StepResult> {
+      if (!grouped) {
+        await realtime.ensureGroup(stream, group);
+        grouped = true;
+      }
+      let entries: StreamEntry[] = [];
+      let redelivered = false;
+      if (retryOwn) {
+        // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
+        entries = await reader.readOwnPending(consumer, batchSize);
+        redelivered = entries.length > 0;
+        retryOwn = entries.length === batchSize; // more of ours may wait behind these
+      }
+      if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
+        lastClaim = Date.now();
+        entries = await realtime.claimStale(stream, group, consumer, claimIdleMs, batchSize);
+        redelivered = entries.length > 0;
+      }
+      if (entries.length === 0) {
+        try {
+          entries = await reader.read(consumer, batchSize, blockMs);
+        } catch (err) {
+          // stop() closed the reader under a blocking read (Redis drops its connection).
+          if (stopping?.aborted) return undefined;
+          throw err;
+        }
+      }
+      if (entries.length === 0) return undefined;
+      try {
+        await handleOrDeadLetter(shard, entries, redelivered);
+      } catch (err) {
+        retryOwn = true;
+        throw err;
+      }
+      return 'again';
     }
-  })().catch((err) => log.error({ err }, 'processor failed to start'));
+
+    const loop = startLoop({
+      name: `processor shard ${shard}`,
+      log,
+      intervalMs: 0,
+      step: (signal) => next(signal.aborted ? 0 : blockMs, signal),
+    });
+    return {
+      async stop() {
+        const stopped = loop.stop();
+        await reader.close();
+        await stopped;
+      },
+      /**
+       * Processes what is queued, and its own failed batch, without blocking, on a reader of its
+       * own. A failing batch is retried at once and moves to the dead letters after its
+       * attempts, so this ends.
+       */
+      async drain() {
+        reader = realtime.openReader(stream, group);
+        retryOwn = true;
+        let failures = 0;
+        try {
+          for (;;) {
+            try {
+              if ((await next(0)) !== 'again') return;
+              failures = 0;
+            } catch (err) {
+              if (++failures > deadLetterAttempts) throw err;
+              log.warn({ err, shard }, 'processing failed while draining; retrying');
+            }
+          }
+        } finally {
+          await reader.close();
+        }
+      },
+    };
+  }
+
+  const shards = Array.from({ length: options.shards }, (_, shard) => shardLoop(shard));
 
   return {
     async stop({ drain = false } = {}) {
-      await started;
-      draining = drain;
-      stopping = true;
-      if (!drain) await Promise.all(readers.map((r) => r.close()));
-      await Promise.all(loops);
-      if (drain) await Promise.all(readers.map((r) => r.close()));
+      await Promise.all(shards.map((s) => s.stop()));
+      if (drain) await Promise.all(shards.map((s) => s.drain()));
     },
   };
 }

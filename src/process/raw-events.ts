@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime, StreamReader } from '../storage/realtime.js';
@@ -111,47 +112,47 @@ export function createRawEventWriter(deps: { db: Db; realtime: Realtime; keys: K
     }
   };
 
-  /** Writes parked batches until the backlog is empty or PostgreSQL fails again; returns rows written. */
-  async function catchUp(reader: StreamReader, consumer: string): Promise<number> {
+  /** Writes parked batches until the backlog is empty, PostgreSQL fails again or a stop; returns rows written. */
+  async function catchUp(reader: StreamReader, consumer: string, signal: AbortSignal): Promise<number> {
     let written = 0;
-    for (;;) {
+    while (!signal.aborted) {
       const entries = await reader.read(consumer, CATCH_UP_BATCH, 0);
-      if (entries.length === 0) return written;
+      if (entries.length === 0) break;
       const rows = entries.flatMap((e) => JSON.parse(e.payload) as RawRow[]);
       await insert(rows);
       await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, entries.map((e) => e.id));
       written += rows.length;
     }
+    return written;
   }
 
-  /** Runs the catch-up loop every intervalMs until stopped. */
+  /** Writes the backlog every intervalMs until stopped. */
   function startCatchUp(intervalMs: number): { stop(): Promise<void> } {
     const consumer = `raw-${process.pid}`;
-    let stopped = false;
     let reader: StreamReader | undefined;
-    const loop = (async () => {
-      await deps.realtime.ensureGroup(deps.keys.rawBacklog, BACKLOG_GROUP);
-      reader = deps.realtime.openReader(deps.keys.rawBacklog, BACKLOG_GROUP);
-      while (!stopped) {
-        try {
-          // Entries a crashed writer left unacknowledged come back first.
-          const stale = await deps.realtime.claimStale(deps.keys.rawBacklog, BACKLOG_GROUP, consumer, 60_000, CATCH_UP_BATCH);
-          if (stale.length > 0) {
-            await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
-            await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, stale.map((e) => e.id));
-          }
-          const written = await catchUp(reader, consumer);
-          if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
-        } catch (err) {
-          deps.log.warn({ err: (err as Error).message }, 'raw-event backlog not written yet; retrying');
+    const loop = startLoop({
+      name: 'raw-event catch-up',
+      log: deps.log,
+      intervalMs,
+      async step(signal) {
+        if (!reader) {
+          await deps.realtime.ensureGroup(deps.keys.rawBacklog, BACKLOG_GROUP);
+          reader = deps.realtime.openReader(deps.keys.rawBacklog, BACKLOG_GROUP);
         }
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-      }
-    })();
+        // Entries a crashed writer left unacknowledged come back first.
+        const stale = await deps.realtime.claimStale(deps.keys.rawBacklog, BACKLOG_GROUP, consumer, 60_000, CATCH_UP_BATCH);
+        if (stale.length > 0) {
+          await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
+          await deps.realtime.ackEntries(deps.keys.rawBacklog, BACKLOG_GROUP, stale.map((e) => e.id));
+        }
+        const written = await catchUp(reader, consumer, signal);
+        if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
+        return undefined;
+      },
+    });
     return {
       async stop() {
-        stopped = true;
-        await loop;
+        await loop.stop();
         await reader?.close();
       },
     };

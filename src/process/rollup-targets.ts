@@ -1,5 +1,5 @@
 import type { DeltaSink } from '../counters/flush.js';
-import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
+import { perSiteTargets, type SiteSource, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
@@ -75,7 +75,7 @@ export function uniquesSink(deps: { realtime: Realtime; keys: Keys }, siteId: st
 export function rollupTargets(deps: {
   realtime: Realtime;
   keys: Keys;
-  sites: { list(): Promise<{ id: string }[]> };
+  sites: SiteSource;
 }): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [
     { buffer: deps.keys.rollupBuffer(siteId), sink: rollupSink(siteId) },

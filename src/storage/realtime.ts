@@ -143,6 +143,11 @@ export interface Realtime {
   ackEntries(stream: string, group: string, ids: readonly string[]): Promise<void>;
   /** Entries not yet acknowledged and deleted (the backlog). */
   streamLength(stream: string): Promise<number>;
+  /**
+   * Appends the entries' payloads to deadStream (a stream of the same hash tag) and acknowledges
+   * and deletes them from stream, in one step; returns how many moved (ids already gone are skipped).
+   */
+  deadLetter(stream: string, deadStream: string, group: string, ids: readonly string[]): Promise<number>;
 
   // Analytics: one atomic step per batch.
   /**

@@ -162,6 +162,22 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
     return g;
   };
 
+  /** XADD: a new id after the stream's last, readers waiting on the stream woken. */
+  const append = (key: string, payload: string) => {
+    const s = stream(key);
+    const ms = now();
+    if (ms > s.lastMs) {
+      s.lastMs = ms;
+      s.lastSeq = 0;
+    } else {
+      s.lastSeq += 1;
+    }
+    const id = `${s.lastMs}-${s.lastSeq}`;
+    s.entries.set(id, payload);
+    wakeups.emit(key);
+    return id;
+  };
+
   const take = (key: string): Map<string, number> | undefined => {
     const h = hashes.get(key);
     hashes.delete(key);
@@ -179,17 +195,7 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
     async enqueue(key, payload, maxBacklog) {
       const s = stream(key);
       if (s.entries.size >= maxBacklog) return null;
-      const ms = now();
-      if (ms > s.lastMs) {
-        s.lastMs = ms;
-        s.lastSeq = 0;
-      } else {
-        s.lastSeq += 1;
-      }
-      const id = `${s.lastMs}-${s.lastSeq}`;
-      s.entries.set(id, payload);
-      wakeups.emit(key);
-      return id;
+      return append(key, payload);
     },
 
     openReader(key, name): StreamReader {
@@ -268,6 +274,22 @@ export function createMemoryRealtime(now: () => number = Date.now): Realtime {
     },
 
     streamLength: async (key) => stream(key).entries.size,
+
+    async deadLetter(key, deadKey, name, ids) {
+      const g = group(key, name);
+      const s = stream(key);
+      let moved = 0;
+      for (const id of ids) {
+        const payload = s.entries.get(id);
+        if (payload === undefined) continue;
+        append(deadKey, payload);
+        g.pending.delete(id);
+        g.delivered.delete(id);
+        s.entries.delete(id);
+        moved += 1;
+      }
+      return moved;
+    },
 
     async applyAggregate(batch) {
       const duplicates: number[] = [];

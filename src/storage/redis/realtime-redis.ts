@@ -11,6 +11,7 @@ export type RedisClient = Redis | Cluster;
 const SCRIPTS = [
   'enqueue',
   'ack-entries',
+  'dead-letter',
   'add-deltas',
   'take-batch',
   'finish-batch',
@@ -199,6 +200,11 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     },
 
     streamLength: (stream) => client.xlen(stream),
+
+    async deadLetter(stream, deadStream, group, ids) {
+      if (ids.length === 0) return 0;
+      return Number(await call('dead-letter', [stream, deadStream], [group, ...ids]));
+    },
 
     async applyAggregate(batch) {
       if (batch.dedupeKeys.length === 0 && batch.ops.length === 0 && batch.packed.length === 0) return [];
