@@ -109,6 +109,24 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       expect(await rt.streamLength(stream)).toBe(0);
       await reader.close();
     });
+
+    it('moves entries to the dead letters in one step: gone from the stream and its pending list, there in order', async () => {
+      const stream = keys.stream(5);
+      const dead = keys.deadLetters(5);
+      await rt.ensureGroup(stream, 'g');
+      for (const payload of ['a', 'b', 'c']) await rt.enqueue(stream, payload, 100);
+      const reader = rt.openReader(stream, 'g');
+      const [a, b, c] = await reader.read('me', 10, 100);
+      expect(await rt.deadLetter(stream, dead, 'g', [a!.id, c!.id, '1-999'])).toBe(2);
+      expect(await rt.deadLetter(stream, dead, 'g', [a!.id])).toBe(0);
+      expect(await rt.streamLength(stream)).toBe(1);
+      expect((await reader.readOwnPending('me', 10)).map((e) => e.id)).toEqual([b!.id]);
+      await rt.ensureGroup(dead, 'd');
+      const deadReader = rt.openReader(dead, 'd');
+      expect((await deadReader.read('op', 10, 0)).map((e) => e.payload)).toEqual(['a', 'c']);
+      await reader.close();
+      await deadReader.close();
+    });
   });
 
   describe('applyAggregate', () => {

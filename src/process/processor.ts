@@ -162,7 +162,12 @@ export function startProcessor(
       await realtime.deadLetter(stream, deadStream, group, ids);
       for (const id of ids) attempts.delete(id);
       options.onDeadLettered?.(ids.length);
-      log.error({ err, stream, deadStream, ids, attempts: worst }, 'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)');
+      // The embedded dead letters die with the process: there the log keeps their payloads.
+      const payloads = realtime.kind === 'memory' ? entries.map((e) => e.payload) : undefined;
+      log.error(
+        { err, stream, deadStream, ids, payloads, attempts: worst },
+        'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)',
+      );
       return;
     }
     for (const entry of entries) attempts.delete(entry.id);
