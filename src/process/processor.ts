@@ -223,7 +223,7 @@ export function startProcessor(
       name: `processor shard ${shard}`,
       log,
       intervalMs: 0,
-      step: (signal) => next(signal.aborted ? 0 : blockMs, signal),
+      step: (signal) => next(blockMs, signal),
     });
     return {
       async stop() {
