@@ -74,4 +74,18 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
     await eventually(async () => expect(await ctx.realtime.streamLength(ctx.keys.stream(0))).toBe(0));
     expect(await clicks('ann')).toBe(1);
   });
+
+  it('lets a drain end with a poison entry queued: the entry moves to the dead letters', async () => {
+    t = await openTestApp(mode, { TALLY_STREAM_SHARDS: '1' });
+    const { ctx } = t;
+    const poisoned: BatchSink = async () => {
+      throw new Error('this sink takes nothing');
+    };
+    const processor = startProcessor({ ...ctx, log: silentLog }, { shards: 1, blockMs: 50, sinks: [poisoned], deadLetterAttempts: 2 });
+    const response = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [click('ann', 'poison')] } });
+    expect(response.statusCode).toBe(200);
+    await processor.stop({ drain: true });
+    expect(await ctx.realtime.streamLength(ctx.keys.stream(0))).toBe(0);
+    expect(await listDeadLetters(ctx, 1)).toEqual([{ shard: 0, id: expect.any(String), siteId: t.site.id, messageIds: ['poison'] }]);
+  });
 });
