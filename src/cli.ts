@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { openContext } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { startFlusher } from './counters/flusher.js';
+import { listDeadLetters, replayDeadLetters } from './process/dead-letters.js';
 import { type RebuildResult, rebuildSite } from './process/rebuild.js';
 import { rollupTargets } from './process/rollup-targets.js';
 import { DEFAULT_STALE_MS, reconcileSites } from './inbox/reconcile.js';
@@ -22,6 +23,8 @@ const USAGE = `Usage: tally <command>
   flush                 flush buffered counters to PostgreSQL once and exit
   rebuild               after Redis lost its data: flush what is buffered, then restore every
                         site's counters, time buckets and uniques from PostgreSQL
+  dead-letters list     stream entries whose batch failed every attempt (site, message ids)
+  dead-letters replay   put them back into their streams (after fixing the cause), then delete them
   reconcile [--all] [--stale-seconds N]
                         check unread counts against their notifications (recently changed
                         users, or every user with --all), repair drift, print what was found
@@ -81,6 +84,22 @@ async function main(argv: string[]): Promise<number> {
         return sites;
       }, config, log);
       process.stdout.write(JSON.stringify(restored, null, 2) + '\n');
+      return 0;
+    }
+    case 'dead-letters': {
+      if (rest[0] !== 'list' && rest[0] !== 'replay') throw new ConfigError('Usage: tally dead-letters list|replay');
+      if (config.mode === 'embedded') {
+        throw new ConfigError('The embedded mode keeps its dead letters in the serving process (its log shows them); tally dead-letters needs REDIS_URL and DATABASE_URL.');
+      }
+      const found = await withContext(
+        async (ctx) =>
+          rest[0] === 'list'
+            ? listDeadLetters(ctx, config.streamShards)
+            : { replayed: await replayDeadLetters(ctx, config.streamShards, config.streamMaxBacklog) },
+        config,
+        log,
+      );
+      process.stdout.write(JSON.stringify(found, null, 2) + '\n');
       return 0;
     }
     case 'reconcile': {

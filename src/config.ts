@@ -26,6 +26,8 @@ export interface Config {
   readonly flushIntervalMs: number;
   /** A stream entry delivered to a consumer that has not acknowledged it for this long is taken over (the consumer died). */
   readonly claimIdleMs: number;
+  /** Failed attempts after which a stream batch moves to its shard's dead letters. */
+  readonly deadLetterAttempts: number;
   readonly logLevel: string;
   /** Requests per second allowed per write key (token bucket); 0 disables. */
   readonly collectRateLimit: number;
@@ -166,6 +168,7 @@ export function loadConfig(env: Env): Config {
     streamMaxBacklog: intVar(env, 'TALLY_STREAM_MAX_BACKLOG', 100_000, 100, 100_000_000),
     flushIntervalMs: intVar(env, 'TALLY_FLUSH_INTERVAL_MS', 1000, 10, 3_600_000),
     claimIdleMs: intVar(env, 'TALLY_CLAIM_IDLE_MS', 30_000, 100, 3_600_000),
+    deadLetterAttempts: intVar(env, 'TALLY_DEAD_LETTER_ATTEMPTS', 5, 1, 1000),
     logLevel: env['LOG_LEVEL'] || 'info',
     collectRateLimit: intVar(env, 'TALLY_COLLECT_RATE_LIMIT', 10_000, 0, 10_000_000),
     userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),

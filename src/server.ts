@@ -32,6 +32,32 @@ export async function ensureDefaultSite(ctx: Context, print: (line: string) => v
   }
 }
 
+/** What a process stops, each part optional: its HTTP side, its worker, its connections. */
+interface Stoppable {
+  /** Stops accepting and finishes in-flight requests (or stops the HTTP processes). */
+  http?: () => Promise<void>;
+  worker?: Worker | undefined;
+  /** Closes Redis and PostgreSQL, once nothing uses them. */
+  close?: () => Promise<void>;
+}
+
+/**
+ * The one stop order of every start mode: no more requests and the in-flight ones finished, then
+ * the worker (embedded drain, final flush), then the connections. A part that fails does not
+ * keep the next from stopping; the first failure is thrown at the end.
+ */
+async function stopInOrder(parts: Stoppable): Promise<void> {
+  try {
+    await parts.http?.();
+  } finally {
+    try {
+      await parts.worker?.stop();
+    } finally {
+      await parts.close?.();
+    }
+  }
+}
+
 function onSignals(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: string) => {
@@ -60,11 +86,7 @@ export async function runServer(config: Config, log: Logger, options: { worker: 
   // One of TALLY_HTTP_PROCESSES: the primary says when all of them listen.
   if (cluster.isWorker) log.debug({ address }, 'HTTP process listening');
   else log.info({ address, mode: config.mode, worker: options.worker }, 'Tally is listening');
-  onSignals(log, async () => {
-    await app.close();
-    await worker?.stop();
-    await ctx.close();
-  });
+  onSignals(log, () => stopInOrder({ http: () => app.close(), worker, close: () => ctx.close() }));
 }
 
 const CHILD_STOP_MS = 30_000;
@@ -106,8 +128,9 @@ async function runHttpProcesses(config: Config, log: Logger, options: { worker: 
       });
     });
 
-  /** SIGTERM to every HTTP process; true when all stopped cleanly (one still starting has nothing to finish). */
+  /** SIGTERM to every HTTP process; rejects unless all stopped cleanly (one still starting has nothing to finish). */
   const stopChildren = async () => {
+    stopping = true;
     const clean = await Promise.all(
       [...children].map(
         ([child, listened]) =>
@@ -121,17 +144,16 @@ async function runHttpProcesses(config: Config, log: Logger, options: { worker: 
           }),
       ),
     );
-    return clean.every(Boolean);
+    if (!clean.every(Boolean)) throw new Error('an HTTP process did not stop cleanly (see its log)');
   };
+  // Without a worker the connections were closed after the start.
+  const stop = () => stopInOrder({ http: stopChildren, worker, close: worker ? () => ctx.close() : undefined });
 
   let addresses: AddressInfo[];
   try {
     addresses = await Promise.all(Array.from({ length: config.httpProcesses }, fork));
   } catch (err) {
-    stopping = true;
-    await stopChildren();
-    await worker?.stop();
-    if (worker) await ctx.close();
+    await stop().catch((stopErr: unknown) => log.error({ err: stopErr }, 'stopping after the failed start failed too'));
     throw err;
   }
   const first = addresses[0] as AddressInfo;
@@ -145,13 +167,7 @@ async function runHttpProcesses(config: Config, log: Logger, options: { worker: 
     },
     'Tally is listening',
   );
-  onSignals(log, async () => {
-    stopping = true;
-    const clean = await stopChildren();
-    await worker?.stop();
-    if (worker) await ctx.close();
-    if (!clean) throw new Error('an HTTP process did not stop cleanly (see its log)');
-  });
+  onSignals(log, stop);
 }
 
 export async function runWorker(config: Config, log: Logger): Promise<void> {
@@ -162,9 +178,5 @@ export async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await buildApp(ctx, { metrics, flusher: worker.flusher, routes: 'ops' });
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ address, mode: config.mode }, 'Tally worker started');
-  onSignals(log, async () => {
-    await app.close();
-    await worker.stop();
-    await ctx.close();
-  });
+  onSignals(log, () => stopInOrder({ http: () => app.close(), worker, close: () => ctx.close() }));
 }

@@ -28,10 +28,12 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
     shards: ctx.config.streamShards,
     sinks: [rawEvents.sink],
     claimIdleMs: ctx.config.claimIdleMs,
+    deadLetterAttempts: ctx.config.deadLetterAttempts,
     onProcessed: (messages, applied) => {
       metrics?.processed.inc(messages);
       metrics?.duplicates.inc(messages - applied);
     },
+    onDeadLettered: (entries) => metrics?.deadLettered.inc(entries),
   });
   const flusher = startFlusher(ctx, {
     intervalMs: ctx.config.flushIntervalMs,
@@ -47,11 +49,16 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
     processor,
     flusher,
     async stop() {
-      // The embedded queue lives in this process: process all of it before the final flush.
-      await processor.stop({ drain: ctx.config.mode === 'embedded' });
-      await reconciler.stop();
-      await rawCatchUp.stop();
-      await flusher.stop();
+      // The other loops stop meanwhile: each only ends its wait or finishes its step.
+      const others = Promise.allSettled([reconciler.stop(), rawCatchUp.stop()]);
+      try {
+        // The embedded queue lives in this process: process all of it before the final flush.
+        await processor.stop({ drain: ctx.config.mode === 'embedded' });
+      } finally {
+        // Whatever the processor counted reaches PostgreSQL, even when its drain failed.
+        await flusher.stop();
+      }
+      for (const stopped of await others) if (stopped.status === 'rejected') throw stopped.reason;
     },
   };
 }

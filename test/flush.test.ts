@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { counterSink } from '../src/counters/analytics-counters.js';
+import { analyticsTargets, counterSink } from '../src/counters/analytics-counters.js';
 import { flushBuffer, flushBuffers, lastAppliedSeq } from '../src/counters/flush.js';
 import { startFlusher } from '../src/counters/flusher.js';
 import type { Context } from '../src/context.js';
@@ -136,6 +136,28 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
     for (let i = 0; i < 12; i++) expect(stored[`k|${i}`]).toBe(i + 1);
     expect(flusher.lagSeconds()).toBeLessThan(5);
     await flusher.stop();
+  });
+
+  it('flushes a site this process created at the next pass, and the sites it knows while the site list cannot be read', async () => {
+    let listDown = false;
+    const sites = {
+      list: () => (listDown ? Promise.reject(new Error('PostgreSQL is down')) : t.ctx.sites.list()),
+      get generation() {
+        return t.ctx.sites.generation;
+      },
+    };
+    const flusher = startFlusher(t.ctx, { intervalMs: 60_000, autoStart: false, providers: [analyticsTargets({ keys: t.ctx.keys, sites })] });
+    await flusher.flushAll();
+    const late = (await t.ctx.sites.create(uniqueName('late'))).id;
+    await add(t.ctx.keys.analyticsBuffer(late), ['n|late'], [3]);
+    await flusher.flushAll();
+    expect(await durable(t.ctx, late)).toEqual({ 'n|late': 3 });
+
+    listDown = true;
+    await t.ctx.sites.create(uniqueName('unseen')); // the list must be read again, and fails
+    await add(t.ctx.keys.analyticsBuffer(late), ['n|late'], [2]);
+    await flusher.flushAll();
+    expect(await durable(t.ctx, late)).toEqual({ 'n|late': 5 });
   });
 
   it('stays exact with concurrent writers and several flushers', async () => {

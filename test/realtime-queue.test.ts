@@ -6,7 +6,7 @@ import { realtimeLayers } from './realtime-layers.js';
 
 // The ingestion queue's contract (src/storage/ingest-queue.ts), for every implementation.
 
-describe.each(realtimeLayers())('ingest queue: %s', (name, open) => {
+describe.each(realtimeLayers())('ingest queue: %s', (_name, open) => {
   let rt: Realtime;
   let keys: Keys;
   beforeEach(async () => {
@@ -81,14 +81,30 @@ describe.each(realtimeLayers())('ingest queue: %s', (name, open) => {
     const alive = await rt.queue.openConsumer(stream, 'g', 'alive');
     expect(await alive.claimStale(60_000, 10)).toEqual([]);
     await dead.close();
-    // Redis: claimed once idle long enough. Embedded: a closed consumer gave its entries back.
+    // Redis: claimed once idle long enough. Embedded: at once, its consumer being closed.
     const got = await eventually(async () => {
-      const entries = name === 'embedded' ? await alive.read(10, 0) : await alive.claimStale(10, 10);
+      const entries = await alive.claimStale(10, 10);
       expect(entries.map((e) => e.payload)).toEqual(['x']);
       return entries;
     });
     await alive.ack(got.map((e) => e.id));
     expect(await rt.queue.length(stream)).toBe(0);
     await alive.close();
+  });
+
+  it('moves entries to the dead letters in one step: gone from the stream and its consumer, there in order', async () => {
+    const stream = keys.stream(5);
+    const dead = keys.deadLetters(5);
+    for (const payload of ['a', 'b', 'c']) await rt.queue.enqueue(stream, payload, 100);
+    const me = await rt.queue.openConsumer(stream, 'g', 'me');
+    const [a, b, c] = await me.read(10, 100);
+    expect(await me.deadLetter([a?.id ?? '', c?.id ?? '', '999999'], dead)).toBe(2);
+    expect(await me.deadLetter([a?.id ?? ''], dead)).toBe(0);
+    expect(await rt.queue.length(stream)).toBe(1);
+    expect((await me.readOwnPending(10)).map((e) => e.id)).toEqual([b?.id]);
+    const operator = await rt.queue.openConsumer(dead, 'd', 'op');
+    expect((await operator.read(10, 0)).map((e) => e.payload)).toEqual(['a', 'c']);
+    await me.close();
+    await operator.close();
   });
 });

@@ -8,6 +8,11 @@ import type { CollectedMessage } from './message.js';
 export interface StreamPayload {
   s: string;
   m: CollectedMessage[];
+  /**
+   * Replayed from the dead letters: earlier attempts may have counted its messages without
+   * their reaching the sinks, so the processor hands the sinks all of them, as on a redelivery.
+   */
+  r?: true;
 }
 
 export type Ingest = (siteId: string, messages: CollectedMessage[]) => Promise<void>;

@@ -3,7 +3,7 @@ import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { parseDurableName, type UnknownNames } from './counter-names.js';
 import type { DeltaSink } from './flush.js';
-import { perSiteTargets, type TargetProvider } from './flusher.js';
+import { perSiteTargets, type SiteSource, type TargetProvider } from './flusher.js';
 
 // Analytics counters live hot in the real-time layer (a figure's hash, field) and durably in
 // PostgreSQL's counters table under the durable name "<suffix>|<field>" (counter-names.ts).
@@ -55,6 +55,6 @@ export async function restoreAnalyticsCounters(
 }
 
 /** Flush targets: every site's analytics buffer. */
-export function analyticsTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
+export function analyticsTargets(deps: { keys: Keys; sites: SiteSource }): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [{ buffer: deps.keys.analyticsBuffer(siteId), sink: counterSink(siteId) }]);
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
 import type { BufferKeys, Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
@@ -17,29 +18,48 @@ const buffersOf = (target: FlushTarget): readonly BufferKeys[] => ('buffers' in 
 /** Lists buffers to flush (analytics: one per site; inbox: a site's shards together). */
 export type TargetProvider = () => Promise<FlushTarget[]>;
 
-const SITE_LIST_TTL_MS = 10_000;
+/** Where a provider gets the sites from: the site repository, or a fixed list in tests. */
+export interface SiteSource {
+  list(): Promise<{ id: string }[]>;
+  /** Changes whenever this process creates a site (see SiteRepository.generation). */
+  readonly generation?: number;
+}
 
-/** A provider of each site's targets; the site list is re-read every few seconds. */
-export function perSiteTargets(
-  sites: { list(): Promise<{ id: string }[]> },
-  targetsOf: (siteId: string) => FlushTarget[],
-): TargetProvider {
-  let cached: { at: number; targets: FlushTarget[] } | undefined;
+/**
+ * How soon a site created by another process (an HTTP process, `tally site create`) is flushed;
+ * this process's own are flushed from the next pass on, by the repository's generation.
+ */
+const SITE_LIST_REFRESH_MS = 10_000;
+
+/** A provider of each site's targets, over the site list read again when it may have changed. */
+export function perSiteTargets(sites: SiteSource, targetsOf: (siteId: string) => FlushTarget[]): TargetProvider {
+  let known: { at: number; generation: number | undefined; targets: FlushTarget[] } | undefined;
   return async () => {
-    if (!cached || Date.now() - cached.at > SITE_LIST_TTL_MS) {
-      const list = await sites.list();
-      cached = { at: Date.now(), targets: list.flatMap((site) => targetsOf(site.id)) };
+    if (known && known.generation === sites.generation && Date.now() - known.at <= SITE_LIST_REFRESH_MS) return known.targets;
+    const generation = sites.generation;
+    let list: { id: string }[];
+    try {
+      list = await sites.list();
+    } catch (err) {
+      // PostgreSQL down: the known sites are still flushed, and each flush fails with the
+      // outage's error, its batch kept in flight; with no list yet, the pass fails here.
+      if (!known) throw err;
+      return known.targets;
     }
-    return cached.targets;
+    known = { at: Date.now(), generation, targets: list.flatMap((site) => targetsOf(site.id)) };
+    return known.targets;
   };
 }
 
 export interface Flusher {
-  /** Flushes every buffer until nothing is pending; returns the number of batches applied. */
+  /**
+   * Flushes every buffer until nothing is pending; returns the number of batches applied.
+   * Rejects when a buffer could not be flushed (its batch stays in flight for the next pass).
+   */
   flushAll(): Promise<number>;
   /** Seconds since every buffer was last flushed successfully. */
   lagSeconds(): number;
-  /** Stops the timer and runs a final flush. */
+  /** Stops the loop (a pass under way finishes) and runs a final flush. */
   stop(): Promise<void>;
 }
 
@@ -59,7 +79,6 @@ export function startFlusher(
   const token = randomBytes(8).toString('hex');
   let lastSuccess = Date.now();
   let running: Promise<Pass> | null = null;
-  let timer: NodeJS.Timeout | undefined;
 
   /** Flushes one target a few rounds; `behind`: its last batch was cut by the size bound. */
   async function flushTarget(target: FlushTarget): Promise<Pass> {
@@ -86,11 +105,12 @@ export function startFlusher(
     }
   }
 
+  /** Every target once; a target that failed fails the pass, after the others were flushed. */
   async function flushAllOnce(): Promise<Pass> {
     const started = Date.now();
     let batches = 0;
-    let failed = false;
     let behind = false;
+    const failed: { buffers: string[]; err: unknown }[] = [];
     for (const provider of options.providers) {
       for (const target of await provider()) {
         try {
@@ -98,15 +118,20 @@ export function startFlusher(
           batches += pass.batches;
           behind ||= pass.behind;
         } catch (err) {
-          failed = true;
-          deps.log.warn({ err, buffers: buffersOf(target).map((b) => b.name) }, 'flush failed; the batch stays in flight and is retried');
+          failed.push({ buffers: buffersOf(target).map((b) => b.name), err });
         }
       }
     }
-    // Everything buffered before this pass started is in PostgreSQL now, unless a batch failed
-    // or a buffer still holds a backlog this pass left (its batches were cut by the size bound).
-    if (!failed && !behind) lastSuccess = started;
-    return { batches, behind: behind && !failed };
+    const first = failed[0];
+    if (first) {
+      // Their batches stay in flight and are retried whole by the next pass.
+      const reason = first.err instanceof Error ? first.err.message : String(first.err);
+      throw new Error(`flushing ${failed.length} target(s) failed, first ${first.buffers.join('+')}: ${reason}`, { cause: first.err });
+    }
+    // Everything buffered before this pass started is in PostgreSQL now, unless a buffer still
+    // holds a backlog this pass left (its batches were cut by the size bound).
+    if (!behind) lastSuccess = started;
+    return { batches, behind };
   }
 
   /** One pass at a time in this process; a caller arriving meanwhile waits for the next one. */
@@ -129,23 +154,22 @@ export function startFlusher(
   }
 
   // A pass that left a backlog is followed at once by the next; otherwise one per interval.
-  const tick = () => {
-    let behind = false;
-    pass()
-      .then((done) => void (behind = done.behind))
-      .catch((err) => deps.log.warn({ err }, 'flush round failed'))
-      .finally(() => {
-        if (timer) timer = setTimeout(tick, behind ? 0 : options.intervalMs);
-      });
-  };
-  if (options.autoStart !== false) timer = setTimeout(tick, options.intervalMs);
+  const loop =
+    options.autoStart === false
+      ? undefined
+      : startLoop({
+          name: 'flusher',
+          log: deps.log,
+          intervalMs: options.intervalMs,
+          delayFirst: true,
+          step: async () => ((await pass()).behind ? 'again' : undefined),
+        });
 
   return {
     flushAll,
     lagSeconds: () => (Date.now() - lastSuccess) / 1000,
     async stop() {
-      clearTimeout(timer);
-      timer = undefined;
+      await loop?.stop();
       await flushAll();
     },
   };

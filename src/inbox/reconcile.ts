@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
@@ -194,12 +195,13 @@ export function startReconciler(
   const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
   let all = options.allFirst ?? false;
   let running: Promise<ReconcileReport> | null = null;
-  let timer: NodeJS.Timeout | undefined;
 
   async function runAllSites(): Promise<ReconcileReport> {
     const everyone = all;
-    all = false;
-    return (await reconcileSites(deps, { all: everyone, staleMs, settleMs: options.settleMs ?? 1000, limit: AUDIT_PER_SHARD })).total;
+    const found = await reconcileSites(deps, { all: everyone, staleMs, settleMs: options.settleMs ?? 1000, limit: AUDIT_PER_SHARD });
+    // A failed check of every user is tried again by the next run, after the back-off.
+    if (everyone) all = false;
+    return found.total;
   }
 
   function runOnce(): Promise<ReconcileReport> {
@@ -210,21 +212,13 @@ export function startReconciler(
     });
   }
 
-  const tick = () => {
-    runOnce()
-      .catch((err: unknown) => deps.log.warn({ err }, 'inbox reconcile failed'))
-      .finally(() => {
-        if (timer) timer = setTimeout(tick, options.intervalMs);
-      });
-  };
-  timer = setTimeout(tick, all ? 0 : options.intervalMs);
+  const loop = startLoop({
+    name: 'inbox reconciler',
+    log: deps.log,
+    intervalMs: options.intervalMs,
+    delayFirst: !all,
+    step: async () => void (await runOnce()),
+  });
 
-  return {
-    runOnce,
-    async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await running?.catch(() => undefined);
-    },
-  };
+  return { runOnce, stop: () => loop.stop() };
 }

@@ -1,5 +1,5 @@
 import type { DeltaSink } from '../counters/flush.js';
-import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
+import { perSiteTargets, type SiteSource, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import { INBOX_SHARDS } from './unread-counter.js';
@@ -17,7 +17,7 @@ export function unreadSink(siteId: string): DeltaSink {
 }
 
 /** Flush targets: every site's buffer shards, flushed together (one transaction, one statement per site). */
-export function inboxTargets(deps: { keys: Keys; sites: { list(): Promise<{ id: string }[]> } }): TargetProvider {
+export function inboxTargets(deps: { keys: Keys; sites: SiteSource }): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [
     { buffers: Array.from({ length: INBOX_SHARDS }, (_, shard) => deps.keys.inboxBuffer(siteId, shard)), sink: unreadSink(siteId) },
   ]);

@@ -13,6 +13,11 @@ export function createMetrics() {
       help: 'Events dropped as duplicates (same site and messageId)',
       registers: [registry],
     }),
+    deadLettered: new Counter({
+      name: 'tally_dead_lettered_entries_total',
+      help: 'Stream entries moved to the dead letters after their batch failed every attempt (tally dead-letters)',
+      registers: [registry],
+    }),
     streamBacklog: new Gauge({ name: 'tally_stream_backlog', help: 'Ingestion stream entries not yet processed', registers: [registry] }),
     flushLag: new Gauge({
       name: 'tally_flush_lag_seconds',

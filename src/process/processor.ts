@@ -4,8 +4,9 @@ import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
-import type { Keys } from '../storage/keys.js';
+import { startLoop, type StepResult } from '../lifecycle/background-loop.js';
 import type { QueueConsumer, QueueEntry } from '../storage/ingest-queue.js';
+import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { type Counted, createAggregator } from './aggregate.js';
 import { createEnricher, createSaltSource } from './enrich.js';
@@ -14,7 +15,8 @@ import { createEnricher, createSaltSource } from './enrich.js';
 // enriches each site's messages and counts them in one atomic step (deduplicated by
 // messageId), hands them to the sinks (raw events to PostgreSQL, …), then acknowledges. A crash
 // before the ack means redelivery, which the dedupe keys make harmless. Entries a dead consumer
-// left unacknowledged are claimed after `claimIdleMs`.
+// left unacknowledged are claimed after `claimIdleMs`. A batch that fails every attempt moves to
+// the shard's dead letters (see src/process/dead-letters.ts) instead of blocking the shard.
 
 /**
  * Receives every processed batch, grouped by site, before it is acknowledged: the messages the
@@ -38,16 +40,22 @@ export interface ProcessorOptions {
   blockMs?: number;
   claimIdleMs?: number;
   sinks?: BatchSink[];
+  /** Failed attempts after which a batch's entries move to the shard's dead letters. */
+  deadLetterAttempts?: number;
   onProcessed?: (messages: number, applied: number) => void;
+  onDeadLettered?: (entries: number) => void;
 }
 
 export interface Processor {
-  /** Stops reading; with drain, first processes everything queued (the embedded queue dies with the process). */
+  /**
+   * Stops reading (a blocking read ends at once, a batch being handled finishes); with drain,
+   * then processes everything queued (the embedded queue dies with the process).
+   */
   stop(options?: { drain?: boolean }): Promise<void>;
 }
 
 export function startProcessor(
-  deps: { realtime: Pick<Realtime, 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger },
+  deps: { realtime: Pick<Realtime, 'kind' | 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger },
   options: ProcessorOptions,
 ): Processor {
   const { realtime, keys, log } = deps;
@@ -58,8 +66,9 @@ export function startProcessor(
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
   const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt));
-  let stopping = false;
-  let draining = false;
+  const deadLetterAttempts = options.deadLetterAttempts ?? 5;
+  /** Failed attempts of entries this consumer is retrying (cleared when they succeed or move). */
+  const attempts = new Map<string, number>();
 
   /** Counts a site's messages; returns those that were new (duplicates dropped, then retried). */
   async function count(siteId: string, messages: readonly CollectedMessage[]): Promise<{ all: Counted[]; fresh: Counted[] }> {
@@ -101,6 +110,7 @@ export function startProcessor(
 
   async function handle(reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean): Promise<void> {
     const bySite = new Map<string, CollectedMessage[]>();
+    const replayed = new Set<string>();
     for (const entry of entries) {
       let payload: StreamPayload;
       try {
@@ -112,13 +122,14 @@ export function startProcessor(
       const list = bySite.get(payload.s);
       if (list) list.push(...payload.m);
       else bySite.set(payload.s, [...payload.m]);
+      if (payload.r) replayed.add(payload.s);
     }
     let messages = 0;
     let applied = 0;
     const counted = new Map<string, Counted[]>();
     for (const [siteId, list] of bySite) {
       const { all, fresh } = await count(siteId, list);
-      counted.set(siteId, redelivered ? all : fresh);
+      counted.set(siteId, redelivered || replayed.has(siteId) ? all : fresh);
       messages += list.length;
       applied += fresh.length;
     }
@@ -127,54 +138,127 @@ export function startProcessor(
     options.onProcessed?.(messages, applied);
   }
 
-  async function runShard(shard: number, reader: QueueConsumer): Promise<void> {
-    let lastClaim = Date.now();
-    let retryOwn = false;
-    while (!stopping || draining) {
-      try {
-        let entries: QueueEntry[] = [];
-        let redelivered = false;
-        if (retryOwn) {
-          // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
-          entries = await reader.readOwnPending(batchSize);
-          redelivered = entries.length > 0;
-          retryOwn = entries.length === batchSize; // more of ours may wait behind these
-        }
-        if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
-          lastClaim = Date.now();
-          entries = await reader.claimStale(claimIdleMs, batchSize);
-          redelivered = entries.length > 0;
-        }
-        if (entries.length === 0) entries = await reader.read(batchSize, stopping ? 0 : blockMs);
-        if (entries.length > 0) await handle(reader, entries, redelivered);
-        else if (stopping) return;
-      } catch (err) {
-        if (stopping && !draining) return;
-        log.error({ err, shard }, 'processing failed; the entries stay pending and are retried');
-        retryOwn = true;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+  /**
+   * Handles a batch; when it failed `deadLetterAttempts` times (the same entries delivered to
+   * this consumer again), moves its entries to the shard's dead letters so the shard goes on.
+   */
+  async function handleOrDeadLetter(shard: number, reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean): Promise<void> {
+    try {
+      await handle(reader, entries, redelivered);
+    } catch (err) {
+      let worst = 0;
+      for (const entry of entries) {
+        const n = (attempts.get(entry.id) ?? 0) + 1;
+        attempts.set(entry.id, n);
+        worst = Math.max(worst, n);
       }
+      if (worst < deadLetterAttempts) throw err;
+      const ids = entries.map((e) => e.id);
+      const deadStream = keys.deadLetters(shard);
+      await reader.deadLetter(ids, deadStream);
+      for (const id of ids) attempts.delete(id);
+      options.onDeadLettered?.(ids.length);
+      // The CLI cannot reach an embedded server's dead letters while it runs: its log shows them.
+      const payloads = realtime.kind === 'embedded' ? entries.map((e) => e.payload) : undefined;
+      log.error(
+        { err, stream: keys.stream(shard), deadStream, ids, payloads, attempts: worst },
+        'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)',
+      );
+      return;
     }
+    for (const entry of entries) attempts.delete(entry.id);
   }
 
-  const readers: QueueConsumer[] = [];
-  const loops: Promise<void>[] = [];
-  const started = (async () => {
-    for (let shard = 0; shard < options.shards; shard++) {
-      const reader = await realtime.queue.openConsumer(keys.stream(shard), group, consumer);
-      readers.push(reader);
-      loops.push(runShard(shard, reader));
+  /** One shard's loop: a batch per step, read with a blocking wait that a stop interrupts. */
+  function shardLoop(shard: number) {
+    const stream = keys.stream(shard);
+    let reader: QueueConsumer | undefined;
+    let lastClaim = Date.now();
+    let retryOwn = false;
+
+    /** Handles one batch, waiting up to blockMs for one; 'again' when there was one (more may wait). */
+    async function next(blockMs: number, stopping?: AbortSignal): Promise<StepResult> {
+      reader ??= await realtime.queue.openConsumer(stream, group, consumer);
+      let entries: QueueEntry[] = [];
+      let redelivered = false;
+      if (retryOwn) {
+        // The last batch failed (Redis or PostgreSQL hiccup): it is still ours, retry it now.
+        entries = await reader.readOwnPending(batchSize);
+        redelivered = entries.length > 0;
+        retryOwn = entries.length === batchSize; // more of ours may wait behind these
+      }
+      if (entries.length === 0 && Date.now() - lastClaim > claimIdleMs / 2) {
+        lastClaim = Date.now();
+        entries = await reader.claimStale(claimIdleMs, batchSize);
+        redelivered = entries.length > 0;
+      }
+      if (entries.length === 0) {
+        try {
+          entries = await reader.read(batchSize, stopping?.aborted ? 0 : blockMs);
+        } catch (err) {
+          // stop() closed the reader under a blocking read (Redis drops its connection).
+          if (stopping?.aborted) return undefined;
+          throw err;
+        }
+      }
+      if (entries.length === 0) return undefined;
+      try {
+        await handleOrDeadLetter(shard, reader, entries, redelivered);
+      } catch (err) {
+        retryOwn = true;
+        throw err;
+      }
+      return 'again';
     }
-  })().catch((err) => log.error({ err }, 'processor failed to start'));
+
+    const loop = startLoop({
+      name: `processor shard ${shard}`,
+      log,
+      intervalMs: 0,
+      step: (signal) => next(blockMs, signal),
+    });
+    return {
+      async stop() {
+        const stopped = loop.stop();
+        // Closing ends a blocking read at once; a reader the step opened meanwhile is closed after.
+        await reader?.close();
+        await stopped;
+        await reader?.close();
+        reader = undefined;
+      },
+      /**
+       * Processes what is queued, and its own failed batch, without blocking, on a reader of its
+       * own. A failing batch is retried at once and moves to the dead letters after its
+       * attempts, so this ends.
+       */
+      async drain() {
+        reader = await realtime.queue.openConsumer(stream, group, consumer);
+        retryOwn = true;
+        let failures = 0;
+        try {
+          for (;;) {
+            try {
+              if ((await next(0)) !== 'again') return;
+              failures = 0;
+            } catch (err) {
+              if (++failures > deadLetterAttempts) throw err;
+              log.warn({ err, shard }, 'processing failed while draining; retrying');
+            }
+          }
+        } finally {
+          await reader?.close();
+          reader = undefined;
+        }
+      },
+    };
+  }
+
+  const shards = Array.from({ length: options.shards }, (_, shard) => shardLoop(shard));
 
   return {
     async stop({ drain = false } = {}) {
-      await started;
-      draining = drain;
-      stopping = true;
-      if (!drain) await Promise.all(readers.map((r) => r.close()));
-      await Promise.all(loops);
-      if (drain) await Promise.all(readers.map((r) => r.close()));
+      await Promise.all(shards.map((s) => s.stop()));
+      if (drain) await Promise.all(shards.map((s) => s.drain()));
     },
   };
 }

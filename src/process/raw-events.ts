@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { QueueConsumer } from '../storage/ingest-queue.js';
@@ -112,47 +113,45 @@ export function createRawEventWriter(deps: { db: Db; realtime: Pick<Realtime, 'q
     }
   };
 
-  /** Writes parked batches until the backlog is empty or PostgreSQL fails again; returns rows written. */
-  async function catchUp(reader: QueueConsumer): Promise<number> {
+  /** Writes parked batches until the backlog is empty, PostgreSQL fails again or a stop; returns rows written. */
+  async function catchUp(reader: QueueConsumer, signal: AbortSignal): Promise<number> {
     let written = 0;
-    for (;;) {
+    while (!signal.aborted) {
       const entries = await reader.read(CATCH_UP_BATCH, 0);
-      if (entries.length === 0) return written;
+      if (entries.length === 0) break;
       const rows = entries.flatMap((e) => JSON.parse(e.payload) as RawRow[]);
       await insert(rows);
       await reader.ack(entries.map((e) => e.id));
       written += rows.length;
     }
+    return written;
   }
 
-  /** Runs the catch-up loop every intervalMs until stopped. */
+  /** Writes the backlog every intervalMs until stopped. */
   function startCatchUp(intervalMs: number): { stop(): Promise<void> } {
     const consumer = `raw-${process.pid}`;
-    let stopped = false;
     let reader: QueueConsumer | undefined;
-    const loop = (async () => {
-      reader = await deps.realtime.queue.openConsumer(deps.keys.rawBacklog, BACKLOG_GROUP, consumer);
-      while (!stopped) {
-        try {
-          // Entries a failed pass of ours, or a crashed writer, left unacknowledged come first.
-          const own = await reader.readOwnPending(CATCH_UP_BATCH);
-          const stale = own.length > 0 ? own : await reader.claimStale(60_000, CATCH_UP_BATCH);
-          if (stale.length > 0) {
-            await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
-            await reader.ack(stale.map((e) => e.id));
-          }
-          const written = await catchUp(reader);
-          if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
-        } catch (err) {
-          deps.log.warn({ err: (err as Error).message }, 'raw-event backlog not written yet; retrying');
+    const loop = startLoop({
+      name: 'raw-event catch-up',
+      log: deps.log,
+      intervalMs,
+      async step(signal) {
+        reader ??= await deps.realtime.queue.openConsumer(deps.keys.rawBacklog, BACKLOG_GROUP, consumer);
+        // Entries a failed pass of ours, or a crashed writer, left unacknowledged come first.
+        const own = await reader.readOwnPending(CATCH_UP_BATCH);
+        const stale = own.length > 0 ? own : await reader.claimStale(60_000, CATCH_UP_BATCH);
+        if (stale.length > 0) {
+          await insert(stale.flatMap((e) => JSON.parse(e.payload) as RawRow[]));
+          await reader.ack(stale.map((e) => e.id));
         }
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-      }
-    })();
+        const written = await catchUp(reader, signal);
+        if (written > 0) deps.log.info({ rows: written }, 'raw-event backlog written to PostgreSQL');
+        return undefined;
+      },
+    });
     return {
       async stop() {
-        stopped = true;
-        await loop;
+        await loop.stop();
         await reader?.close();
       },
     };

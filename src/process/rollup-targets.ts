@@ -1,6 +1,6 @@
 import { parseDurableName, parseFigure, type UnknownNames } from '../counters/counter-names.js';
 import type { DeltaSink } from '../counters/flush.js';
-import { perSiteTargets, type TargetProvider } from '../counters/flusher.js';
+import { perSiteTargets, type SiteSource, type TargetProvider } from '../counters/flusher.js';
 import type { Queryable } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
@@ -79,7 +79,7 @@ export function uniquesSink(deps: { realtime: Pick<Realtime, 'analytics'> }, sit
 
 /** Flush targets: every site's rollup and uniques buffers. */
 export function rollupTargets(
-  deps: { realtime: Pick<Realtime, 'analytics'>; keys: Keys; sites: { list(): Promise<{ id: string }[]> } },
+  deps: { realtime: Pick<Realtime, 'analytics'>; keys: Keys; sites: SiteSource },
   unknown: UnknownNames,
 ): TargetProvider {
   return perSiteTargets(deps.sites, (siteId) => [

@@ -35,6 +35,7 @@ const toSite = (row: Row): Site => ({ id: row.id, name: row.name, tokenSigningKe
  */
 export class SiteRepository {
   private readonly cache = new Map<string, { site: Site | null; until: number }>();
+  private created = 0;
 
   constructor(private readonly db: Db) {}
 
@@ -48,7 +49,13 @@ export class SiteRepository {
       [id, name, hashKey(writeKey), hashKey(secretKey), randomBytes(32).toString('base64url')],
     );
     if (inserted.rowCount === 0) throw new TallyError('conflict', `A site named "${name}" exists already.`, '/name');
+    this.created += 1;
     return { id, name, writeKey, secretKey };
+  }
+
+  /** Changes whenever this repository creates a site: a site list kept elsewhere is read again then. */
+  get generation(): number {
+    return this.created;
   }
 
   async count(): Promise<number> {

@@ -19,6 +19,11 @@ export interface QueueConsumer {
   claimStale(minIdleMs: number, count: number): Promise<QueueEntry[]>;
   /** Acknowledges and deletes processed entries. */
   ack(ids: readonly string[]): Promise<void>;
+  /**
+   * Moves entries given to this consumer to deadStream (a stream of the same shard) in one step:
+   * each is in exactly one of the two at any time. Returns how many moved (gone ones are skipped).
+   */
+  deadLetter(ids: readonly string[], deadStream: string): Promise<number>;
   /** Ends a blocked read at once and releases the consumer. */
   close(): Promise<void>;
 }

@@ -59,6 +59,8 @@ export function createKeys(prefix: string) {
     prefix,
     streamGroup: 'processors',
     stream: (shard: number) => `${prefix}:{q:${shard}}:events`,
+    /** Entries of a shard whose batch failed every attempt (same slot as the shard: moved by one script). */
+    deadLetters: (shard: number) => `${prefix}:{q:${shard}}:dead`,
     /** Prefix shared by every key of a site's analytics (the hash tag included). */
     site,
     /** A site key from its suffix (suffixes are what durable counter names carry). */

@@ -1,9 +1,11 @@
 import { readdir, readFile } from 'node:fs/promises';
-import type { Db } from './db.js';
+import { TallyError } from '../errors.js';
+import type { Db, Queryable } from './db.js';
 
 // Append-only numbered SQL files in migrations/ (NNNN_name.sql). Each runs in its own transaction
 // behind a transaction-scoped advisory lock, and re-checks what is applied once it holds the lock,
-// so two processes starting at once apply every file exactly once.
+// so two processes starting at once apply every file exactly once. A database that records a
+// migration these files do not have was migrated by a newer Tally: starting on it is refused.
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 const LOCK_KEY = 7_463_2001; // any constant shared by every Tally process
@@ -25,6 +27,24 @@ export async function loadMigrations(): Promise<Migration[]> {
   );
 }
 
+/**
+ * A migration the database records and these files do not hold was applied by a newer Tally
+ * (or another branch): this code does not know the tables it left, so it must not run on them.
+ */
+async function refuseNewerDatabase(tx: Queryable, schema: string, migrations: readonly Migration[]): Promise<void> {
+  const known = new Set(migrations.map((m) => fileName(m)));
+  const recorded = await tx.query<{ id: number; name: string }>(`SELECT id, name FROM ${schema}.tally_migrations ORDER BY id`);
+  const unknown = recorded.rows.map(fileName).filter((name) => !known.has(name));
+  if (unknown.length > 0) {
+    throw new TallyError(
+      'unavailable',
+      `The database is newer than this Tally version: it records migration ${unknown.join(', ')}, which this version does not have. Run the Tally version that migrated it, or a newer one.`,
+    );
+  }
+}
+
+const fileName = (m: Pick<Migration, 'id' | 'name'>) => `${String(m.id).padStart(4, '0')}_${m.name}`;
+
 export async function migrate(db: Db, schema: string): Promise<number[]> {
   const migrations = await loadMigrations();
   await db.transaction(async (tx) => {
@@ -32,6 +52,7 @@ export async function migrate(db: Db, schema: string): Promise<number[]> {
     await tx.exec(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await tx.exec(`CREATE TABLE IF NOT EXISTS ${schema}.tally_migrations (
       id int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await refuseNewerDatabase(tx, schema, migrations);
   });
   const applied: number[] = [];
   for (const migration of migrations) {

@@ -13,6 +13,8 @@ export interface IngestJournal {
   /** Keeps the entry; resolves with its id once PGlite holds it. */
   append(stream: string, payload: string): Promise<string>;
   remove(ids: readonly string[]): Promise<void>;
+  /** Moves entries to another stream (the dead letters). */
+  move(ids: readonly string[], stream: string): Promise<void>;
   /** Every entry kept, oldest first (a start after a crash). */
   load(): Promise<JournalEntry[]>;
 }
@@ -25,6 +27,9 @@ export function pgliteJournal(db: Queryable): IngestJournal {
     },
     async remove(ids) {
       if (ids.length > 0) await db.query('DELETE FROM ingest_journal WHERE id = ANY($1::int8[])', [ids]);
+    },
+    async move(ids, stream) {
+      if (ids.length > 0) await db.query('UPDATE ingest_journal SET stream = $2 WHERE id = ANY($1::int8[])', [ids, stream]);
     },
     async load() {
       const result = await db.query<{ id: number; stream: string; payload: string }>('SELECT id, stream, payload FROM ingest_journal ORDER BY id');

@@ -3,16 +3,18 @@ import type { IngestJournal } from './ingest-journal.js';
 
 // The embedded default's ingestion queue: a list per stream in this process, each entry kept in
 // the journal (PGlite) from its append until it is acknowledged, so an acknowledged request
-// survives a crash: the next start queues what the journal holds again. Entries given to a
-// consumer stay until it acknowledges them; a consumer that closes gives its unacknowledged
-// entries back to the list, so nothing waits for a timeout to be claimed (one process knows
-// when its consumers are gone).
+// survives a crash: the next start queues what the journal holds again. An entry given to a
+// consumer stays that consumer's until acknowledged; once no consumer of that name is open (it
+// was closed), any other may claim it at once: one process knows when its consumers are gone,
+// so nothing waits for an idle time.
 
 interface Stream {
   /** id -> payload, oldest first. */
   entries: Map<string, string>;
-  /** id -> consumer it was given to. */
+  /** id -> name of the consumer it was given to. */
   given: Map<string, string>;
+  /** Consumers open now, by name. */
+  open: Map<string, number>;
   /** Blocked reads to wake when an entry arrives. */
   waiting: Set<() => void>;
 }
@@ -21,8 +23,11 @@ export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<I
   const streams = new Map<string, Stream>();
   const streamOf = (name: string) => {
     let s = streams.get(name);
-    if (!s) streams.set(name, (s = { entries: new Map(), given: new Map(), waiting: new Set() }));
+    if (!s) streams.set(name, (s = { entries: new Map(), given: new Map(), open: new Map(), waiting: new Set() }));
     return s;
+  };
+  const wakeReaders = (s: Stream) => {
+    for (const wake of [...s.waiting]) wake();
   };
 
   for (const entry of await journal.load()) streamOf(entry.stream).entries.set(entry.id, entry.payload);
@@ -33,27 +38,29 @@ export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<I
       if (s.entries.size >= maxBacklog) return null;
       const id = await journal.append(stream, payload);
       s.entries.set(id, payload);
-      for (const wake of [...s.waiting]) wake();
+      wakeReaders(s);
       return id;
     },
 
     async openConsumer(stream, _group, consumer): Promise<QueueConsumer> {
       const s = streamOf(stream);
+      s.open.set(consumer, (s.open.get(consumer) ?? 0) + 1);
       let closed = false;
       let wakeOwn: (() => void) | undefined;
-      const take = (count: number): QueueEntry[] => {
+      const give = (count: number, eligible: (id: string) => boolean): QueueEntry[] => {
         const out: QueueEntry[] = [];
         for (const [id, payload] of s.entries) {
           if (out.length >= count) break;
-          if (s.given.has(id)) continue;
+          if (!eligible(id)) continue;
           s.given.set(id, consumer);
           out.push({ id, payload });
         }
         return out;
       };
+      const fresh = (id: string) => !s.given.has(id);
       return {
         async read(count, blockMs) {
-          const ready = take(count);
+          const ready = give(count, fresh);
           if (ready.length > 0 || blockMs <= 0 || closed) return ready;
           await new Promise<void>((resolve) => {
             const done = () => {
@@ -66,19 +73,15 @@ export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<I
             s.waiting.add(done);
             wakeOwn = done;
           });
-          return closed ? [] : take(count);
+          return closed ? [] : give(count, fresh);
         },
-        async readOwnPending(count) {
-          const out: QueueEntry[] = [];
-          for (const [id, holder] of s.given) {
-            if (out.length >= count) break;
-            const payload = s.entries.get(id);
-            if (holder === consumer && payload !== undefined) out.push({ id, payload });
-          }
-          return out;
+        readOwnPending: async (count) => give(count, (id) => s.given.get(id) === consumer),
+        async claimStale(_minIdleMs, count) {
+          return give(count, (id) => {
+            const holder = s.given.get(id);
+            return holder !== undefined && holder !== consumer && !s.open.has(holder);
+          });
         },
-        // Consumers of this process give their entries back when they close: none is left stale.
-        claimStale: async () => [],
         async ack(ids) {
           await journal.remove(ids);
           for (const id of ids) {
@@ -86,9 +89,24 @@ export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<I
             s.given.delete(id);
           }
         },
+        async deadLetter(ids, deadStream) {
+          const moving = ids.filter((id) => s.entries.has(id));
+          await journal.move(moving, deadStream);
+          const dead = streamOf(deadStream);
+          for (const id of moving) {
+            dead.entries.set(id, s.entries.get(id) as string);
+            s.entries.delete(id);
+            s.given.delete(id);
+          }
+          if (moving.length > 0) wakeReaders(dead);
+          return moving.length;
+        },
         async close() {
+          if (closed) return;
           closed = true;
-          for (const [id, holder] of [...s.given]) if (holder === consumer) s.given.delete(id);
+          const left = (s.open.get(consumer) ?? 1) - 1;
+          if (left > 0) s.open.set(consumer, left);
+          else s.open.delete(consumer);
           wakeOwn?.();
         },
       };
@@ -97,7 +115,7 @@ export async function openEmbeddedIngestQueue(journal: IngestJournal): Promise<I
     length: async (stream) => streamOf(stream).entries.size,
 
     close() {
-      for (const s of streams.values()) for (const wake of [...s.waiting]) wake();
+      for (const s of streams.values()) wakeReaders(s);
     },
   };
 }

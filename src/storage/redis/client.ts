@@ -10,6 +10,7 @@ export type RedisClient = Redis | Cluster;
 export const SCRIPTS = [
   'enqueue',
   'ack-entries',
+  'dead-letter',
   'take-batch',
   'finish-batch',
   'release-lock',

@@ -57,6 +57,10 @@ export function createRedisIngestQueue(client: RedisClient, call: CallScript): I
         async ack(ids) {
           if (ids.length > 0) await call('ack-entries', [stream], [group, ...ids]);
         },
+        async deadLetter(ids, deadStream) {
+          if (ids.length === 0) return 0;
+          return Number(await call('dead-letter', [stream, deadStream], [group, ...ids]));
+        },
         async close() {
           conn.disconnect();
         },
