@@ -39,6 +39,11 @@ export interface Config {
    * loopback, linklocal, uniquelocal. The address feeds the hash of visitors without an id.
    */
   readonly trustProxy: boolean | number | readonly string[];
+  /**
+   * Start even when Redis may evict keys (a maxmemory-policy other than noeviction). Pending
+   * counter deltas live only in Redis until flushed, so an evicting Redis loses counts silently.
+   */
+  readonly allowEvictingRedis: boolean;
 }
 
 export class ConfigError extends Error {
@@ -56,6 +61,15 @@ function intVar(env: Env, name: string, fallback: number, min: number, max: numb
     throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}.`);
   }
   return value;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = raw.trim();
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}".`);
 }
 
 function urlVar(env: Env, name: string, protocols: readonly string[]): string | undefined {
@@ -165,5 +179,6 @@ export function loadConfig(env: Env): Config {
     userTokenTtlSeconds: intVar(env, 'TALLY_USER_TOKEN_TTL', 3600, 60, 31_536_000),
     httpProcesses,
     trustProxy: trustProxyVar(env['TALLY_TRUST_PROXY']),
+    allowEvictingRedis: boolVar(env, 'TALLY_ALLOW_EVICTING_REDIS', false),
   } satisfies Config);
 }

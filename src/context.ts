@@ -8,6 +8,7 @@ import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
+import { checkRedisEviction } from './storage/redis/eviction-guard.js';
 import { connectRedis, createRedisRealtime } from './storage/redis/realtime-redis.js';
 import { SiteRepository } from './sites/site-repository.js';
 
@@ -27,14 +28,20 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   let db: Db;
   let realtime: Realtime;
   if (config.mode === 'external') {
+    const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
+    client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
+    try {
+      await checkRedisEviction(client, config.allowEvictingRedis, log);
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+    realtime = createRedisRealtime(client);
     db = connectPostgres({
       connectionString: config.databaseUrl as string,
       schema: config.pgSchema,
       onError: (err) => log.warn({ err }, 'idle PostgreSQL connection failed'),
     });
-    const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
-    client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
-    realtime = createRedisRealtime(client);
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');
     db = await openPglite(config.dataDir, config.pgSchema);
