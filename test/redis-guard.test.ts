@@ -29,9 +29,13 @@ interface ThrowawayRedis {
 
 async function startRedis(...extra: string[]): Promise<ThrowawayRedis> {
   const port = await freePort();
-  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
-    stdio: 'ignore',
-  });
+  const proc: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
+    {
+      stdio: 'ignore',
+    },
+  );
   const stop = () => proc.kill('SIGKILL');
   for (let i = 0; ; i++) {
     try {
@@ -75,7 +79,9 @@ describe('the Redis eviction guard', () => {
     const { log } = recordingLog();
     const opening = openContext(config, log);
     await expect(opening).rejects.toThrow(ConfigError);
-    await expect(opening).rejects.toThrow(/has maxmemory-policy allkeys-lru.*loses counts silently.*noeviction.*TALLY_ALLOW_EVICTING_REDIS=true/);
+    await expect(opening).rejects.toThrow(
+      /has maxmemory-policy allkeys-lru.*loses counts silently.*noeviction.*TALLY_ALLOW_EVICTING_REDIS=true/,
+    );
   });
 
   it('starts with a warning when TALLY_ALLOW_EVICTING_REDIS=true', async () => {

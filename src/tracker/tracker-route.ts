@@ -18,7 +18,7 @@ export function registerTrackerRoute(app: FastifyInstance): void {
   app.get('/t.js', async (request, reply) => {
     reply.header('cache-control', TRACKER_CACHE_CONTROL).header('etag', etag);
     const given = request.headers['if-none-match'];
-    if (given !== undefined && given.split(',').some((tag) => tag.trim() === etag)) return reply.code(304).send();
+    if (given?.split(',').some((tag) => tag.trim() === etag)) return reply.code(304).send();
     return reply.type('application/javascript; charset=utf-8').send(script);
   });
 }

@@ -67,7 +67,10 @@ export async function checkRedisEviction(client: RedisClient, allow: boolean, lo
   }
   if (evicting.length === 0) return;
   if (allow) {
-    log.warn({ redis: evicting }, 'Redis may evict keys and TALLY_ALLOW_EVICTING_REDIS=true: evicted pending counter deltas are lost silently');
+    log.warn(
+      { redis: evicting },
+      'Redis may evict keys and TALLY_ALLOW_EVICTING_REDIS=true: evicted pending counter deltas are lost silently',
+    );
     return;
   }
   throw new ConfigError(

@@ -137,6 +137,7 @@ export function createRedisRealtime(client: RedisClient): Realtime {
     client.defineCommand(commandName(script), { lua });
   }
   const call = (script: ScriptName, keys: readonly string[], args: readonly (string | number)[] = []) =>
+    // biome-ignore lint/style/noNonNullAssertion: defineCommand above added every script's command
     (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
   const bufferKeys = (b: BufferKeys) => [b.pending, b.inflight, b.meta];
   const takeKeys = (b: BufferKeys) => [...bufferKeys(b), b.pendingPacked, b.inflightPacked];
@@ -174,14 +175,14 @@ export function createRedisRealtime(client: RedisClient): Realtime {
               ? await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')
               : await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
           ) as [string, unknown][] | null;
-          return reply && reply[0] ? entriesOf(reply[0][1]) : [];
+          return reply?.[0] ? entriesOf(reply[0][1]) : [];
         },
         async readOwnPending(consumer, count) {
           // ID 0 instead of '>': this consumer's delivered, unacknowledged entries.
           const reply = (await conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '0')) as
             | [string, unknown][]
             | null;
-          return reply && reply[0] ? entriesOf(reply[0][1]) : [];
+          return reply?.[0] ? entriesOf(reply[0][1]) : [];
         },
         async close() {
           conn.disconnect();
