@@ -47,6 +47,11 @@ export interface Config {
    * the request counts: a response that lasts (a live stream) is not cut.
    */
   readonly requestTimeoutMs: number;
+  /**
+   * Start even when Redis may evict keys (a maxmemory-policy other than noeviction). Pending
+   * counter deltas live only in Redis until flushed, so an evicting Redis loses counts silently.
+   */
+  readonly allowEvictingRedis: boolean;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +69,15 @@ function intVar(env: Env, name: string, fallback: number, min: number, max: numb
     throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}.`);
   }
   return value;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = raw.trim();
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}".`);
 }
 
 function urlVar(env: Env, name: string, protocols: readonly string[]): string | undefined {
@@ -175,5 +189,6 @@ export function loadConfig(env: Env): Config {
     httpProcesses,
     trustProxy: trustProxyVar(env['TALLY_TRUST_PROXY']),
     requestTimeoutMs: intVar(env, 'TALLY_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
+    allowEvictingRedis: boolVar(env, 'TALLY_ALLOW_EVICTING_REDIS', false),
   } satisfies Config);
 }

@@ -9,6 +9,7 @@ import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
 import { openEmbeddedRealtime } from './storage/embedded/index.js';
+import { checkRedisEviction } from './storage/redis/eviction-guard.js';
 import { connectRedis, createRedisRealtime } from './storage/redis/index.js';
 import { SiteRepository } from './sites/site-repository.js';
 
@@ -41,13 +42,19 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   let db: Db;
   let openRealtime: () => Promise<Realtime>;
   if (config.mode === 'external') {
+    const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
+    client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
+    try {
+      await checkRedisEviction(client, config.allowEvictingRedis, log);
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
     db = connectPostgres({
       connectionString: config.databaseUrl as string,
       schema: config.pgSchema,
       onError: (err) => log.warn({ err }, 'idle PostgreSQL connection failed'),
     });
-    const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
-    client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
     openRealtime = async () => createRedisRealtime(client, keys);
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');

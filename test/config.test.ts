@@ -46,6 +46,12 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses an evicting Redis unless TALLY_ALLOW_EVICTING_REDIS is true', () => {
+    expect(loadConfig({}).allowEvictingRedis).toBe(false);
+    expect(loadConfig({ TALLY_ALLOW_EVICTING_REDIS: 'true' }).allowEvictingRedis).toBe(true);
+    expect(loadConfig({ TALLY_ALLOW_EVICTING_REDIS: 'false' }).allowEvictingRedis).toBe(false);
+  });
+
   it.each([
     [{ REDIS_URL: 'redis://x' }, /both DATABASE_URL and REDIS_URL/],
     [{ DATABASE_URL: 'postgres://x/y' }, /both DATABASE_URL and REDIS_URL/],
@@ -64,6 +70,7 @@ describe('loadConfig', () => {
     [{ TALLY_TRUST_PROXY: 'yes' }, /TALLY_TRUST_PROXY must be true, false, a hop count.*"yes"/],
     [{ TALLY_TRUST_PROXY: '10.0.0.0/33' }, /"10.0.0.0\/33" is none of them/],
     [{ TALLY_TRUST_PROXY: '10.0.0.1,' }, /"" is none of them/],
+    [{ TALLY_ALLOW_EVICTING_REDIS: 'yes' }, /TALLY_ALLOW_EVICTING_REDIS must be true or false, got "yes"/],
   ])('rejects %j with one clear sentence', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

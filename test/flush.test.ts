@@ -117,7 +117,7 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
         autoStart: false,
         // Any item passes this bound: one item per batch.
         maxPackedBytes: 1,
-        providers: [async () => [{ buffer: rollups, sink: (tx, fields, deltas) => (sizes.push(fields.length), sink(tx, fields, deltas)) }]],
+        providers: [async () => [{ buffer: rollups, sink: (tx, fields, deltas) => { sizes.push(fields.length); return sink(tx, fields, deltas); } }]],
       },
     );
     // More batches than one pass's rounds: flushAll goes on until nothing is left behind. Redis

@@ -14,11 +14,10 @@ import type { Realtime } from '../storage/realtime.js';
 // A crash before 3 leaves the batch in flight; the next take returns it and step 2 decides.
 
 /**
- * Most bytes of packed deltas one batch takes (about 80,000 analytics events of the pipeline
- * benchmark's mix). A flush that fell behind takes its backlog in batches of this size instead of
- * one batch that holds it all in this process's memory: the backlog waits in Redis. Smaller
- * batches cost PostgreSQL more work for the same backlog (per-visitor rows coalesce less): at
- * 4 MiB, bench:pipeline's catch-up after the load took twice as long as at this size.
+ * Most bytes of packed deltas one batch takes. A flush that fell behind takes its backlog in
+ * batches of this size instead of one batch that holds it all in this process's memory: the
+ * backlog waits in Redis. Smaller batches cost PostgreSQL more work for the same backlog
+ * (per-visitor rows coalesce less): the bound trades this process's memory against that work.
  */
 export const MAX_PACKED_BYTES_PER_BATCH = 16 * 1024 * 1024;
 

@@ -289,7 +289,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
       db.transaction(async (tx) => {
         const outcome = await mutateStatement(tx, creates, []);
         const rows = await notificationsOf(tx, creates, outcome.result.created);
-        const conflict = rows.findIndex((row) => row === null);
+        const conflict = rows.indexOf(null);
         if (conflict >= 0) throw conflictAt(`/notifications/${conflict}/id`);
         return { ...outcome, result: rows as sql.NotificationRow[] };
       }),
@@ -371,12 +371,12 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
 }
 
 /** Groups values by key. */
-function groupBy<T, V>(items: readonly T[], keyOf: (item: T) => string, valueOf: (item: T) => V): Map<string, V[]> {
+function groupBy<T, V>(items: readonly T[], keyOf: (item: T) => string, valueFor: (item: T) => V): Map<string, V[]> {
   const groups = new Map<string, V[]>();
   for (const item of items) {
     const list = groups.get(keyOf(item));
-    if (list) list.push(valueOf(item));
-    else groups.set(keyOf(item), [valueOf(item)]);
+    if (list) list.push(valueFor(item));
+    else groups.set(keyOf(item), [valueFor(item)]);
   }
   return groups;
 }

@@ -1,6 +1,6 @@
 // Concurrent requests' statements of one kind, run as ONE statement. Under load every request
-// would cost its own PostgreSQL round trip: a socket write and a wake-up of a backend, which the
-// profile shows as the largest cost of a request on this kind of machine. Batched, the requests
+// would cost its own PostgreSQL round trip: a socket write and a wake-up of a backend, which
+// outweigh the work of a small statement. Batched, the requests
 // that arrived while the previous batch ran cost one round trip together. A request never waits
 // for a batch to fill: alone, it runs at once as its own single statement.
 

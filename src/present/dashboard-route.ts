@@ -47,7 +47,7 @@ function send(request: FastifyRequest, reply: FastifyReply, file: Served) {
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer');
   const given = request.headers['if-none-match'];
-  if (given !== undefined && given.split(',').some((tag) => tag.trim() === file.etag)) return reply.code(304).send();
+  if (given?.split(',').some((tag) => tag.trim() === file.etag)) return reply.code(304).send();
   return reply.type(file.type).send(file.body);
 }
 

@@ -34,8 +34,8 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
    * Rows of the cold buckets, one branch per run of consecutive buckets of one resolution: each
    * branch is an equality prefix and a range on an index (site, res, …, bucket), a plan the
    * planner keeps even without statistics. (`bucket = ANY(…)` under an OR of resolutions made it
-   * walk every row of the site or of the resolution when its statistics were missing or stale:
-   * 40–170 ms instead of 2.) `where` may use $2…; the runs' bounds follow its parameters.
+   * walk every row of the site or of the resolution when its statistics were missing or stale,
+   * a cost that grows with the table.) `where` may use $2…; the runs' bounds follow its parameters.
    */
   function coldQuery(table: 'rollups' | 'uniques', columns: string, where: string, siteId: string, params: readonly string[], cold: readonly Bucket[]) {
     const values: (string | number)[] = [siteId, ...params];

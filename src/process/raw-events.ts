@@ -83,7 +83,7 @@ export function createRawEventWriter(deps: { db: Db; realtime: Pick<Realtime, 'q
    * as one JSON document (JSON.stringify is native; sixteen text arrays cost an escaping pass
    * per element in Node and a second parse of every JSON column in PostgreSQL). It is read as
    * jsonb: parsed once, its nested objects go to the jsonb columns as they are, where
-   * json_to_recordset parsed each one a second time (20 % more PostgreSQL CPU per row).
+   * json_to_recordset parsed each one a second time, costing PostgreSQL CPU on every row.
    */
   async function insert(rows: readonly RawRow[]): Promise<void> {
     if (rows.length === 0) return;

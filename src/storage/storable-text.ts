@@ -3,6 +3,7 @@
 // Input holding either is refused at the door, where the caller can still be told which field.
 
 /** An unpaired surrogate (a high one not followed by a low one, or a low one alone), or NUL. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding NUL is the point
 const UNSTORABLE_CHAR = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**

@@ -89,7 +89,7 @@
     let message = 'The server answered ' + res.status + '.';
     try {
       const body = await res.json();
-      if (body && body.error) {
+      if (body?.error) {
         code = String(body.error.code || code);
         message = String(body.error.message || message);
       }
