@@ -169,12 +169,12 @@ export function createEmbeddedAnalytics(deps: { keys: Keys; buffers: EmbeddedBuf
     },
 
     async countUniques(siteId, suffixes) {
-      const hlls: HyperLogLog[] = [];
-      for (const suffix of suffixes) {
+      // A missing HyperLogLog stays in the list: PFCOUNT of one key caches its count in the key,
+      // of several (missing ones included) it does not, and the bytes show the difference.
+      const hlls = suffixes.map((suffix) => {
         const k = key(siteId, suffix);
-        const hll = live(k) ? uniques.get(k) : undefined;
-        if (hll) hlls.push(hll);
-      }
+        return live(k) ? uniques.get(k) : undefined;
+      });
       return countUnion(...hlls);
     },
 
