@@ -116,6 +116,8 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
               note(['length', await rt.queue.length(keys.stream(o.stream))]);
             }
           }
+          for (const [i, c] of consumers.entries()) note(['final', i, (await c.readOwnPending(100)).map((e) => e.payload)]);
+          for (const s of [0, 1]) note(['final length', s, await rt.queue.length(keys.stream(s))]);
           for (const c of consumers) await c.close();
         });
       }),
@@ -319,7 +321,17 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
           const changeId = (n: number) => `change-${n}`.padEnd(16, '-');
           let clock = 0;
           let inFlight: number | null = null;
-          for (const o of ops) {
+          const users = ['u1', 'u2', 'ü', 'u:4'];
+          const everything: Op[] = [
+            ...users.flatMap((u) => [{ op: 'state' as const, user: u, durable: null }, { op: 'total' as const, user: u, durable: null }]),
+            { op: 'stale', user: 'u1', before: 1_000 },
+            { op: 'touched', max: 1_000, limit: 10 },
+            { op: 'buffered' },
+            { op: 'finishBatch' },
+            { op: 'take' },
+          ];
+          // The operations, then every user's state once more: no difference stays unseen.
+          for (const o of [...ops, ...everything]) {
             clock += 1;
             switch (o.op) {
               case 'begin':
