@@ -4,7 +4,7 @@ import { createKeys, type Keys } from '../src/storage/keys.js';
 import { createMemoryRealtime } from '../src/storage/memory/realtime-memory.js';
 import type { AggregateOp, Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/realtime-redis.js';
-import { REDIS_URL, uniqueName } from './helpers.js';
+import { eventually, REDIS_URL, uniqueName } from './helpers.js';
 import { startTestCluster, type TestCluster } from './redis-cluster.js';
 
 // One contract, two implementations: what the Lua scripts do in Redis, the in-process layer
@@ -71,6 +71,8 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       await rt.ensureGroup(stream, 'g');
       const reader = rt.openReader(stream, 'g');
       const pending = reader.read('c1', 10, 5000);
+      // The sleep is the thing under test: the reader must be blocked (nothing to read) before
+      // the entry arrives, and no state of the reader shows that it is.
       await new Promise((resolve) => setTimeout(resolve, 50));
       await rt.enqueue(stream, 'late', 100);
       const started = Date.now();
@@ -102,9 +104,12 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       const reader = rt.openReader(stream, 'g');
       expect(await reader.read('dead', 10, 100)).toHaveLength(1);
       expect(await rt.claimStale(stream, 'g', 'alive', 60_000, 10)).toEqual([]);
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      const claimed = await rt.claimStale(stream, 'g', 'alive', 10, 10);
-      expect(claimed.map((e) => e.payload)).toEqual(['x']);
+      // Claimable once idle for 10 ms.
+      const claimed = await eventually(async () => {
+        const entries = await rt.claimStale(stream, 'g', 'alive', 10, 10);
+        expect(entries.map((e) => e.payload)).toEqual(['x']);
+        return entries;
+      }, 5_000, 5);
       await rt.ackEntries(stream, 'g', claimed.map((e) => e.id));
       expect(await rt.streamLength(stream)).toBe(0);
       await reader.close();
@@ -147,8 +152,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
         ],
       });
       expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(1);
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(0);
+      await eventually(async () => expect(await rt.zcount(`${site}:live`, 0, 10_000)).toBe(0), 5_000, 20);
     });
 
     it('runs summed ops only when every event is new, else names the duplicates and writes nothing', async () => {
@@ -462,7 +466,7 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       const unsubscribe = await rt.subscribe(channel, (message) => heard.push(message));
       await rt.beginInboxChange(inbox, m1, ['u', 'v'], 5);
       await rt.finishInboxChange(inbox, m1, [{ userId: 'u', delta: 1, channel }, { userId: 'v', delta: 0, channel }], 5);
-      for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await eventually(async () => expect(heard).toEqual(['5000']), 5_000, 10);
       await unsubscribe();
       expect(heard).toEqual(['5000']);
     });
@@ -493,9 +497,11 @@ describe.each(implementations)('real-time layer contract: %s', (_name, create) =
       const got: string[] = [];
       const unsubscribe = await rt.subscribe(channel, (m) => got.push(m));
       await rt.publish(channel, 'one');
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await eventually(async () => expect(got).toEqual(['one']), 5_000, 10);
       await unsubscribe();
       await rt.publish(channel, 'two');
+      // The sleep is the thing under test: nothing arrives in a window after unsubscribing (an
+      // absence cannot be polled for).
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(got).toEqual(['one']);
     });
