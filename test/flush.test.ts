@@ -173,6 +173,8 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
       for (let i = 0; i < 50; i++) {
         await add(buffer(), ['w|n'], [1]);
         expected += 1;
+        // The pause is part of what is tested: it lets the racing flushers take batches between
+        // writes, so writes land before, during and after takes.
         if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
       }
     });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -129,4 +130,17 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000,
 export async function bufferDeltas(realtime: Pick<Realtime, 'analytics'>, buffer: BufferKeys, names: string[], deltas: number[]): Promise<void> {
   const duplicates = await realtime.analytics.apply({ dedupeTtlSeconds: 60, dedupeKeys: [], ops: [], packed: [{ buffer, names, deltas }] });
   if (duplicates.length > 0) throw new Error('a step without events has no duplicates');
+}
+
+/** The seed of every property test: fixed, so a run is the same each time; TALLY_FC_SEED tries another. */
+export const PROPERTY_SEED = Number(process.env['TALLY_FC_SEED'] ?? 20_240_611);
+
+/**
+ * fast-check settings of a property test: the fixed seed, its runs, and a time limit kept under
+ * the test's own timeout. Past the limit fast-check stops and reports (a failure found so far with
+ * its shrunk counterexample, seed and path; runs cut short as a failure too) instead of the test
+ * runner killing it with nothing to replay.
+ */
+export function propertyParams(numRuns: number, limitMs: number): fc.Parameters<unknown> {
+  return { seed: PROPERTY_SEED, numRuns, plugins: [fc.interruptAfterTimeLimit(limitMs, { failOnInterrupt: true })] };
 }

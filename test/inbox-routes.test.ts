@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlusher } from '../src/counters/flusher.js';
 import { inboxTargets } from '../src/inbox/unread-flush.js';
 import { LIMITS } from '../src/inbox/inbox-schemas.js';
-import { openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
+import { eventually, openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
 
 // The notification routes of API.md, on Redis + PostgreSQL and on the embedded default.
 
@@ -279,10 +279,7 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
         if (data) events.push(JSON.parse(data.slice(6)));
       }
     });
-    const waitFor = async (unread: number) => {
-      for (let i = 0; i < 200 && events.at(-1)?.unread !== unread; i++) await new Promise((r) => setTimeout(r, 25));
-      expect(events.at(-1)?.unread).toBe(unread);
-    };
+    const waitFor = (unread: number) => eventually(async () => expect(events.at(-1)?.unread).toBe(unread), 5_000, 25);
     await waitFor(1);
     const id = (await create({ userId: user, title: 'live' })).body['id'];
     await waitFor(2);

@@ -16,6 +16,7 @@ function recording(fail?: Error) {
     },
     many: async (inputs) => {
       calls.push(`many ${inputs.join(',')}`);
+      // A statement that takes a while: what is tested is what queues behind it meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 5));
       if (fail) throw fail;
       return inputs.map((n) => n * 100);

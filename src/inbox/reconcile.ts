@@ -57,11 +57,13 @@ export async function checkUser(deps: ReconcileDeps, siteId: string, userId: str
     keys.buffer.name,
   ]);
   const row = result.rows[0];
+  // One row always (scalar subqueries): taking a missing one for 0 would "repair" the count to 0.
+  if (!row) throw new Error('the count check returned no row');
   const durable = durableOf(row);
   const after = await deps.realtime.inbox.readState(keys, userId);
   if (after.version !== before.version || after.intents > 0 || after.doneSeq > durable.lastSeq) return { status: 'busy' };
   const counted = durable.durable + after.pending + (after.inflightSeq > durable.lastSeq ? after.inflight : 0);
-  const truth = Number(row?.truth ?? 0);
+  const truth = Number(row.truth);
   const drift = truth - counted;
   // Reads answer the kept total: one that left the buffer's sum is dropped with the repair.
   const answered = after.total ?? counted;

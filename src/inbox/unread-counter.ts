@@ -77,7 +77,10 @@ export interface UnreadCounter {
    * users' counts; it returns its result and the delta of each user from its affected rows.
    */
   change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>>;
-  /** The count after a finished change; read again if the change could not tell it. */
+  /**
+   * The count to answer a finished change with: a consistent read (`read`), not `state`'s total,
+   * which may hold the change before an earlier-committed change of the user still running.
+   */
   settle(siteId: string, userId: string, state: FinishedInboxChange | undefined): Promise<UnreadValue>;
   read(siteId: string, userId: string): Promise<UnreadValue>;
   /** Tells live streams of the user that the count moved to `version`. */
@@ -90,9 +93,11 @@ const READ_ATTEMPTS = 10;
 /** A user's durable count and its buffer's last applied batch: $1 site, $2 user, $3 buffer name. */
 const SELECT_DURABLE = prepared('inbox_durable', `SELECT ${durableColumns(1, 2, 3)}`);
 
-// A total may dip below zero for an instant (a read's -1 can reach the buffer before its
-// create's +1, both requests still running); 0 is a value the count really had.
-const unreadOf = (total: number) => Math.max(0, total);
+/** COUNT(*) of a user's unread rows, in one snapshot: $1 site, $2 user. */
+const SELECT_UNREAD_ROWS = prepared(
+  'inbox_unread_rows',
+  'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
+);
 
 export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realtime, 'inbox' | 'live'>; keys: Keys; log: Logger }): UnreadCounter {
   const keysOf = (siteId: string, userId: string) => deps.keys.inbox(siteId, shardOf(userId));
@@ -106,18 +111,27 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realti
 
   async function read(siteId: string, userId: string): Promise<UnreadValue> {
     const keys = keysOf(siteId, userId);
-    // Almost every read: the total Redis keeps. Without one, compose it from PostgreSQL's count;
-    // a flush finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
-    const kept = await deps.realtime.inbox.readTotal(keys, userId);
-    if (kept.total !== null) return { unread: unreadOf(kept.total), version: kept.version };
+    // The total moves in the order deltas arrive, not the order their statements committed: while
+    // a change of the user sits between its commit and its delta (its intent still open), the
+    // total can be a count the rows never had (a read's -1 before its create's +1: below zero).
+    // Then the rows answer, in one snapshot: every acknowledged change is in it. With no intent
+    // open, every committed change is in the total and nothing else: almost every read is this
+    // one Redis call. A user without a total gets one composed from PostgreSQL's count; a flush
+    // finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      const state = await deps.realtime.inbox.readState(keys, userId);
+      if (state.intents > 0) {
+        const [counted] = (await deps.db.query<{ n: number | string }>(SELECT_UNREAD_ROWS, [siteId, userId])).rows;
+        if (!counted) throw new Error('count(*) returned no row');
+        return { unread: Number(counted.n), version: state.version };
+      }
+      if (state.total !== null) return { unread: state.total, version: state.version };
       const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(SELECT_DURABLE, [
         siteId,
         userId,
         keys.buffer.name,
       ]);
-      const composed = await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
-      if (composed.total !== null) return { unread: unreadOf(composed.total), version: composed.version };
+      await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
     }
     throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
   }
@@ -131,9 +145,9 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realti
     announce,
     read,
 
-    async settle(siteId, userId, state) {
-      return state && state.total !== null ? { unread: unreadOf(state.total), version: state.version } : read(siteId, userId);
-    },
+    // The total right after a change may hold it before an earlier-committed change of the user
+    // (still between its commit and its delta): the answer is a consistent read.
+    settle: (siteId, userId) => read(siteId, userId),
 
     async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
       // One intent per user, for the whole statement: one script call per buffer shard.
