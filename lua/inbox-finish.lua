@@ -6,13 +6,13 @@
   marked touched again, to be checked once more. A user without a total gets one composed from
   the durable count the statement read, unless a batch newer than that finished since.
   KEYS[1] pending hash, KEYS[2] in-flight hash, KEYS[3] meta hash, KEYS[4] intents hash,
-  KEYS[5] versions hash, KEYS[6] touched sorted set, KEYS[7] totals hash
+  KEYS[5] versions hash, KEYS[6] touched sorted set, KEYS[7] totals hash, KEYS[8] running hash
   ARGV[1] mutation id, ARGV[2] now (ms), ARGV[3] first version of a user without one
           (now in microseconds: versions keep growing even after Redis lost its data),
   ARGV[4..] per user: user id, delta, channel ('' : none), durable count's batch seq and
           durable count ('' '': not read)
   Returns, per user: applied (0/1), version, pending, inflight, inflightSeq, doneSeq,
-  has total (0/1), total.
+  has total (0/1), total, running (the user's changes still begun and not finished).
 ]]
 local meta = redis.call('HMGET', KEYS[3], 'inflight', 'done')
 local inflightSeq = tonumber(meta[1] or '0')
@@ -22,6 +22,13 @@ for i = 4, #ARGV, 5 do
   local user = ARGV[i]
   local delta = tonumber(ARGV[i + 1])
   local applied = redis.call('HDEL', KEYS[4], ARGV[1] .. user)
+  local running = 0
+  if applied == 1 then
+    running = redis.call('HINCRBY', KEYS[8], user, -1)
+    if running <= 0 then redis.call('HDEL', KEYS[8], user) end
+  else
+    running = tonumber(redis.call('HGET', KEYS[8], user) or '0')
+  end
   local version = tonumber(redis.call('HGET', KEYS[5], user) or '0')
   if applied == 1 then
     if delta ~= 0 then
@@ -61,5 +68,6 @@ for i = 4, #ARGV, 5 do
   out[#out + 1] = doneSeq
   out[#out + 1] = total and 1 or 0
   out[#out + 1] = total or 0
+  out[#out + 1] = math.max(running, 0)
 end
 return out

@@ -72,13 +72,13 @@ describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
 
   it('keeps a total composed from a durable count, moved by deltas, unchanged by a flush, dropped by a repair', async () => {
     const inbox = keys.inbox('site', 5);
-    expect(await rt.inbox.readTotal(inbox, 'u')).toEqual({ version: 0, total: null });
+    expect(await rt.inbox.readTotal(inbox, 'u')).toEqual({ version: 0, total: null, running: 0 });
     expect(await rt.inbox.readState(inbox, 'u')).toMatchObject({ total: null });
     await rt.inbox.begin(inbox, m1, ['u'], 1);
     const first = await rt.inbox.finish(inbox, m1, [{ userId: 'u', delta: 2 }], 1);
     expect(first[0]).toMatchObject({ pending: 2, total: null });
     // PostgreSQL showed 4 as of batch 0: 4 + 2 pending.
-    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_000, total: 6 });
+    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_000, total: 6, running: 0 });
     expect(await rt.buffers.take(inbox.buffer, 0)).toMatchObject({ seq: 1 });
     await rt.inbox.begin(inbox, m2, ['u'], 2);
     const second = await rt.inbox.finish(inbox, m2, [{ userId: 'u', delta: -1 }], 2);
@@ -86,11 +86,11 @@ describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
     await rt.buffers.finish(inbox.buffer, 1);
     expect(await rt.inbox.readState(inbox, 'u')).toMatchObject({ total: 5, doneSeq: 1 });
     expect(await rt.inbox.repair(inbox, 'u', 1, 1_001, 3)).toBe(true);
-    expect(await rt.inbox.readTotal(inbox, 'u')).toEqual({ version: 1_002, total: null });
+    expect(await rt.inbox.readTotal(inbox, 'u')).toEqual({ version: 1_002, total: null, running: 0 });
     // A snapshot older than the last finished batch may miss it: nothing is composed.
-    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_002, total: null });
+    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 4, lastSeq: 0 })).toEqual({ version: 1_002, total: null, running: 0 });
     // As of batch 1 PostgreSQL held 6: 6 + 0 pending (the repair's +1 and -1 left 0).
-    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 6, lastSeq: 1 })).toEqual({ version: 1_002, total: 6 });
+    expect(await rt.inbox.readTotal(inbox, 'u', { durable: 6, lastSeq: 1 })).toEqual({ version: 1_002, total: 6, running: 0 });
   });
 
   it('composes a missing total at finish from the durable count the statement read, counting a batch it did not hold', async () => {
@@ -135,5 +135,19 @@ describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
     await rt.inbox.begin(inbox, m1, ['late'], 9_500);
     await rt.inbox.finish(inbox, m1, [{ userId: 'late', delta: -1 }], 9_500);
     expect((await rt.inbox.bufferedUsers(inbox)).sort()).toEqual(['late', 'new']);
+  });
+
+  it('counts the changes of a user still in flight, for a count read to know when the total may lead', async () => {
+    const inbox = keys.inbox('site', 9);
+    await rt.inbox.begin(inbox, m1, ['u'], 1_000);
+    await rt.inbox.begin(inbox, m1, ['u'], 1_000); // the same change again: still one
+    await rt.inbox.begin(inbox, m2, ['u'], 2_000);
+    const [done] = await rt.inbox.finish(inbox, m2, [{ userId: 'u', delta: -1, durable: { durable: 1, lastSeq: 0 } }], 2_000);
+    expect(done).toMatchObject({ applied: true, running: 1, total: 0 });
+    expect(await rt.inbox.readTotal(inbox, 'u')).toMatchObject({ total: 0, running: 1 });
+    expect(await rt.inbox.dropStaleIntents(inbox, 'u', 1_500)).toBe(1);
+    expect(await rt.inbox.readTotal(inbox, 'u')).toMatchObject({ running: 0 });
+    const [late] = await rt.inbox.finish(inbox, m1, [{ userId: 'u', delta: 1 }], 3_000);
+    expect(late).toMatchObject({ applied: false, running: 0 });
   });
 });

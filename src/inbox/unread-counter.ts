@@ -118,22 +118,25 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realti
     // open, every committed change is in the total and nothing else: almost every read is this
     // one Redis call. A user without a total gets one composed from PostgreSQL's count; a flush
     // finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
+    let kept = await deps.realtime.inbox.readTotal(keys, userId);
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-      const state = await deps.realtime.inbox.readState(keys, userId);
-      if (state.intents > 0) {
-        const [counted] = (await deps.db.query<{ n: number | string }>(SELECT_UNREAD_ROWS, [siteId, userId])).rows;
-        if (!counted) throw new Error('count(*) returned no row');
-        return { unread: Number(counted.n), version: state.version };
-      }
-      if (state.total !== null) return { unread: state.total, version: state.version };
+      if (kept.running > 0) return countRows(siteId, userId, kept.version);
+      if (kept.total !== null) return { unread: kept.total, version: kept.version };
       const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(SELECT_DURABLE, [
         siteId,
         userId,
         keys.buffer.name,
       ]);
-      await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
+      kept = await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
     }
     throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
+  }
+
+  /** The count as the user's rows have it, in one snapshot (a change of the user is in flight). */
+  async function countRows(siteId: string, userId: string, version: number): Promise<UnreadValue> {
+    const [counted] = (await deps.db.query<{ n: number | string }>(SELECT_UNREAD_ROWS, [siteId, userId])).rows;
+    if (!counted) throw new Error('count(*) returned no row');
+    return { unread: Number(counted.n), version };
   }
 
   /** Adds a change's deltas (composing missing totals) and closes its intents: one script call per shard. */
@@ -145,9 +148,11 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realti
     announce,
     read,
 
-    // The total right after a change may hold it before an earlier-committed change of the user
-    // (still between its commit and its delta): the answer is a consistent read.
-    settle: (siteId, userId) => read(siteId, userId),
+    // The total right after a change answers unless another change of the user was still in
+    // flight (its delta may come after this one's though it committed first): then a read.
+    async settle(siteId, userId, state) {
+      return state && state.running === 0 && state.total !== null ? { unread: state.total, version: state.version } : read(siteId, userId);
+    },
 
     async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
       // One intent per user, for the whole statement: one script call per buffer shard.

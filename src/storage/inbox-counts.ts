@@ -52,12 +52,19 @@ export interface FinishedInboxChange extends InboxCount {
   applied: boolean;
   /** The user's total right after the change, null when none is kept and none could be composed. */
   total: number | null;
+  /** The user's changes still begun and not finished, this one no longer among them. */
+  running: number;
 }
 
 /** A user's count as the real-time layer keeps it: version and total (null: none kept). */
 export interface InboxTotal {
   version: number;
   total: number | null;
+  /**
+   * The user's changes begun and not finished. While one is, the total may hold a later change
+   * before it: not a count the rows ever had.
+   */
+  running: number;
 }
 
 export interface InboxCounts {

@@ -32,6 +32,8 @@ export interface InboxKeys {
   readonly touched: string;
   /** Hash userId -> the user's count (durable + pending + in flight), moved by every delta. */
   readonly totals: string;
+  /** Hash userId -> how many of the user's changes are begun and not finished (their intents). */
+  readonly running: string;
 }
 
 /** Escapes the separators of key names and counter names out of a caller-supplied id. */
@@ -86,6 +88,7 @@ export function createKeys(prefix: string) {
         versions: `${tag}:versions`,
         touched: `${tag}:touched`,
         totals: `${tag}:totals`,
+        running: `${tag}:running`,
       };
     },
     lock: (name: string) => `${prefix}:lock:${part(name)}`,

@@ -61,7 +61,7 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
         if (user.total === null && durable && value.doneSeq <= durable.lastSeq) {
           user.total = durable.durable + value.pending + (value.inflightSeq > durable.lastSeq ? value.inflight : 0);
         }
-        return { applied, version: user.version, ...value, total: user.total };
+        return { applied, version: user.version, ...value, total: user.total, running: user.running.size };
       });
     },
 
@@ -80,12 +80,13 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
     async readTotal(keys, userId, durable) {
       const user = usersOf(keys).get(userId);
       const version = user?.version ?? 0;
-      if (user && user.total !== null) return { version, total: user.total };
+      const running = user?.running.size ?? 0;
+      if (user && user.total !== null) return { version, total: user.total, running };
       const value = buffers.valueOf(keys.buffer, userId);
-      if (!durable || value.doneSeq > durable.lastSeq) return { version, total: null };
+      if (!durable || value.doneSeq > durable.lastSeq) return { version, total: null, running };
       const total = durable.durable + value.pending + (value.inflightSeq > durable.lastSeq ? value.inflight : 0);
       userOf(keys, userId).total = total;
-      return { version, total };
+      return { version, total, running };
     },
 
     async staleUsers(keys, beforeMs) {

@@ -10,7 +10,7 @@ import type { CallScript, RedisClient } from './client.js';
 export const CHANGE_ID_LENGTH = 16;
 
 const bufferKeys = (k: InboxKeys) => [k.buffer.pending, k.buffer.inflight, k.buffer.meta];
-const allKeys = (k: InboxKeys) => [...bufferKeys(k), k.intents, k.versions, k.touched, k.totals];
+const allKeys = (k: InboxKeys) => [...bufferKeys(k), k.intents, k.versions, k.touched, k.totals, k.running];
 // A user's first version: now in microseconds, so versions keep growing after a Redis data loss.
 const firstVersion = (nowMs: number) => `${Math.floor(nowMs)}000`;
 
@@ -18,7 +18,7 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
   return {
     async begin(keys, changeId, userIds, nowMs) {
       if (changeId.length !== CHANGE_ID_LENGTH) throw new Error(`a change id has ${CHANGE_ID_LENGTH} characters`);
-      if (userIds.length > 0) await call('inbox-begin', [keys.intents, keys.touched], [changeId, nowMs, ...userIds]);
+      if (userIds.length > 0) await call('inbox-begin', [keys.intents, keys.touched, keys.running], [changeId, nowMs, ...userIds]);
     },
 
     async finish(keys, changeId, changes, nowMs) {
@@ -31,7 +31,7 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
       }
       const reply = (await call('inbox-finish', allKeys(keys), args)) as number[];
       return changes.map((_, i) => {
-        const [applied, version, pending, inflight, inflightSeq, doneSeq, hasTotal, total] = reply.slice(i * 8, i * 8 + 8) as number[];
+        const [applied, version, pending, inflight, inflightSeq, doneSeq, hasTotal, total, running] = reply.slice(i * 9, i * 9 + 9) as number[];
         return {
           applied: applied === 1,
           version: version ?? 0,
@@ -40,6 +40,7 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
           inflightSeq: inflightSeq ?? 0,
           doneSeq: doneSeq ?? 0,
           total: hasTotal === 1 ? (total ?? 0) : null,
+          running: running ?? 0,
         };
       });
     },
@@ -61,8 +62,9 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
 
     async readTotal(keys, userId, durable) {
       const args = durable ? [userId, durable.lastSeq, durable.durable] : [userId];
-      const [version, hasTotal, total] = (await call('inbox-total', [...bufferKeys(keys), keys.versions, keys.totals], args)) as number[];
-      return { version: version ?? 0, total: hasTotal === 1 ? (total ?? 0) : null };
+      const reply = (await call('inbox-total', [...bufferKeys(keys), keys.versions, keys.totals, keys.running], args)) as number[];
+      const [version, hasTotal, total, running] = reply;
+      return { version: version ?? 0, total: hasTotal === 1 ? (total ?? 0) : null, running: running ?? 0 };
     },
 
     async staleUsers(keys, beforeMs) {
@@ -74,7 +76,7 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
       return [...users];
     },
 
-    dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents], [userId, beforeMs])),
+    dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents, keys.running], [userId, beforeMs])),
 
     async repair(keys, userId, delta, expectVersion, nowMs) {
       const reply = await call('inbox-repair', [keys.buffer.pending, keys.versions, keys.totals], [userId, delta, expectVersion, firstVersion(nowMs)]);
