@@ -1,7 +1,7 @@
 import type { Queryable } from '../db.js';
 
 // Where the embedded ingestion queue keeps its entries until they are acknowledged: a table in
-// PGlite (migrations/0009). One statement per append and per acknowledged batch.
+// PGlite (migrations/0010). One statement per append and per acknowledged batch.
 
 export interface JournalEntry {
   id: string;
