@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { TallyError } from '../errors.js';
 import type { SiteRepository } from '../sites/site-repository.js';
+import { inflateBody } from './inflate-body.js';
 import type { CollectedMessage } from './message.js';
 import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, refuseUnstorable } from './message.js';
 import { type CollectDeps, requestFacts } from './segment-routes.js';
@@ -104,7 +105,7 @@ export function plausibleMessage(body: PlausibleEvent, facts: { receivedAt: numb
 export function registerPlausibleRoute(app: FastifyInstance, deps: CollectDeps & { sites: SiteRepository }): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/event',
-    { bodyLimit: MAX_MESSAGE_BYTES, config: { validationCode: 'invalid_event' }, schema: { body: PlausibleEvent } },
+    { bodyLimit: MAX_MESSAGE_BYTES, preParsing: inflateBody, config: { validationCode: 'invalid_event' }, schema: { body: PlausibleEvent } },
     async (request, reply) => {
       const body = request.body;
       const domains = (body.domain ?? body.d ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '');
