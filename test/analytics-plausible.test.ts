@@ -70,6 +70,7 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
         clicks: 0,
         bounceRate: 0.5,
         avgEngagedSeconds: 12,
+        bots: 0,
       }),
     );
     expect((await stats('/v1/stats/top?period=today&dimension=page')).results).toEqual([

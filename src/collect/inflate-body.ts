@@ -60,6 +60,8 @@ export async function inflateBody(request: FastifyRequest, _reply: FastifyReply,
     body.receivedEncodedLength += chunk.length;
     if (body.receivedEncodedLength > limit) body.destroy(tooLarge(limit));
   });
+  // Fastify listens to the stream returned here, not to the request: a client that aborts must end it.
+  payload.on('error', (err) => body.destroy(err));
   inflater.on('error', () => body.destroy(new TallyError('invalid_json', `The ${encoding} body is corrupt or truncated: it does not inflate.`)));
   body.on('error', stop);
   payload.pipe(inflater).pipe(body);

@@ -45,6 +45,7 @@ const Summary = Type.Object({
   clicks: Type.Integer(),
   bounceRate: Type.Number(),
   avgEngagedSeconds: Type.Number(),
+  bots: Type.Integer(),
 });
 const TopResults = Type.Object({ results: Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() })) });
 const SeriesResults = Type.Object({ results: Type.Array(Type.Object({ t: Type.String(), count: Type.Integer() })) });
