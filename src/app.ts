@@ -78,7 +78,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     collectApp.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
     registerSegmentRoutes(collectApp, collect);
     registerClickRoute(collectApp, collect);
-    registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites });
+    registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites, unknownDomain: metrics.plausibleUnknownDomain });
   });
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
