@@ -324,7 +324,7 @@ describe('sites', () => {
       const res = await create(`Bearer ${admin}`, 'shop');
       expect(res.statusCode).toBe(201);
       const site = res.json();
-      expect(site).toEqual({ id: expect.any(String), name: 'shop', writeKey: expect.stringMatching(/^twk_/), secretKey: expect.stringMatching(/^tsk_/) });
+      expect(site).toEqual({ id: expect.any(String), name: 'shop', writeKey: expect.stringMatching(/^twk_/), secretKey: expect.stringMatching(/^tsk_/), domains: [] });
       expect((await create(`Bearer ${admin}`, 'shop')).json().error.code).toBe('conflict');
       const stored = await t.ctx.db.query<{ write_key_hash: string }>('SELECT write_key_hash FROM sites WHERE id = $1', [site.id]);
       expect(stored.rows[0]?.write_key_hash).not.toContain(site.writeKey.slice(4));
