@@ -91,9 +91,14 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
 
   const ingest = createIngest(ctx, (n) => metrics.ingested.inc(n));
   const collect = { auth, ingest, rateLimit: createRateLimiter(ctx.config.collectRateLimit) };
-  registerSegmentRoutes(app, collect);
-  registerClickRoute(app, collect);
-  registerPlausibleRoute(app, { ...collect, sites: ctx.sites });
+  await app.register(async (collectApp) => {
+    // RudderStack's Node SDK posts its gzipped JSON through axios, which labels a Buffer body as a
+    // form; RudderStack's own server reads it as JSON regardless, so the collect routes do too.
+    collectApp.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+    registerSegmentRoutes(collectApp, collect);
+    registerClickRoute(collectApp, collect);
+    registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites, unknownDomain: metrics.plausibleUnknownDomain });
+  });
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });

@@ -8,6 +8,7 @@ import { eventually, openTestApp, type TestApp } from './helpers.js';
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+const HEADLESS_CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
 
 const now = Date.now();
 const ago = (minutes: number) => new Date(now - minutes * 60_000).toISOString();
@@ -83,9 +84,10 @@ describe.each(['external', 'embedded'] as const)('stats API (%s)', (mode) => {
         clicks: 3,
         bounceRate: 0.5,
         avgEngagedSeconds: 20,
+        bots: 1,
       });
     }
-    const empty = { visitors: 0, pageviews: 0, events: 0, clicks: 0, bounceRate: 0, avgEngagedSeconds: 0 };
+    const empty = { visitors: 0, pageviews: 0, events: 0, clicks: 0, bounceRate: 0, avgEngagedSeconds: 0, bots: 0 };
     expect(await json('/v1/stats/summary?period=custom&from=2020-01-01&to=2020-01-31')).toEqual(empty);
     const from = ago(30);
     const to = ago(-1);
@@ -93,6 +95,32 @@ describe.each(['external', 'embedded'] as const)('stats API (%s)', (mode) => {
     // A custom range that holds only bob's page view.
     const bobOnly = await json(`/v1/stats/summary?from=${ago(11)}&to=${ago(9.5)}`);
     expect(bobOnly).toMatchObject({ pageviews: 1, visitors: 1 });
+  });
+
+  it("counts a headless browser's page views and events as bots only, in the summary's bots", async () => {
+    const site = await t.ctx.sites.create(`${t.site.name}-bots`);
+    const context = (path: string) => ({ userAgent: HEADLESS_CHROME, page: { path, url: `https://shop.example${path}` } });
+    const batch = [
+      ...['/', '/a', '/b'].map((path, i) => ({ type: 'page', anonymousId: `headless-${i}`, messageId: `hp${i}`, context: context(path) })),
+      { type: 'track', anonymousId: 'headless-0', event: 'Signed Up', messageId: 'ht1', context: context('/a') },
+      { type: 'track', anonymousId: 'headless-0', event: 'Product Clicked', properties: { product_id: 'sku-1' }, messageId: 'ht2', context: context('/a') },
+      // An engagement ping and an identify are neither a page view nor an event: not in bots.
+      { type: 'track', anonymousId: 'headless-0', event: 'Page Engaged', properties: { engaged_ms: 5000 }, messageId: 'ht3', context: context('/a') },
+      { type: 'identify', userId: 'headless-user', messageId: 'hi1', context: context('/a') },
+    ];
+    const auth = 'Basic ' + Buffer.from(`${site.writeKey}:`).toString('base64');
+    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: auth }, payload: { batch } });
+    expect(res.statusCode).toBe(200);
+    const summary = async () => (await get('/v1/stats/summary?period=today', `Bearer ${site.secretKey}`)).json();
+    await eventually(async () =>
+      expect(await summary()).toEqual({ visitors: 0, pageviews: 0, events: 0, clicks: 0, bounceRate: 0, avgEngagedSeconds: 0, bots: 5 }),
+    );
+    // All seven were processed (the raw events hold them), so 5 is the final figure.
+    await eventually(async () => {
+      const rows = await t.ctx.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM events WHERE site_id = $1', [site.id]);
+      expect(Number(rows.rows[0]?.n)).toBe(7);
+    });
+    expect(await summary()).toMatchObject({ bots: 5, visitors: 0 });
   });
 
   it('ranks every dimension', async () => {

@@ -103,12 +103,17 @@ interface Row {
 function model(sent: Sent[], site: number) {
   const seen = new Set<string>();
   const rows: Row[] = [];
+  const bots: number[] = [];
   const sessions: { at: number; se: number; bo: number }[] = [];
   const state = new Map<string, { last: number; views: number }>();
   for (const s of sent) {
     if (s.site !== site || seen.has(s.message['messageId'] as string)) continue;
     seen.add(s.message['messageId'] as string);
-    if (s.g.bot) continue;
+    if (s.g.bot) {
+      // Counted apart: a bot's page views and events (not its engagement pings).
+      if (s.g.kind !== 'engaged') bots.push(s.at);
+      continue;
+    }
     const visitor = s.message['anonymousId'] as string;
     rows.push({ at: s.at, visitor, kind: s.g.kind, path: `/p${s.g.path}`, product: `sku${s.g.product}`, event: `Event ${s.g.event}`, engaged: s.g.engaged });
     if (s.g.kind !== 'page') continue;
@@ -122,7 +127,7 @@ function model(sent: Sent[], site: number) {
       st.last = Math.max(st.last, s.at);
     }
   }
-  return { rows, sessions };
+  return { rows, sessions, bots };
 }
 
 function expectedSummary(m: ReturnType<typeof model>, from: number, to: number) {
@@ -139,6 +144,7 @@ function expectedSummary(m: ReturnType<typeof model>, from: number, to: number) 
     clicks: rows.filter((r) => r.kind === 'click').length,
     bounceRate: sessions > 0 ? round(bounces / sessions, 4) : 0,
     avgEngagedSeconds: engaged.length > 0 ? round(engaged.reduce((n, r) => n + r.engaged, 0) / engaged.length / 1000, 1) : 0,
+    bots: m.bots.filter((at) => at >= from && at < to).length,
   };
 }
 

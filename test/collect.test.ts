@@ -1,3 +1,4 @@
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestApp, type TestApp } from './helpers.js';
 
@@ -37,11 +38,101 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
       ['/v1/screen', { userId: 'u1', name: 'Main' }],
       ['/v1/identify', { userId: 'u1', traits: { plan: 'pro' } }],
       ['/v1/group', { userId: 'u1', groupId: 'g1' }],
+      ['/v1/alias', { userId: 'u2', previousId: 'u1' }],
       ['/v1/alias', { userId: 'u2', previousUserId: 'u1' }],
     ] as const) {
       const res = await post(route, body);
       expect(res.statusCode, route).toBe(200);
     }
+  });
+
+  it("accepts analytics.js's short paths, text/plain with the write key in the body", async () => {
+    const before = await backlog(t);
+    const writeKey = t.site.writeKey;
+    const cases = [
+      ['/v1/t', { writeKey, userId: 'u1', event: 'Clicked' }],
+      ['/v1/p', { writeKey, userId: 'u1', name: 'Home' }],
+      ['/v1/s', { writeKey, userId: 'u1', name: 'Main' }],
+      ['/v1/i', { writeKey, userId: 'u1', traits: { plan: 'pro' } }],
+      ['/v1/g', { writeKey, userId: 'u1', groupId: 'g1' }],
+      ['/v1/a', { writeKey, userId: 'u2', previousId: 'u1' }],
+      ['/v1/b', { writeKey, batch: [page(), page()] }],
+    ] as const;
+    for (const [url, body] of cases) {
+      const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'text/plain' }, payload: JSON.stringify(body) });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.json()).toEqual({ success: true });
+    }
+    expect(await backlog(t)).toBe(before + cases.length);
+    // The short forms validate as the long ones: a track without its event is refused.
+    const bad = await t.app.inject({ method: 'POST', url: '/v1/t', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ writeKey, userId: 'u1' }) });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toMatchObject({ code: 'invalid_event', path: '/event' });
+  });
+
+  describe('compressed bodies', () => {
+    const send = (url: string, body: Buffer, encoding: string, contentType = 'application/json') =>
+      t.app.inject({ method: 'POST', url, payload: body, headers: { authorization: t.basic, 'content-type': contentType, 'content-encoding': encoding } });
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+    it('inflates gzip and deflate bodies on every collect route', async () => {
+      const before = await backlog(t);
+      const bodies: [string, unknown, number][] = [
+        ['/v1/batch', { batch: [page(), page()] }, 200],
+        ['/v1/b', { batch: [page()] }, 200],
+        ['/v1/track', { userId: 'u1', event: 'Zipped' }, 200],
+        ['/v1/p', { userId: 'u1', name: 'Home' }, 200],
+        ['/click', { user_id: 'u1', product_id: 'p1' }, 200],
+        ['/api/event', { n: 'pageview', u: 'https://zip.example/', d: t.site.name }, 202],
+      ];
+      for (const [encoding, compress] of [['gzip', gzipSync], ['deflate', deflateSync], ['GZIP', gzipSync], ['x-gzip', gzipSync]] as const) {
+        for (const [url, body, status] of bodies) {
+          const res = await send(url, compress(json(body)), encoding);
+          expect(res.statusCode, `${encoding} ${url} ${res.body}`).toBe(status);
+        }
+      }
+      expect(await backlog(t)).toBe(before + 4 * bodies.length);
+    });
+
+    it('applies the limits to the inflated body: 413 past them, nothing queued', async () => {
+      const before = await backlog(t);
+      // 600 KB of JSON gzips to about 1 KB: small on the wire, too large inflated.
+      const batch = gzipSync(json({ batch: [page({ properties: { pad: 'x'.repeat(600 * 1024) } })] }));
+      expect(batch.length).toBeLessThan(4096);
+      const cases = [
+        await send('/v1/batch', batch, 'gzip'),
+        await send('/v1/track', gzipSync(json({ userId: 'u', event: 'e', properties: { pad: 'x'.repeat(40 * 1024) } })), 'gzip'),
+        await send('/v1/t', deflateSync(json({ userId: 'u', event: 'e', properties: { pad: 'x'.repeat(40 * 1024) } })), 'deflate'),
+        await send('/click', gzipSync(json({ user_id: 'u', product_id: 'p', pad: 'x'.repeat(8192) })), 'gzip'),
+        await send('/api/event', gzipSync(json({ n: 'pageview', u: 'https://zip.example/', d: t.site.name, pad: 'x'.repeat(40 * 1024) })), 'gzip'),
+      ];
+      for (const res of cases) {
+        expect(res.statusCode, res.body).toBe(413);
+        expect(res.json().error.code).toBe('payload_too_large');
+      }
+      expect(await backlog(t)).toBe(before);
+    });
+
+    it('answers 415 to an unknown Content-Encoding and 400 invalid_json to a body that does not inflate', async () => {
+      const body = json({ batch: [page()] });
+      for (const encoding of ['br', 'compress', 'gzip, gzip', 'zstd']) {
+        const res = await send('/v1/batch', body, encoding);
+        expect(res.statusCode, encoding).toBe(415);
+        expect(res.json().error).toMatchObject({ code: 'unsupported_media_type', message: expect.stringContaining(encoding) });
+      }
+      const zipped = gzipSync(body);
+      for (const [label, broken, encoding] of [
+        ['not gzip at all', body, 'gzip'],
+        ['truncated', zipped.subarray(0, zipped.length - 10), 'gzip'],
+        ['gzip sent as deflate', zipped, 'deflate'],
+      ] as const) {
+        const res = await send('/v1/batch', broken, encoding);
+        expect(res.statusCode, label).toBe(400);
+        expect(res.json().error, label).toMatchObject({ code: 'invalid_json', message: expect.stringMatching(/does not inflate/) });
+      }
+      // "identity" is no encoding at all.
+      expect((await send('/v1/batch', body, 'identity')).statusCode).toBe(200);
+    });
   });
 
   it('takes the write key from the body, and text/plain bodies (sendBeacon)', async () => {
@@ -73,7 +164,7 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
     [{ type: 'page', userId: 'u', properties: 'nope' }, '/batch/0/properties'],
     [{ type: 'track', userId: 'u', event: 'e'.repeat(201) }, '/batch/0/event'],
     [{ type: 'group', userId: 'u' }, '/batch/0/groupId'],
-    [{ type: 'alias', userId: 'u' }, '/batch/0/previousUserId'],
+    [{ type: 'alias', userId: 'u' }, '/batch/0/previousId'],
   ])('answers 400 invalid_event for %j at %s', async (message, path) => {
     const res = await post('/v1/batch', { batch: [message] });
     expect(res.statusCode).toBe(400);
@@ -233,7 +324,7 @@ describe('sites', () => {
       const res = await create(`Bearer ${admin}`, 'shop');
       expect(res.statusCode).toBe(201);
       const site = res.json();
-      expect(site).toEqual({ id: expect.any(String), name: 'shop', writeKey: expect.stringMatching(/^twk_/), secretKey: expect.stringMatching(/^tsk_/) });
+      expect(site).toEqual({ id: expect.any(String), name: 'shop', writeKey: expect.stringMatching(/^twk_/), secretKey: expect.stringMatching(/^tsk_/), domains: [] });
       expect((await create(`Bearer ${admin}`, 'shop')).json().error.code).toBe('conflict');
       const stored = await t.ctx.db.query<{ write_key_hash: string }>('SELECT write_key_hash FROM sites WHERE id = $1', [site.id]);
       expect(stored.rows[0]?.write_key_hash).not.toContain(site.writeKey.slice(4));

@@ -53,7 +53,9 @@ describe('GET / (dashboard files)', () => {
 /** Waits for the page: generous, as a full test run shares two cores with many files. */
 const poll = <T>(read: () => Promise<T> | T, timeout = 20_000) => expect.poll(read, { timeout, interval: 100 });
 
-type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number };
+type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number; bots: number };
+// Headless Chromium's own user agent: a bot, counted apart.
+const HEADLESS_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
 
 describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium', () => {
   let t: TestApp;
@@ -97,6 +99,7 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
       for (const name of ['visitors', 'pageviews', 'events', 'clicks', 'bounceRate', 'avgEngagedSeconds']) {
         out[name] = Number(document.getElementById(`fig-${name}`)!.dataset['value']);
       }
+      out['bots'] = Number(document.getElementById('bots')!.dataset['value']);
       return out;
     });
   const topRows = (page: Page, dimension: string) =>
@@ -203,6 +206,26 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     expect(topAfter).toContainEqual({ value: markup, count: 1 });
     await poll(() => topRows(page, 'page')).toEqual(topAfter);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+
+    // Bots: in no figure, and a line under the figures once there are any.
+    expect(after.bots).toBe(0);
+    expect(await page.isHidden('#bots')).toBe(true);
+    const bots = await fetch(`${baseUrl}/v1/batch`, {
+      method: 'POST',
+      headers: { authorization: t.basic, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        batch: [
+          pageview('headless-1', '/', { ua: HEADLESS_UA }),
+          pageview('headless-2', '/pricing', { ua: HEADLESS_UA }),
+          message('track', 'headless-1', { event: 'Signed Up', context: { userAgent: HEADLESS_UA, page: { path: '/pricing' } } }),
+        ],
+      }),
+    });
+    expect(bots.status).toBe(200);
+    await eventually(async () => expect(await api<Summary>('/v1/stats/summary?period=24h')).toEqual({ ...after, bots: 3 }), 15_000, 100);
+    await poll(() => page.textContent('#bots')).toBe('3 bot page views and events filtered');
+    expect(await page.isVisible('#bots')).toBe(true);
+    expect(await figures(page)).toEqual({ ...after, bots: 3 });
     // A value is text: the markup in a path made no element.
     expect(await page.$$eval('#tops img', (images) => images.length)).toBe(0);
     expect(await page.title()).toBe('Tally dashboard');
@@ -251,7 +274,7 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     // Only the stream answers (after the key check): what the page shows came from the push.
     const held: Route[] = [];
     let keyChecked = false;
-    const pushed = { visitors: 150_000, pageviews: 12_345, events: 7, clicks: 3, bounceRate: 0.4321, avgEngagedSeconds: 3700 };
+    const pushed = { visitors: 150_000, pageviews: 12_345, events: 7, clicks: 3, bounceRate: 0.4321, avgEngagedSeconds: 3700, bots: 1234 };
     const data = JSON.stringify({ realtime: { visitors: 7 }, summary: pushed }, null, 1).split('\n');
     await page.route('**/v1/stats/**', async (route) => {
       const url = route.request().url();
@@ -277,6 +300,7 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     expect(await page.textContent('#fig-bounceRate')).toBe('43%');
     expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('1h 01m');
     expect(await page.textContent('#live-count')).toBe('7');
+    expect(await page.textContent('#bots')).toBe('1,234 bot page views and events filtered');
     expect(await figures(page)).toEqual(pushed);
     await page.close();
     for (const route of held) await route.abort().catch(() => undefined);

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { inflateBody } from './inflate-body.js';
 import { MAX_ID_LENGTH, normalizeMessage } from './message.js';
 import { type CollectDeps, requestFacts } from './segment-routes.js';
 
@@ -12,7 +13,7 @@ const ClickBody = Type.Object({ user_id: Id, product_id: Id, writeKey: Type.Opti
 export function registerClickRoute(app: FastifyInstance, deps: CollectDeps): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/click',
-    { bodyLimit: 4096, config: { validationCode: 'invalid_event' }, schema: { body: ClickBody } },
+    { bodyLimit: 4096, preParsing: inflateBody, config: { validationCode: 'invalid_event' }, schema: { body: ClickBody } },
     async (request, reply) => {
       const body = request.body;
       const site = await deps.auth.writeKey(request, body.writeKey);

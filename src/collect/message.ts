@@ -37,6 +37,8 @@ export const MessageSchema = Type.Object(
     name: Type.Optional(Type.Union([Type.String({ maxLength: MAX_NAME_LENGTH }), Type.Null()])),
     category: Type.Optional(Type.Union([Type.String({ maxLength: MAX_NAME_LENGTH }), Type.Null()])),
     groupId: Type.Optional(Id),
+    // Segment's spec and SDKs name it previousId; previousUserId is kept for Tally's earlier callers.
+    previousId: Type.Optional(Id),
     previousUserId: Type.Optional(Id),
     properties: Type.Optional(Bag),
     traits: Type.Optional(Bag),
@@ -145,8 +147,9 @@ export function normalizeMessage(
   }
   if (m.type === 'track' && m.event === undefined) throw invalid(at('event'), 'is required for a track message');
   if (m.type === 'group' && m.groupId === undefined) throw invalid(at('groupId'), 'is required for a group message');
-  if (m.type === 'alias' && m.previousUserId === undefined) {
-    throw invalid(at('previousUserId'), 'is required for an alias message');
+  const previousUserId = m.previousId ?? m.previousUserId;
+  if (m.type === 'alias' && previousUserId === undefined) {
+    throw invalid(at('previousId'), 'is required for an alias message');
   }
 
   // Segment's skew correction: the sender's clock is off by (sentAt - receivedAt).
@@ -174,6 +177,6 @@ export function normalizeMessage(
   if (typeof m.name === 'string' && m.name !== '') out.name = m.name;
   if (typeof m.category === 'string' && m.category !== '') out.category = m.category;
   if (m.groupId !== undefined) out.groupId = String(m.groupId);
-  if (m.previousUserId !== undefined) out.previousUserId = String(m.previousUserId);
+  if (previousUserId !== undefined) out.previousUserId = String(previousUserId);
   return out;
 }

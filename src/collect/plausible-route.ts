@@ -5,6 +5,7 @@ import Type, { type Static } from 'typebox';
 import { TallyError } from '../errors.js';
 import { jsonDeeperThan, MAX_JSON_DEPTH, tooDeep } from '../http/json-body.js';
 import type { SiteRepository } from '../sites/site-repository.js';
+import { inflateBody } from './inflate-body.js';
 import type { CollectedMessage } from './message.js';
 import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, refuseUnstorable } from './message.js';
 import { type CollectDeps, requestFacts } from './segment-routes.js';
@@ -12,8 +13,10 @@ import { type CollectDeps, requestFacts } from './segment-routes.js';
 // Plausible's Events API, POST /api/event, so Plausible's tracker works unchanged. The tracker
 // posts short keys (n, u, d, r, p; engagement: e = engaged ms, sd = scroll depth), the API docs
 // long ones (name, url, domain, referrer, props): both are accepted. `domain` names the site
-// (comma-separated: several sites). Plausible sends no visitor id: the processor derives one
-// from a daily-salted hash of site + IP + user agent. Answered 202, as Plausible does.
+// (comma-separated: several sites): its name, or one of its `domains` (docs/collect.md).
+// Plausible sends no visitor id: the processor derives one from a daily-salted hash of site +
+// IP + user agent. Answered 202, as Plausible does, also for a domain no site answers to: a
+// tracker left on a page must not see errors; the metric shows such events instead.
 
 const MAX_URL_LENGTH = 2000;
 const MAX_DOMAINS = 10;
@@ -103,18 +106,26 @@ export function plausibleMessage(body: PlausibleEvent, facts: { receivedAt: numb
   return message;
 }
 
-export function registerPlausibleRoute(app: FastifyInstance, deps: CollectDeps & { sites: SiteRepository }): void {
+export interface PlausibleDeps extends CollectDeps {
+  sites: SiteRepository;
+  /** Counts events for a domain no site answers to (once per such domain in an event). */
+  unknownDomain: { inc(n: number): void };
+}
+
+export function registerPlausibleRoute(app: FastifyInstance, deps: PlausibleDeps): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/event',
-    { bodyLimit: MAX_MESSAGE_BYTES, config: { validationCode: 'invalid_event' }, schema: { body: PlausibleEvent } },
+    { bodyLimit: MAX_MESSAGE_BYTES, preParsing: inflateBody, config: { validationCode: 'invalid_event' }, schema: { body: PlausibleEvent } },
     async (request, reply) => {
       const body = request.body;
       const domains = (body.domain ?? body.d ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '');
       if (domains.length === 0) throw invalid('/domain', 'domain is required.');
       if (domains.length > MAX_DOMAINS) throw invalid('/domain', `domain names at most ${MAX_DOMAINS} sites.`);
       const message = plausibleMessage(body, requestFacts(request));
-      const sites = (await Promise.all(domains.map((d) => deps.sites.byName(d)))).filter((s) => s !== null);
-      if (sites.length === 0) throw new TallyError('not_found', 'No site has that domain as its name.', '/domain');
+      const found = await Promise.all(domains.map((d) => deps.sites.byDomain(d)));
+      const sites = [...new Map(found.filter((s) => s !== null).map((s) => [s.id, s])).values()];
+      const unknown = found.filter((s) => s === null).length;
+      if (unknown > 0) deps.unknownDomain.inc(unknown);
       for (const site of sites) deps.rateLimit(site.id);
       // Each site gets its own copy: the same message id in two sites is two events.
       await Promise.all(sites.map((site) => deps.ingest(site.id, [{ ...message, messageId: `${message.messageId}-${site.id}` }])));

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { Auth } from '../http/auth.js';
+import { inflateBody } from './inflate-body.js';
 import type { Ingest } from './ingest.js';
 import {
   type CollectedMessage,
@@ -45,7 +46,20 @@ const BatchBody = Type.Object(
   },
 );
 
-const SINGLE_ROUTES: readonly MessageType[] = ['track', 'page', 'screen', 'identify', 'group', 'alias'];
+/**
+ * Each single-message route by its paths: the spec's long one and the one-letter form
+ * analytics.js (Segment's browser library) posts to. Screen's short form is `/v1/s`, as in
+ * analytics.js, which takes the first letter of the type.
+ */
+const SINGLE_ROUTES: readonly (readonly [MessageType, readonly string[]])[] = [
+  ['track', ['/v1/track', '/v1/t']],
+  ['page', ['/v1/page', '/v1/p']],
+  ['screen', ['/v1/screen', '/v1/s']],
+  ['identify', ['/v1/identify', '/v1/i']],
+  ['group', ['/v1/group', '/v1/g']],
+  ['alias', ['/v1/alias', '/v1/a']],
+];
+const BATCH_PATHS = ['/v1/batch', '/v1/b'];
 
 export function requestFacts(request: FastifyRequest): RequestFacts {
   return { receivedAt: Date.now(), ip: request.ip, userAgent: request.headers['user-agent'] };
@@ -53,43 +67,49 @@ export function requestFacts(request: FastifyRequest): RequestFacts {
 
 export function registerSegmentRoutes(app: FastifyInstance, deps: CollectDeps): void {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>();
-  routes.post(
-    '/v1/batch',
-    {
-      bodyLimit: MAX_BATCH_BYTES,
-      config: { validationCode: 'invalid_event' },
-      schema: { body: BatchBody, response: { 200: Success } },
-    },
-    async (request) => {
-      const body = request.body;
-      const site = await deps.auth.writeKey(request, body.writeKey);
-      deps.rateLimit(site.id);
-      const facts = requestFacts(request);
-      const defaults = { ...(body.context ? { context: body.context } : {}), ...(body.sentAt ? { sentAt: body.sentAt } : {}) };
-      if (body.context) refuseUnstorable(JSON.stringify(body.context), '/context');
-      // Every message is checked before any is queued: a batch is accepted or rejected whole.
-      const messages: CollectedMessage[] = body.batch.map((m, i) => normalizeMessage(m, ['batch', i], facts, defaults));
-      await deps.ingest(site.id, messages);
-      return { success: true };
-    },
-  );
-
-  for (const type of SINGLE_ROUTES) {
+  for (const url of BATCH_PATHS) {
     routes.post(
-      `/v1/${type}`,
+      url,
       {
-        bodyLimit: MAX_MESSAGE_BYTES,
+        bodyLimit: MAX_BATCH_BYTES,
+        preParsing: inflateBody,
         config: { validationCode: 'invalid_event' },
-        schema: { body: Type.Record(Type.String(), Type.Unknown()), response: { 200: Success } },
+        schema: { body: BatchBody, response: { 200: Success } },
       },
       async (request) => {
         const body = request.body;
-        const site = await deps.auth.writeKey(request, body['writeKey']);
+        const site = await deps.auth.writeKey(request, body.writeKey);
         deps.rateLimit(site.id);
-        const message = normalizeMessage({ ...body, type }, [], requestFacts(request));
-        await deps.ingest(site.id, [message]);
+        const facts = requestFacts(request);
+        const defaults = { ...(body.context ? { context: body.context } : {}), ...(body.sentAt ? { sentAt: body.sentAt } : {}) };
+        if (body.context) refuseUnstorable(JSON.stringify(body.context), '/context');
+        // Every message is checked before any is queued: a batch is accepted or rejected whole.
+        const messages: CollectedMessage[] = body.batch.map((m, i) => normalizeMessage(m, ['batch', i], facts, defaults));
+        await deps.ingest(site.id, messages);
         return { success: true };
       },
     );
+  }
+
+  for (const [type, urls] of SINGLE_ROUTES) {
+    for (const url of urls) {
+      routes.post(
+        url,
+        {
+          bodyLimit: MAX_MESSAGE_BYTES,
+          preParsing: inflateBody,
+          config: { validationCode: 'invalid_event' },
+          schema: { body: Type.Record(Type.String(), Type.Unknown()), response: { 200: Success } },
+        },
+        async (request) => {
+          const body = request.body;
+          const site = await deps.auth.writeKey(request, body['writeKey']);
+          deps.rateLimit(site.id);
+          const message = normalizeMessage({ ...body, type }, [], requestFacts(request));
+          await deps.ingest(site.id, [message]);
+          return { success: true };
+        },
+      );
+    }
   }
 }

@@ -7,6 +7,11 @@ export function createMetrics() {
   return {
     registry,
     ingested: new Counter({ name: 'tally_ingested_events_total', help: 'Events accepted by the collector', registers: [registry] }),
+    plausibleUnknownDomain: new Counter({
+      name: 'tally_plausible_unknown_domain_events_total',
+      help: "Plausible events (per domain named) for a domain no site answers to: answered 202, counted nowhere",
+      registers: [registry],
+    }),
     processed: new Counter({ name: 'tally_processed_events_total', help: 'Events the processor handled', registers: [registry] }),
     duplicates: new Counter({
       name: 'tally_duplicate_events_total',

@@ -23,6 +23,8 @@ export interface Summary {
   bounceRate: number;
   /** Mean engaged time of a page view that reported one (Page Engaged), in seconds. */
   avgEngagedSeconds: number;
+  /** Page views and events from bots (isbot), counted in none of the figures above. */
+  bots: number;
 }
 
 const COUNT_FIELD: Record<Exclude<Metric, 'visitors'>, RankMetric> = { pageviews: 'pv', events: 'ev', clicks: 'ck' };
@@ -58,6 +60,7 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
       clicks: t[TOTALS.clicks] ?? 0,
       bounceRate: sessions > 0 ? round(bounces / sessions, 4) : 0,
       avgEngagedSeconds: engagements > 0 ? round((t[TOTALS.engagedMs] ?? 0) / engagements / 1000, 1) : 0,
+      bots: t[TOTALS.bots] ?? 0,
     };
   }
 

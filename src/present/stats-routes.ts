@@ -46,8 +46,9 @@ const Summary = Type.Object(
     clicks: Type.Integer(),
     bounceRate: Type.Number(),
     avgEngagedSeconds: Type.Number(),
+    bots: Type.Integer(),
   },
-  { examples: [{ visitors: 120, pageviews: 410, events: 95, clicks: 31, bounceRate: 0.42, avgEngagedSeconds: 37.5 }] },
+  { examples: [{ visitors: 120, pageviews: 410, events: 95, clicks: 31, bounceRate: 0.42, avgEngagedSeconds: 37.5, bots: 12 }] },
 );
 const TopResults = Type.Object({ results: Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() })) });
 const SeriesResults = Type.Object({ results: Type.Array(Type.Object({ t: Type.String(), count: Type.Integer() })) });

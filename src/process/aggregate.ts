@@ -235,7 +235,9 @@ export function createAggregator(keys: Keys) {
         unique(dim, value);
       };
       if (e.bot) {
-        total(TOTALS.bots, 1);
+        // What the summary shows as filtered: a bot's page views and events (its engagement
+        // pings and identifies would say nothing more).
+        if (e.kind === 'pageview' || e.kind === 'event') total(TOTALS.bots, 1);
         continue;
       }
       switch (e.kind) {

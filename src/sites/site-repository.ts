@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../storage/db.js';
+import type { Db, Queryable } from '../storage/db.js';
 import { TallyError } from '../errors.js';
 import { generateKey, hashKey, newSiteId, SECRET_KEY_PREFIX, WRITE_KEY_PREFIX } from './site-keys.js';
 
@@ -14,6 +14,8 @@ export interface CreatedSite {
   name: string;
   writeKey: string;
   secretKey: string;
+  /** Domains it answers to in Plausible's Events API besides its name (lower case). */
+  domains: string[];
 }
 
 export type KeyKind = 'write' | 'secret';
@@ -39,18 +41,52 @@ export class SiteRepository {
 
   constructor(private readonly db: Db) {}
 
-  async create(name: string): Promise<CreatedSite> {
+  async create(name: string, domains: readonly string[] = []): Promise<CreatedSite> {
     const writeKey = generateKey(WRITE_KEY_PREFIX);
     const secretKey = generateKey(SECRET_KEY_PREFIX);
     const id = newSiteId();
-    const inserted = await this.db.query(
-      `INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`,
-      [id, name, hashKey(writeKey), hashKey(secretKey), randomBytes(32).toString('base64url')],
-    );
-    if (inserted.rowCount === 0) throw new TallyError('conflict', `A site named "${name}" exists already.`, '/name');
+    const stored = await this.db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`,
+        [id, name, hashKey(writeKey), hashKey(secretKey), randomBytes(32).toString('base64url')],
+      );
+      if (inserted.rowCount === 0) throw new TallyError('conflict', `A site named "${name}" exists already.`, '/name');
+      return replaceDomains(tx, id, domains);
+    });
+    this.forget(stored.removed.concat(stored.domains));
     this.created += 1;
-    return { id, name, writeKey, secretKey };
+    return { id, name, writeKey, secretKey, domains: stored.domains };
+  }
+
+  /** The site's extra domains, replaced by `domains` (409 when another site has one of them). */
+  async setDomains(siteId: string, domains: readonly string[]): Promise<string[]> {
+    const stored = await this.db.transaction((tx) => replaceDomains(tx, siteId, domains));
+    this.forget(stored.removed.concat(stored.domains));
+    return stored.domains;
+  }
+
+  async domainsOf(siteId: string): Promise<string[]> {
+    const result = await this.db.query<{ domain: string }>('SELECT domain FROM site_domains WHERE site_id = $1 ORDER BY domain', [siteId]);
+    return result.rows.map((r) => r.domain);
+  }
+
+  /**
+   * The site a Plausible `domain` names: the site of that exact name, else the site that lists
+   * the domain (lower-cased) among its domains.
+   */
+  async byDomain(domain: string): Promise<Site | null> {
+    return this.cached(`domain:${domain}`, async () => {
+      const result = await this.db.query<Row>(
+        `SELECT id, name, token_signing_key FROM (
+           SELECT id, name, token_signing_key, 0 AS rank FROM sites WHERE name = $1
+           UNION ALL
+           SELECT s.id, s.name, s.token_signing_key, 1 AS rank FROM site_domains d JOIN sites s ON s.id = d.site_id WHERE d.domain = $2
+         ) found ORDER BY rank LIMIT 1`,
+        [domain, normalizeDomain(domain)],
+      );
+      return result.rows[0] ? toSite(result.rows[0]) : null;
+    });
   }
 
   /** Changes whenever this repository creates a site: a site list kept elsewhere is read again then. */
@@ -73,13 +109,6 @@ export class SiteRepository {
     return result.rows[0] ? toSite(result.rows[0]) : null;
   }
 
-  async byName(name: string): Promise<Site | null> {
-    return this.cached(`name:${name}`, async () => {
-      const result = await this.db.query<Row>('SELECT id, name, token_signing_key FROM sites WHERE name = $1', [name]);
-      return result.rows[0] ? toSite(result.rows[0]) : null;
-    });
-  }
-
   /** The site a key belongs to, or null. */
   async byKey(kind: KeyKind, key: string): Promise<Site | null> {
     const digest = hashKey(key);
@@ -91,6 +120,13 @@ export class SiteRepository {
       );
       return result.rows[0] ? toSite(result.rows[0]) : null;
     });
+  }
+
+  /** Drops this process's cached lookups of these domains (other processes see changes within a minute). */
+  private forget(domains: readonly string[]): void {
+    for (const key of [...this.cache.keys()]) {
+      if (key.startsWith('domain:') && domains.includes(normalizeDomain(key.slice('domain:'.length)))) this.cache.delete(key);
+    }
   }
 
   private async cached(key: string, load: () => Promise<Site | null>): Promise<Site | null> {
@@ -109,4 +145,29 @@ export class SiteRepository {
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
     return site;
   }
+}
+
+export const normalizeDomain = (domain: string): string => domain.trim().toLowerCase();
+
+/** Replaces a site's domains in a transaction; answers the stored list and the ones removed. */
+async function replaceDomains(tx: Queryable, siteId: string, domains: readonly string[]): Promise<{ domains: string[]; removed: string[] }> {
+  const wanted = [...new Set(domains.map(normalizeDomain))].sort();
+  const taken = await tx.query<{ domain: string }>(
+    `SELECT domain FROM site_domains WHERE domain = ANY($1::text[]) AND site_id <> $2
+     UNION ALL SELECT name FROM sites WHERE name = ANY($1::text[]) AND id <> $2`,
+    [wanted, siteId],
+  );
+  const clash = taken.rows[0]?.domain;
+  if (clash !== undefined) {
+    throw new TallyError('conflict', `Another site answers to "${clash}" already.`, `/domains/${domains.findIndex((d) => normalizeDomain(d) === clash)}`);
+  }
+  const removed = await tx.query<{ domain: string }>('DELETE FROM site_domains WHERE site_id = $1 RETURNING domain', [siteId]);
+  try {
+    await tx.query('INSERT INTO site_domains (domain, site_id) SELECT unnest($1::text[]), $2', [wanted, siteId]);
+  } catch (err) {
+    // Another site claimed one of them since the check above.
+    if ((err as { code?: unknown }).code === '23505') throw new TallyError('conflict', 'Another site took one of these domains meanwhile.', '/domains');
+    throw err;
+  }
+  return { domains: wanted, removed: removed.rows.map((r) => r.domain) };
 }

@@ -175,7 +175,7 @@
   // ---------- summary and live visitors ----------
 
   const figuresKey = (summary, realtime) =>
-    [realtime.visitors, summary.visitors, summary.pageviews, summary.events, summary.clicks, summary.bounceRate, summary.avgEngagedSeconds].join('|');
+    [realtime.visitors, summary.visitors, summary.pageviews, summary.events, summary.clicks, summary.bounceRate, summary.avgEngagedSeconds, summary.bots].join('|');
 
   function renderSummary(summary) {
     for (const name of ['visitors', 'pageviews', 'events', 'clicks']) {
@@ -183,6 +183,11 @@
     }
     setFigure($('fig-bounceRate'), summary.bounceRate, formatRate(summary.bounceRate));
     setFigure($('fig-avgEngagedSeconds'), summary.avgEngagedSeconds, formatDuration(summary.avgEngagedSeconds));
+    // Bots are left out of every figure; saying how many keeps the figures honest. No line at 0.
+    const bots = summary.bots ?? 0;
+    $('bots').hidden = bots === 0;
+    $('bots').dataset.value = String(bots);
+    $('bots').textContent = bots === 1 ? '1 bot page view or event filtered' : formatCount(bots) + ' bot page views and events filtered';
   }
 
   function renderRealtime(realtime) {
