@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { mapConcurrent } from './lib/concurrent.js';
-import { freePort, portInUse, run, samplePeakRss, type Spawned, start, stop, waitForHttp } from './lib/processes.js';
+import { freePort, portInUse, run, type Spawned, samplePeakRss, start, stop, waitForHttp } from './lib/processes.js';
 import { int, mb, ms, type Row, table, times } from './lib/report.js';
 import { REPO_ROOT, startTally, type TallyServer, unlinkMatching } from './lib/tally-server.js';
 import { hasWrk, type LoadResult, runLoad } from './lib/wrk.js';
@@ -80,7 +80,11 @@ async function benchTally(split: boolean): Promise<{ result: Measured; verified:
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const layout = split ? { serveArgs: ['--no-worker'], workers: 1 } : {};
   const processes = process.env['BENCH_HTTP_PROCESSES'] ?? '1';
-  const tally = await startTally({ env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn', TALLY_HTTP_PROCESSES: processes }, nodeArgs, ...layout });
+  const tally = await startTally({
+    env: { TALLY_COLLECT_RATE_LIMIT: '0', LOG_LEVEL: 'warn', TALLY_HTTP_PROCESSES: processes },
+    nodeArgs,
+    ...layout,
+  });
   const system = split ? 'Tally, serve --no-worker + worker' : 'Tally (node dist/cli.js serve)';
   try {
     say(`${system}: ${tally.url} (pids ${tally.pids.join(', ')}), measuring…`);
@@ -155,10 +159,16 @@ async function main(): Promise<number> {
     say('bench:click needs wrk (apt-get install -y wrk).');
     return 1;
   }
-  say(`POST /click, random user 1..${USERS} and product 1..${PRODUCTS}; wrk ${THREADS} threads, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s each`);
+  say(
+    `POST /click, random user 1..${USERS} and product 1..${PRODUCTS}; wrk ${THREADS} threads, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s each`,
+  );
   // Figures belong to a build and a machine state: say which.
   const head = await run('git', ['describe', '--always', '--dirty'], { cwd: REPO_ROOT, timeoutMs: 5000 });
-  say(`build: ${head.stdout.trim() || 'unknown'}; load average before the run: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(
+    `build: ${head.stdout.trim() || 'unknown'}; load average before the run: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   const results: Measured[] = [];
   const verified: { ok: boolean; text: string }[] = [];
   for (const split of [false, true]) {
@@ -191,8 +201,24 @@ async function main(): Promise<number> {
   say('');
   for (const tally of results.filter((r) => r.system.startsWith('Tally'))) {
     const label = tally.system === 'Tally (node dist/cli.js serve)' ? 'Tally' : tally.system;
-    say(compare(label, tally, results.find((r) => r.system.includes('app.run')), 'app.run', 10));
-    say(compare(label, tally, results.find((r) => r.system.includes('gunicorn')), 'gunicorn', 4));
+    say(
+      compare(
+        label,
+        tally,
+        results.find((r) => r.system.includes('app.run')),
+        'app.run',
+        10,
+      ),
+    );
+    say(
+      compare(
+        label,
+        tally,
+        results.find((r) => r.system.includes('gunicorn')),
+        'gunicorn',
+        4,
+      ),
+    );
   }
   for (const v of verified) say(v.text);
   return verified.some((v) => !v.ok) ? 1 : 0;

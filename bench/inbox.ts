@@ -7,8 +7,8 @@ import { loadConfig } from '../src/config.js';
 import { openContext } from '../src/context.js';
 import { reconcileAll } from '../src/inbox/reconcile.js';
 import { createUnreadCounter } from '../src/inbox/unread-counter.js';
-import { connectPostgres } from '../src/storage/postgres.js';
 import { migrate } from '../src/storage/migrate.js';
+import { connectPostgres } from '../src/storage/postgres.js';
 import { cpuBetween, cpuSnapshot, freePort, named, run, start, stop, treeOf, waitForHttp } from './lib/processes.js';
 import { int, ms, type Row, table } from './lib/report.js';
 import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-server.js';
@@ -73,7 +73,23 @@ interface Wrk {
 async function wrk(url: string, flavour: string, hot: number, seconds: number, auth?: string, connections = CONNECTIONS): Promise<Wrk> {
   const result = await run(
     'wrk',
-    ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', SCRIPT, url, '--', flavour, String(USERS), String(hot), String(BASE), String(HOT_FIRST), String(HOT_COUNT)],
+    [
+      '-t2',
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--timeout',
+      '5s',
+      '-s',
+      SCRIPT,
+      url,
+      '--',
+      flavour,
+      String(USERS),
+      String(hot),
+      String(BASE),
+      String(HOT_FIRST),
+      String(HOT_COUNT),
+    ],
     { env: auth ? { BENCH_AUTH: auth } : {}, timeoutMs: (seconds + 20) * 1000 },
   );
   const line = result.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
@@ -188,7 +204,10 @@ async function seedTallyTables(schema: string, siteId: string): Promise<void> {
 async function tableWrites(database: string | null, schema: string, table: string): Promise<number> {
   await sleep(500); // backends flush their statistics as they exit
   return withClient(database, async (c) => {
-    const r = await c.query('SELECT n_tup_ins + n_tup_upd AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2', [schema, table]);
+    const r = await c.query('SELECT n_tup_ins + n_tup_upd AS n FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2', [
+      schema,
+      table,
+    ]);
     return Number(r.rows[0]?.n ?? 0);
   });
 }
@@ -278,7 +297,9 @@ async function startNaiveTarget(): Promise<Target> {
   const schema = `bench_naive_${Date.now().toString(36)}`;
   const db = connectPostgres({ connectionString: DATABASE_URL, schema });
   await migrate(db, schema);
-  await db.query("INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key) VALUES ('naive', 'naive', 'w', 's', 'k')");
+  await db.query(
+    "INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key) VALUES ('naive', 'naive', 'w', 's', 'k')",
+  );
   await db.close();
   await seedTallyTables(schema, 'naive');
   const port = await freePort();
@@ -294,16 +315,18 @@ async function startNaiveTarget(): Promise<Target> {
     pid: proc.pid,
     counterWrites: rowStatements(null, schema, 'unread_counts'),
     stop: () => stop(proc),
-    drift: () => withClient(null, async (c) => {
-      await c.query(`SET search_path = ${schema}`);
-      return Number((await c.query(DRIFT_SQL, ['naive'])).rows[0]?.drift ?? 0);
-    }),
+    drift: () =>
+      withClient(null, async (c) => {
+        await c.query(`SET search_path = ${schema}`);
+        return Number((await c.query(DRIFT_SQL, ['naive'])).rows[0]?.drift ?? 0);
+      }),
     cleanup: () => withClient(null, async (c) => void (await c.query(`DROP SCHEMA ${schema} CASCADE`))),
   };
 }
 
 async function startDjangoTarget(mode: string): Promise<Target> {
-  if (!existsSync(GUNICORN)) throw new Error('gunicorn is missing: apt-get install -y python3-django python3-psycopg2 gunicorn python3-redis');
+  if (!existsSync(GUNICORN))
+    throw new Error('gunicorn is missing: apt-get install -y python3-django python3-psycopg2 gunicorn python3-redis');
   await withClient(null, async (c) => {
     const exists = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [DJANGO_DB]);
     if (exists.rowCount === 0) await c.query(`CREATE DATABASE ${DJANGO_DB}`);
@@ -320,11 +343,16 @@ async function startDjangoTarget(mode: string): Promise<Target> {
        SELECT g, ((g - ${HOT_FIRST}) % 10) + 1, false FROM generate_series(${HOT_FIRST}, ${HOT_FIRST + HOT_COUNT - 1}) g`,
     );
     await c.query("SELECT setval('notification_id_seq', (SELECT max(id) FROM notification))");
-    await c.query('INSERT INTO user_notifications_count (user_id, unread_count) SELECT user_id, count(*) FROM notification GROUP BY user_id');
+    await c.query(
+      'INSERT INTO user_notifications_count (user_id, unread_count) SELECT user_id, count(*) FROM notification GROUP BY user_id',
+    );
     await c.query('ANALYZE notification; ANALYZE user_notifications_count');
   });
   const port = await freePort();
-  const proc = start(GUNICORN, ['-w', '4', '-b', `127.0.0.1:${port}`, '--log-level', 'warning', 'seed2.wsgi:application'], { cwd: DJANGO_DIR, env });
+  const proc = start(GUNICORN, ['-w', '4', '-b', `127.0.0.1:${port}`, '--log-level', 'warning', 'seed2.wsgi:application'], {
+    cwd: DJANGO_DIR,
+    env,
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/u/1/unread`, proc);
   const driftSql = readFileSync(resolve(DJANGO_DIR, 'drift.sql'), 'utf8').replace(/^--.*$/gm, '');
@@ -334,7 +362,10 @@ async function startDjangoTarget(mode: string): Promise<Target> {
     pid: proc.pid,
     counterWrites: rowStatements(DJANGO_DB, 'public', 'user_notifications_count'),
     stop: () => stop(proc),
-    drift: () => withClient(DJANGO_DB, async (c) => Number((Object.values((await c.query(driftSql)).rows[0] ?? {})[0] as { sum_abs_drift: number }).sum_abs_drift)),
+    drift: () =>
+      withClient(DJANGO_DB, async (c) =>
+        Number((Object.values((await c.query(driftSql)).rows[0] ?? {})[0] as { sum_abs_drift: number }).sum_abs_drift),
+      ),
     cleanup: async () => undefined,
   };
 }
@@ -363,17 +394,33 @@ interface Result {
 async function measure(system: string, mix: string): Promise<Result> {
   const hot = HOT_SHARE[mix] ?? 0;
   const target =
-    system === 'tally' ? await startTallyTarget()
-    : system === 'naive' ? await startNaiveTarget()
-    : await startDjangoTarget(system === 'django-cta' ? 'checkthenact' : 'rowcount');
+    system === 'tally'
+      ? await startTallyTarget()
+      : system === 'naive'
+        ? await startNaiveTarget()
+        : await startDjangoTarget(system === 'django-cta' ? 'checkthenact' : 'rowcount');
   try {
     const before = await target.counterWrites();
     const warm = WARMUP_S > 0 ? await wrk(target.url, target.flavour, hot, WARMUP_S, target.auth) : undefined;
     let running = true;
     const django = target.flavour === 'django';
     const probes = Promise.all([
-      probe(() => running, () => ({ method: 'POST', url: `${target.url}${django ? `/n/${pickNotification(hot)}/read` : `/v1/notifications/${pickNotification(hot)}/read`}` }), target.auth),
-      probe(() => running, () => ({ method: 'GET', url: `${target.url}${django ? `/u/${pickUser(hot)}/unread` : `/v1/users/${pickUser(hot)}/notifications/count`}` }), target.auth),
+      probe(
+        () => running,
+        () => ({
+          method: 'POST',
+          url: `${target.url}${django ? `/n/${pickNotification(hot)}/read` : `/v1/notifications/${pickNotification(hot)}/read`}`,
+        }),
+        target.auth,
+      ),
+      probe(
+        () => running,
+        () => ({
+          method: 'GET',
+          url: `${target.url}${django ? `/u/${pickUser(hot)}/unread` : `/v1/users/${pickUser(hot)}/notifications/count`}`,
+        }),
+        target.auth,
+      ),
     ]);
     const cpuBefore = cpuSnapshot();
     const load = await wrk(target.url, target.flavour, hot, DURATION_S, target.auth);
@@ -382,14 +429,20 @@ async function measure(system: string, mix: string): Promise<Result> {
     const [reads, counts] = await probes;
     // The same mix at a moderate rate (few connections): latency when the server is not saturated.
     running = true;
-    const countProbe = probe(() => running, () => ({ method: 'GET', url: `${target.url}${django ? `/u/${pickUser(hot)}/unread` : `/v1/users/${pickUser(hot)}/notifications/count`}` }), target.auth);
+    const countProbe = probe(
+      () => running,
+      () => ({
+        method: 'GET',
+        url: `${target.url}${django ? `/u/${pickUser(hot)}/unread` : `/v1/users/${pickUser(hot)}/notifications/count`}`,
+      }),
+      target.auth,
+    );
     const moderate = await wrk(target.url, target.flavour, hot, Math.max(2, Math.round(DURATION_S / 2)), target.auth, MODERATE_CONNECTIONS);
     running = false;
     const moderateCounts = await countProbe;
     await target.stop();
     const after = await target.counterWrites();
-    const mutations =
-      load.creates + load.reads + (warm ? warm.creates + warm.reads : 0) + moderate.creates + moderate.reads + reads.length;
+    const mutations = load.creates + load.reads + (warm ? warm.creates + warm.reads : 0) + moderate.creates + moderate.reads + reads.length;
     const ok = load.responses - load.statusErrors;
     // The probes' requests are served in the same window; the saturating run's count dwarfs them.
     const per1k = (seconds: number) => (seconds * 1e6) / Math.max(1, load.responses);
@@ -428,7 +481,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }, DEADLINE_MS);
   deadline.unref();
-  say(`bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`);
+  say(
+    `bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`,
+  );
   const results: Result[] = [];
   for (const mix of MIXES) {
     for (const system of SYSTEMS) {
@@ -449,13 +504,17 @@ async function main(): Promise<void> {
     [`count p50 / p99 at ${MODERATE_CONNECTIONS} conn.`]: `${ms(r.moderateCountP50)} / ${ms(r.moderateCountP99)} (${int(r.moderateRps)} req/s)`,
     'counter rows written / 1k mutations': r.rowsPer1k.toFixed(1),
     'counter statements / 1k mutations': r.statementsPer1k.toFixed(1),
-    'CPU ms / 1k req.: server, PostgreSQL, Redis': [r.cpuPer1k.server, r.cpuPer1k.postgres, r.cpuPer1k.redis].map((v) => v.toFixed(0)).join(' / '),
+    'CPU ms / 1k req.: server, PostgreSQL, Redis': [r.cpuPer1k.server, r.cpuPer1k.postgres, r.cpuPer1k.redis]
+      .map((v) => v.toFixed(0))
+      .join(' / '),
     drift: String(r.drift),
     errors: int(r.errors),
   }));
   say('');
   say(table(Object.keys(rows[0] ?? {}), rows));
-  say('Counter statements: Tally, statements that wrote unread_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).');
+  say(
+    'Counter statements: Tally, statements that wrote unread_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).',
+  );
   const find = (system: string, mix: string) => results.find((r) => r.system === system && r.mix === mix);
   say('');
   for (const mix of MIXES) {
@@ -464,11 +523,16 @@ async function main(): Promise<void> {
     const naive = find('naive', mix);
     if (tally && django) say(`${mix}: Tally ${(tally.rps / django.rps).toFixed(1)}× the Django app's req/s (target ≥ 10×)`);
     if (tally && naive) {
-      say(`${mix}: Tally ${(tally.markReadRps / naive.markReadRps).toFixed(1)}× the naive path's mark-read throughput (hot target ≥ 5×); ` +
-        `${(naive.rowsPer1k / Math.max(tally.rowsPer1k, 0.001)).toFixed(0)}× fewer counter rows written, ` +
-        `${(naive.statementsPer1k / Math.max(tally.statementsPer1k, 0.001)).toFixed(0)}× fewer counter statements (hot target ≥ 100× fewer counter-row writes)`);
+      say(
+        `${mix}: Tally ${(tally.markReadRps / naive.markReadRps).toFixed(1)}× the naive path's mark-read throughput (hot target ≥ 5×); ` +
+          `${(naive.rowsPer1k / Math.max(tally.rowsPer1k, 0.001)).toFixed(0)}× fewer counter rows written, ` +
+          `${(naive.statementsPer1k / Math.max(tally.statementsPer1k, 0.001)).toFixed(0)}× fewer counter statements (hot target ≥ 100× fewer counter-row writes)`,
+      );
     }
-    if (tally) say(`${mix}: Tally count p99 ${ms(tally.countP99)} at ${CONNECTIONS} connections (saturated), ${ms(tally.moderateCountP99)} at ${MODERATE_CONNECTIONS} (target < 2 ms at load)`);
+    if (tally)
+      say(
+        `${mix}: Tally count p99 ${ms(tally.countP99)} at ${CONNECTIONS} connections (saturated), ${ms(tally.moderateCountP99)} at ${MODERATE_CONNECTIONS} (target < 2 ms at load)`,
+      );
   }
 }
 

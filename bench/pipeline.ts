@@ -108,7 +108,9 @@ async function main(): Promise<void> {
           body: JSON.stringify({ anonymousId: 'probe', name: 'probe', messageId: `probe-${sent}` }),
         });
         for (;;) {
-          const res = await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: `Bearer ${probe.secretKey}` } });
+          const res = await fetch(`${tally.url}/v1/stats/summary?period=today`, {
+            headers: { authorization: `Bearer ${probe.secretKey}` },
+          });
           if (((await res.json()) as { pageviews: number }).pageviews >= sent) break;
           if (performance.now() - started > 30_000) {
             // Not thrown: an unawaited rejection would end the run before its clean-up.
@@ -135,7 +137,15 @@ async function main(): Promise<void> {
     const redisBefore = await readRedisUsage();
     const cpuBefore = cpuSnapshot();
     const loadStart = Date.now();
-    const load = await runLoad({ url: tally.url, script: SCRIPT, connections: CONNECTIONS, threads: 1, durationSeconds: DURATION_S, timeoutSeconds: 10, env: { BENCH_AUTH: tally.basic } });
+    const load = await runLoad({
+      url: tally.url,
+      script: SCRIPT,
+      connections: CONNECTIONS,
+      threads: 1,
+      durationSeconds: DURATION_S,
+      timeoutSeconds: 10,
+      env: { BENCH_AUTH: tally.basic },
+    });
     const loadEnd = Date.now();
     const atLoadEnd = await tally.metrics();
     const backlogAtEnd = atLoadEnd.get('tally_stream_backlog') ?? NaN;
@@ -189,7 +199,9 @@ async function main(): Promise<void> {
     const redisCpu = redisAfter.cpuSeconds - redisBefore.cpuSeconds;
     // EVALSHA's time covers every script (per-script stats need Redis 7.4): reported as what it is.
     const scriptSeconds = (commandsBetween(redisBefore, redisAfter).find((c) => c.name === 'evalsha')?.usec ?? 0) / 1e6;
-    const summary = (await (await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })).json()) as { pageviews: number };
+    const summary = (await (
+      await fetch(`${tally.url}/v1/stats/summary?period=today`, { headers: { authorization: tally.bearer } })
+    ).json()) as { pageviews: number };
     const sorted = [...freshness.saturated].sort((a, b) => a - b);
     const pacedSorted = [...freshness.paced].sort((a, b) => a - b);
     say('');
@@ -199,16 +211,25 @@ async function main(): Promise<void> {
         [
           { figure: 'accepted events/s (2xx × 100 / s)', value: int(accepted / load.seconds) },
           { figure: 'end to end events/s (accepted / time until drained)', value: int(accepted / ((drainedAt - loadStart) / 1000)) },
-          { figure: 'requests 2xx / non-2xx / socket errors', value: `${int(load.ok)} / ${int(load.failedStatus)} / ${int(load.socketErrors)}` },
+          {
+            figure: 'requests 2xx / non-2xx / socket errors',
+            value: `${int(load.ok)} / ${int(load.failedStatus)} / ${int(load.socketErrors)}`,
+          },
           { figure: 'request latency p50 / p99', value: `${ms(load.latencyMs.p50)} / ${ms(load.latencyMs.p99)}` },
           { figure: 'stream backlog when the load stopped (entries)', value: int(backlogAtEnd) },
-          { figure: 'flush lag when the load stopped (age of the oldest delta not surely in PostgreSQL, s)', value: flushLagAtEnd.toFixed(1) },
+          {
+            figure: 'flush lag when the load stopped (age of the oldest delta not surely in PostgreSQL, s)',
+            value: flushLagAtEnd.toFixed(1),
+          },
           { figure: 'PostgreSQL caught up, s after the load stopped', value: ((caughtUpAt - loadEnd) / 1000).toFixed(1) },
           {
             figure: 'rows the write-behind wrote per event until then (rollups / counters: inserts + updates)',
             value: `${(rowsWritten.rollups / accepted).toFixed(2)} / ${(rowsWritten.counters / accepted).toFixed(2)}`,
           },
-          { figure: `freshness p50 / p99 (${sorted.length} probes)`, value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}` },
+          {
+            figure: `freshness p50 / p99 (${sorted.length} probes)`,
+            value: `${ms(percentile(sorted, 50))} / ${ms(percentile(sorted, 99))}`,
+          },
           {
             figure: `paced at ${PACED_FRACTION * 100} % for ${PACED_S} s: accepted events/s, request p99`,
             value: `${int((paced.ok * EVENTS_PER_REQUEST) / paced.seconds)}, ${ms(paced.latencyMs.p99)}`,
@@ -217,7 +238,10 @@ async function main(): Promise<void> {
             figure: `paced: freshness p50 / p99 (${pacedSorted.length} probes)`,
             value: `${ms(percentile(pacedSorted, 50))} / ${ms(percentile(pacedSorted, 99))}`,
           },
-          { figure: 'page views counted / answered 2xx to wrk, both phases (+ in flight at the ends)', value: `${int(summary.pageviews)} / ${int((load.ok + paced.ok) * PAGEVIEWS_PER_REQUEST)}` },
+          {
+            figure: 'page views counted / answered 2xx to wrk, both phases (+ in flight at the ends)',
+            value: `${int(summary.pageviews)} / ${int((load.ok + paced.ok) * PAGEVIEWS_PER_REQUEST)}`,
+          },
           {
             figure: 'Redis CPU per event (whole server, load start to drained) → events/s one Redis core allows',
             value: `${((redisCpu / accepted) * 1e6).toFixed(1)} µs → ${int(accepted / redisCpu)}`,
@@ -226,7 +250,10 @@ async function main(): Promise<void> {
             figure: 'CPU µs per event, load start to PostgreSQL caught up: Tally / Redis / PostgreSQL (from /proc)',
             value: [treeOf(...tally.pids), named('redis-server'), named('postgres')].map(cpuPerEvent).join(' / '),
           },
-          { figure: 'Redis busy in scripts (EVALSHA time / wall time)', value: `${((scriptSeconds / ((drainedAt - loadStart) / 1000)) * 100).toFixed(0)} %` },
+          {
+            figure: 'Redis busy in scripts (EVALSHA time / wall time)',
+            value: `${((scriptSeconds / ((drainedAt - loadStart) / 1000)) * 100).toFixed(0)} %`,
+          },
         ],
       ),
     );

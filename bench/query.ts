@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setPriority } from 'node:os';
+import pg from 'pg';
 import { pino } from 'pino';
 import { buildApp } from '../src/app.js';
 import type { CollectedMessage } from '../src/collect/message.js';
@@ -12,7 +13,6 @@ import { createEnricher, createSaltSource } from '../src/process/enrich.js';
 import { rollupTargets } from '../src/process/rollup-targets.js';
 import { int, ms, table } from './lib/report.js';
 import { DATABASE_URL, REDIS_URL, unlinkMatching } from './lib/tally-server.js';
-import pg from 'pg';
 
 // npm run bench:query — stats latency against the amount of data. Synthetic events spread over
 // the last 30 days (page views, clicks, events; 100k visitors, 500 pages, 2000 products) are
@@ -53,7 +53,10 @@ function synthetic(i: number, around: number, now: number): CollectedMessage {
     anonymousId: `v${rand(100_000)}`,
     properties: {},
     traits: {},
-    context: { userAgent: pick(AGENTS), page: { path: page, url: `https://shop.example${page}`, referrer: pick(['', 'https://www.google.com/', 'https://t.co/']) } },
+    context: {
+      userAgent: pick(AGENTS),
+      page: { path: page, url: `https://shop.example${page}`, referrer: pick(['', 'https://www.google.com/', 'https://t.co/']) },
+    },
     timestamp: at,
     receivedAt: new Date(now).toISOString(),
   };
@@ -74,7 +77,11 @@ async function main(): Promise<void> {
     const auth = { authorization: `Bearer ${site.secretKey}` };
     const build = createAggregator(ctx.keys);
     const enrich = createEnricher(createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt));
-    const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)], autoStart: false });
+    const flusher = startFlusher(ctx, {
+      intervalMs: 1000,
+      providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)],
+      autoStart: false,
+    });
     const now = Date.now();
     const day = new Date(now).toISOString().slice(0, 10);
     const queries: [string, string][] = [
@@ -85,7 +92,10 @@ async function main(): Promise<void> {
       ['top page visitors 30d', '/v1/stats/top?period=30d&dimension=page&metric=visitors&limit=10'],
       ['timeseries 30d (days)', '/v1/stats/timeseries?period=30d&metric=pageviews&interval=day'],
       ['timeseries 1d (hours)', '/v1/stats/timeseries?period=24h&metric=visitors&interval=hour'],
-      ['summary custom, edges in PostgreSQL', `/v1/stats/summary?from=${new Date(now - 20 * DAY - 17 * 60_000).toISOString()}&to=${new Date(now - 3 * DAY - 13 * 60_000).toISOString()}`],
+      [
+        'summary custom, edges in PostgreSQL',
+        `/v1/stats/summary?from=${new Date(now - 20 * DAY - 17 * 60_000).toISOString()}&to=${new Date(now - 3 * DAY - 13 * 60_000).toISOString()}`,
+      ],
     ];
     say(`site ${site.id}, today ${day}; loading up to ${int(TARGET)} events`);
 
@@ -104,7 +114,13 @@ async function main(): Promise<void> {
           const around = now - Math.floor(Math.random() * 30 * DAY);
           const messages = Array.from({ length: n }, (_, k) => synthetic(first + k, around, now));
           const enriched = await enrich(site.id, messages);
-          const duplicates = await ctx.realtime.analytics.apply(build(site.id, messages.map((message, k) => ({ message, enriched: enriched[k]! })), Date.now()));
+          const duplicates = await ctx.realtime.analytics.apply(
+            build(
+              site.id,
+              messages.map((message, k) => ({ message, enriched: enriched[k]! })),
+              Date.now(),
+            ),
+          );
           if (duplicates.length > 0) throw new Error('synthetic message ids repeat');
           loaded += n;
           // Write behind as the service does, so the buffers stay small at 10 million events.
@@ -116,7 +132,9 @@ async function main(): Promise<void> {
       if (LOAD_NICE !== 0) setPriority(0);
       const loadSeconds = (Date.now() - started) / 1000;
       await flusher.flushAll();
-      say(`loaded ${int(loaded)} events (${int((step - (steps[steps.indexOf(step) - 1] ?? 0)) / loadSeconds)} events/s through the aggregation)`);
+      say(
+        `loaded ${int(loaded)} events (${int((step - (steps[steps.indexOf(step) - 1] ?? 0)) / loadSeconds)} events/s through the aggregation)`,
+      );
       for (const [label, url] of queries) {
         // One untimed pass: the first call of a route compiles its serializer.
         await app.inject({ url, headers: auth });
@@ -128,7 +146,12 @@ async function main(): Promise<void> {
           if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`);
         }
         times.sort((a, b) => a - b);
-        const row = { events: int(loaded), query: label, p50: ms(times[Math.floor(QUERIES / 2)]!), p99: ms(times[Math.floor(QUERIES * 0.99)]!) };
+        const row = {
+          events: int(loaded),
+          query: label,
+          p50: ms(times[Math.floor(QUERIES / 2)]!),
+          p99: ms(times[Math.floor(QUERIES * 0.99)]!),
+        };
         rows.push(row);
         // Each step's figures as they come: a 10-million run that is stopped early keeps them.
         say(`  ${row.query}: p50 ${row.p50}, p99 ${row.p99}`);

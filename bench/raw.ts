@@ -108,7 +108,9 @@ async function main(): Promise<void> {
     const days = ['2026-01-01', '2026-01-02', '2026-01-03'];
     for (const [i, writers] of [1, 2].entries()) {
       const day = days[i] as string;
-      const batches = Array.from({ length: Math.ceil(ROWS / BATCH) }, (_, b) => rowsOf(run, day, b * BATCH, Math.min(BATCH, ROWS - b * BATCH)));
+      const batches = Array.from({ length: Math.ceil(ROWS / BATCH) }, (_, b) =>
+        rowsOf(run, day, b * BATCH, Math.min(BATCH, ROWS - b * BATCH)),
+      );
       await writer.insert(batches[0]!.slice(0, 1)); // creates the partition outside the timing
       const rest = batches.slice(1);
       let next = 0;

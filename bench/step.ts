@@ -80,7 +80,11 @@ async function main(): Promise<void> {
       const messages = step();
       const enriched = await enrich(SITE, messages);
       const started = performance.now();
-      const batch = build(SITE, messages.map((message, i) => ({ message, enriched: enriched[i] as (typeof enriched)[number] })), Date.now());
+      const batch = build(
+        SITE,
+        messages.map((message, i) => ({ message, enriched: enriched[i] as (typeof enriched)[number] })),
+        Date.now(),
+      );
       if (measured) {
         buildMs += performance.now() - started;
         ops += batch.ops.length;
@@ -99,7 +103,9 @@ async function main(): Promise<void> {
 
     const events = STEPS * STEP_EVENTS;
     const perEvent = (n: number) => (n / events).toFixed(2);
-    const commands = between.filter((c) => c.calls >= events / 100 && !['info', 'evalsha'].includes(c.name)).sort((a, b) => b.usec - a.usec);
+    const commands = between
+      .filter((c) => c.calls >= events / 100 && !['info', 'evalsha'].includes(c.name))
+      .sort((a, b) => b.usec - a.usec);
     const evalsha = between.find((c) => c.name === 'evalsha')?.usec ?? 0;
 
     const buffered = async (key: string) => Number((await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
@@ -107,7 +113,9 @@ async function main(): Promise<void> {
     let bufferedBytes = 0;
     for (const b of buffers) bufferedBytes += (await buffered(b.pending)) + (await buffered(b.pendingPacked));
 
-    console.log(`bench:step — ${int(events)} events in steps of ${int(STEP_EVENTS)} after ${int(WARM_STEPS * STEP_EVENTS)} warm-up events; Redis ${REDIS_URL}`);
+    console.log(
+      `bench:step — ${int(events)} events in steps of ${int(STEP_EVENTS)} after ${int(WARM_STEPS * STEP_EVENTS)} warm-up events; Redis ${REDIS_URL}`,
+    );
     console.log(
       table(
         ['figure', 'per event'],
@@ -117,7 +125,10 @@ async function main(): Promise<void> {
           { figure: 'ops in the step (after summing)', 'per event': perEvent(ops) },
           { figure: 'Node: building the step', 'per event': `${((buildMs * 1000) / events).toFixed(1)} µs` },
           { figure: 'wall time, enrich + build + apply, one step at a time', 'per event': `${((wallMs * 1000) / events).toFixed(1)} µs` },
-          { figure: 'buffered deltas waiting in Redis (all steps, nothing flushed)', 'per event': `${(bufferedBytes / ((WARM_STEPS + STEPS) * STEP_EVENTS)).toFixed(0)} bytes` },
+          {
+            figure: 'buffered deltas waiting in Redis (all steps, nothing flushed)',
+            'per event': `${(bufferedBytes / ((WARM_STEPS + STEPS) * STEP_EVENTS)).toFixed(0)} bytes`,
+          },
         ],
       ),
     );

@@ -3,8 +3,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { registerApiDocsRoutes, registerOpenApi } from './api-docs/openapi.js';
 import { registerClickRoute } from './collect/click-route.js';
 import { createIngest } from './collect/ingest.js';
-import { createRateLimiter } from './collect/rate-limit.js';
 import { registerPlausibleRoute } from './collect/plausible-route.js';
+import { createRateLimiter } from './collect/rate-limit.js';
 import { registerSegmentRoutes } from './collect/segment-routes.js';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
@@ -94,7 +94,11 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   await app.register(async (collectApp) => {
     // RudderStack's Node SDK posts its gzipped JSON through axios, which labels a Buffer body as a
     // form; RudderStack's own server reads it as JSON regardless, so the collect routes do too.
-    collectApp.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'));
+    collectApp.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string' },
+      app.getDefaultJsonParser('error', 'ignore'),
+    );
     registerSegmentRoutes(collectApp, collect);
     registerClickRoute(collectApp, collect);
     registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites, unknownDomain: metrics.plausibleUnknownDomain });

@@ -4,12 +4,12 @@ import { ConfigError, loadConfig } from './config.js';
 import { openContext } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { startFlusher } from './counters/flusher.js';
+import { DEFAULT_STALE_MS, reconcileSites } from './inbox/reconcile.js';
+import { createUnreadCounter } from './inbox/unread-counter.js';
+import { inboxTargets } from './inbox/unread-flush.js';
 import { listDeadLetters, replayDeadLetters } from './process/dead-letters.js';
 import { type RebuildResult, rebuildSite } from './process/rebuild.js';
 import { rollupTargets } from './process/rollup-targets.js';
-import { DEFAULT_STALE_MS, reconcileSites } from './inbox/reconcile.js';
-import { inboxTargets } from './inbox/unread-flush.js';
-import { createUnreadCounter } from './inbox/unread-counter.js';
 import { runServer, runWorker } from './server.js';
 
 // tally <command>: the one entry point of every Tally process.
@@ -31,7 +31,11 @@ const USAGE = `Usage: tally <command>
 
 Configuration comes from the environment; see README.md.`;
 
-async function withContext<T>(fn: (ctx: Awaited<ReturnType<typeof openContext>>) => Promise<T>, config: ReturnType<typeof loadConfig>, log: pino.Logger) {
+async function withContext<T>(
+  fn: (ctx: Awaited<ReturnType<typeof openContext>>) => Promise<T>,
+  config: ReturnType<typeof loadConfig>,
+  log: pino.Logger,
+) {
   const ctx = await openContext(config, log);
   try {
     return await fn(ctx);
@@ -54,7 +58,8 @@ async function main(argv: string[]): Promise<number> {
       await runServer(config, log, { worker: !rest.includes('--no-worker') });
       return -1;
     case 'worker':
-      if (config.mode === 'embedded') throw new ConfigError('tally worker needs REDIS_URL and DATABASE_URL: the embedded default runs everything in `tally serve`.');
+      if (config.mode === 'embedded')
+        throw new ConfigError('tally worker needs REDIS_URL and DATABASE_URL: the embedded default runs everything in `tally serve`.');
       await runWorker(config, log);
       return -1;
     case 'migrate':
@@ -68,28 +73,46 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'flush': {
-      const batches = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames), inboxTargets(ctx)], autoStart: false });
-        return flusher.flushAll();
-      }, config, log);
+      const batches = await withContext(
+        async (ctx) => {
+          const flusher = startFlusher(ctx, {
+            intervalMs: 1000,
+            providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames), inboxTargets(ctx)],
+            autoStart: false,
+          });
+          return flusher.flushAll();
+        },
+        config,
+        log,
+      );
       log.info({ batches }, 'flushed');
       return 0;
     }
     case 'rebuild': {
-      const restored = await withContext(async (ctx) => {
-        const flusher = startFlusher(ctx, { intervalMs: 1000, providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)], autoStart: false });
-        await flusher.flushAll();
-        const sites: Record<string, RebuildResult> = {};
-        for (const site of await ctx.sites.list()) sites[site.name] = await rebuildSite(ctx, site.id);
-        return sites;
-      }, config, log);
+      const restored = await withContext(
+        async (ctx) => {
+          const flusher = startFlusher(ctx, {
+            intervalMs: 1000,
+            providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)],
+            autoStart: false,
+          });
+          await flusher.flushAll();
+          const sites: Record<string, RebuildResult> = {};
+          for (const site of await ctx.sites.list()) sites[site.name] = await rebuildSite(ctx, site.id);
+          return sites;
+        },
+        config,
+        log,
+      );
       process.stdout.write(JSON.stringify(restored, null, 2) + '\n');
       return 0;
     }
     case 'dead-letters': {
       if (rest[0] !== 'list' && rest[0] !== 'replay') throw new ConfigError('Usage: tally dead-letters list|replay');
       if (config.mode === 'embedded') {
-        throw new ConfigError('The embedded mode keeps its dead letters in the serving process (its log shows them); tally dead-letters needs REDIS_URL and DATABASE_URL.');
+        throw new ConfigError(
+          'The embedded mode keeps its dead letters in the serving process (its log shows them); tally dead-letters needs REDIS_URL and DATABASE_URL.',
+        );
       }
       const found = await withContext(
         async (ctx) =>
@@ -107,7 +130,11 @@ async function main(argv: string[]): Promise<number> {
       const stale = at >= 0 ? Number(rest[at + 1]) : DEFAULT_STALE_MS / 1000;
       if (!Number.isFinite(stale) || stale < 0) throw new ConfigError('Usage: tally reconcile [--all] [--stale-seconds N]');
       const found = await withContext(
-        (ctx) => reconcileSites({ ...ctx, counter: createUnreadCounter(ctx) }, { all: rest.includes('--all'), staleMs: stale * 1000, settleMs: 0, limit: 1_000_000 }),
+        (ctx) =>
+          reconcileSites(
+            { ...ctx, counter: createUnreadCounter(ctx) },
+            { all: rest.includes('--all'), staleMs: stale * 1000, settleMs: 0, limit: 1_000_000 },
+          ),
         config,
         log,
       );

@@ -1,17 +1,17 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { UnknownNames } from './counters/counter-names.js';
-import type { Db } from './storage/db.js';
-import { createKeys, type Keys } from './storage/keys.js';
 import { rebuildSite } from './process/rebuild.js';
+import { SiteRepository } from './sites/site-repository.js';
+import type { Db } from './storage/db.js';
+import { openEmbeddedRealtime } from './storage/embedded/index.js';
+import { createKeys, type Keys } from './storage/keys.js';
 import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
-import { openEmbeddedRealtime } from './storage/embedded/index.js';
 import { checkRedisEviction } from './storage/redis/eviction-guard.js';
 import { connectRedis, createRedisRealtime } from './storage/redis/index.js';
-import { SiteRepository } from './sites/site-repository.js';
 
 /** Everything a Tally process works with, built once at start and passed down. */
 export interface Context {

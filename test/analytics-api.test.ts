@@ -6,7 +6,8 @@ import { eventually, openTestApp, type TestApp } from './helpers.js';
 // event, a click, an engagement and a bot count, every route's shape, and its errors.
 
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+const IPHONE =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 const HEADLESS_CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
 
@@ -103,9 +104,23 @@ describe.each(['external', 'embedded'] as const)('stats API (%s)', (mode) => {
     const batch = [
       ...['/', '/a', '/b'].map((path, i) => ({ type: 'page', anonymousId: `headless-${i}`, messageId: `hp${i}`, context: context(path) })),
       { type: 'track', anonymousId: 'headless-0', event: 'Signed Up', messageId: 'ht1', context: context('/a') },
-      { type: 'track', anonymousId: 'headless-0', event: 'Product Clicked', properties: { product_id: 'sku-1' }, messageId: 'ht2', context: context('/a') },
+      {
+        type: 'track',
+        anonymousId: 'headless-0',
+        event: 'Product Clicked',
+        properties: { product_id: 'sku-1' },
+        messageId: 'ht2',
+        context: context('/a'),
+      },
       // An engagement ping and an identify are neither a page view nor an event: not in bots.
-      { type: 'track', anonymousId: 'headless-0', event: 'Page Engaged', properties: { engaged_ms: 5000 }, messageId: 'ht3', context: context('/a') },
+      {
+        type: 'track',
+        anonymousId: 'headless-0',
+        event: 'Page Engaged',
+        properties: { engaged_ms: 5000 },
+        messageId: 'ht3',
+        context: context('/a'),
+      },
       { type: 'identify', userId: 'headless-user', messageId: 'hi1', context: context('/a') },
     ];
     const auth = 'Basic ' + Buffer.from(`${site.writeKey}:`).toString('base64');

@@ -106,7 +106,10 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().error).toMatchObject({ code: 'invalid_event', path });
     }
-    for (const payload of [{ n: 'x\u0000', u: 'https://a.example/', d: domain }, { n: 'x', u: 'https://a.example/', d: domain, r: '\ud800' }]) {
+    for (const payload of [
+      { n: 'x\u0000', u: 'https://a.example/', d: domain },
+      { n: 'x', u: 'https://a.example/', d: domain, r: '\ud800' },
+    ]) {
       const res = await post(payload);
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().error).toMatchObject({ code: 'invalid_event', message: expect.stringMatching(/NUL characters or unpaired/) });
@@ -136,7 +139,12 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
 
   it('lets a site answer to several domains, set on POST /v1/sites and changed by PATCH /v1/sites/:id', async () => {
     const name = `${t.site.name}-multi`;
-    const created = await t.app.inject({ method: 'POST', url: '/v1/sites', headers: admin, payload: { name, domains: ['Blog.Example', 'shop.example', 'blog.example'] } });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/sites',
+      headers: admin,
+      payload: { name, domains: ['Blog.Example', 'shop.example', 'blog.example'] },
+    });
     expect(created.statusCode, created.body).toBe(201);
     const site = created.json() as { id: string; name: string; secretKey: string; domains: string[] };
     expect(site).toMatchObject({ name, domains: ['blog.example', 'shop.example'] });
@@ -162,7 +170,12 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
 
     // A domain names one site: taken domains and other sites' names are refused.
     const other = await t.ctx.sites.create(`${t.site.name}-other`);
-    const taken = await t.app.inject({ method: 'POST', url: '/v1/sites', headers: admin, payload: { name: `${name}-2`, domains: ['a.example', 'News.example'] } });
+    const taken = await t.app.inject({
+      method: 'POST',
+      url: '/v1/sites',
+      headers: admin,
+      payload: { name: `${name}-2`, domains: ['a.example', 'News.example'] },
+    });
     expect(taken.statusCode).toBe(409);
     expect(taken.json().error).toMatchObject({ code: 'conflict', path: '/domains/1' });
     expect(await t.ctx.sites.domainsOf(site.id)).toEqual(['news.example']);
@@ -171,7 +184,9 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
     const clash = await patch(other.id, `Bearer ${other.secretKey}`, { domains: [name] });
     expect(clash.statusCode).toBe(409);
     expect(clash.json().error).toMatchObject({ code: 'conflict', path: '/domains/0' });
-    expect((await patch(other.id, admin.authorization, { domains: ['other.example'] })).json()).toMatchObject({ domains: ['other.example'] });
+    expect((await patch(other.id, admin.authorization, { domains: ['other.example'] })).json()).toMatchObject({
+      domains: ['other.example'],
+    });
 
     // Who may: the admin token, or the site's own secret key.
     const cases: [string, string, unknown, number, string][] = [

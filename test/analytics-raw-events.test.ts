@@ -36,14 +36,27 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
       expect(res.statusCode).toBe(200);
     }
     const rows = await eventually(async () => {
-      const r = await t.ctx.db.query<{ message_id: string; day: string; type: string; group_id: string | null; previous_user_id: string | null; traits: unknown }>(
+      const r = await t.ctx.db.query<{
+        message_id: string;
+        day: string;
+        type: string;
+        group_id: string | null;
+        previous_user_id: string | null;
+        traits: unknown;
+      }>(
         `SELECT message_id, to_char(day, 'YYYY-MM-DD') AS day, type, group_id, previous_user_id, traits FROM events WHERE site_id = $1 ORDER BY message_id`,
         [t.site.id],
       );
       expect(r.rows).toHaveLength(5);
       return r.rows;
     });
-    expect(rows.map((r) => [r.message_id, r.type])).toEqual([['r1', 'page'], ['r2', 'track'], ['r3', 'identify'], ['r4', 'group'], ['r5', 'alias']]);
+    expect(rows.map((r) => [r.message_id, r.type])).toEqual([
+      ['r1', 'page'],
+      ['r2', 'track'],
+      ['r3', 'identify'],
+      ['r4', 'group'],
+      ['r5', 'alias'],
+    ]);
     expect(rows[0]!.day).toBe('2026-01-05');
     expect(rows[1]!.day).toBe('2026-01-06');
     expect(rows[3]!.group_id).toBe('g1');
@@ -57,8 +70,19 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
 
   it('stores text exactly: quotes, backslashes, line breaks, accents and emoji', async () => {
     const text = 'Ünïcödé "quoted" \\ back\\slash \\u0000 as text\nnew line \t tab 😀 中文';
-    const message = { type: 'track', userId: text, event: text, messageId: `x-${text}`, properties: { [text]: text, nested: [text, 1.5, null, true] } };
-    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [message] } });
+    const message = {
+      type: 'track',
+      userId: text,
+      event: text,
+      messageId: `x-${text}`,
+      properties: { [text]: text, nested: [text, 1.5, null, true] },
+    };
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { authorization: t.basic },
+      payload: { batch: [message] },
+    });
     expect(res.statusCode).toBe(200);
     const row = await eventually(async () => {
       const r = await t.ctx.db.query<{ message_id: string; user_id: string; event: string; properties: unknown }>(
@@ -99,7 +123,8 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
     // PostgreSQL down: the sink does not fail (the processor goes on counting).
     await createRawEventWriter({ ...deps, db: down }).sink(new Map([[t.site.id, counted]]));
     const parked = async () =>
-      (await t.ctx.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM events WHERE site_id = $1 AND event = 'Parked'`, [t.site.id])).rows[0]!.n;
+      (await t.ctx.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM events WHERE site_id = $1 AND event = 'Parked'`, [t.site.id]))
+        .rows[0]!.n;
     expect(await parked()).toBe(0);
     // Back up: the worker's catch-up loop writes the backlog.
     await eventually(async () => expect(await parked()).toBe(3), 15_000);

@@ -25,11 +25,36 @@ function events(): unknown[] {
     for (let v = 0; v < 4; v++) {
       const visitor = `v${(i + v) % 5}`;
       const at = new Date(now - offset - v * 1000).toISOString();
-      const context = { userAgent: v % 2 ? CHROME : FIREFOX, page: { path: `/p${v}`, url: `https://s.example/p${v}?utm_source=u${i % 2}`, referrer: `https://r${v % 3}.example/` } };
+      const context = {
+        userAgent: v % 2 ? CHROME : FIREFOX,
+        page: { path: `/p${v}`, url: `https://s.example/p${v}?utm_source=u${i % 2}`, referrer: `https://r${v % 3}.example/` },
+      };
       // Half the page views signed in: users and anonymous visitors both have something to restore.
-      out.push({ type: 'page', ...(v % 2 ? { userId: visitor } : { anonymousId: visitor }), timestamp: at, messageId: `pv-${i}-${v}`, context });
-      out.push({ type: 'track', userId: visitor, event: 'Product Clicked', properties: { product_id: `sku${v % 3}` }, timestamp: at, messageId: `ck-${i}-${v}`, context });
-      out.push({ type: 'track', userId: visitor, event: 'Page Engaged', properties: { engaged_ms: 1000 * (v + 1) }, timestamp: at, messageId: `en-${i}-${v}`, context });
+      out.push({
+        type: 'page',
+        ...(v % 2 ? { userId: visitor } : { anonymousId: visitor }),
+        timestamp: at,
+        messageId: `pv-${i}-${v}`,
+        context,
+      });
+      out.push({
+        type: 'track',
+        userId: visitor,
+        event: 'Product Clicked',
+        properties: { product_id: `sku${v % 3}` },
+        timestamp: at,
+        messageId: `ck-${i}-${v}`,
+        context,
+      });
+      out.push({
+        type: 'track',
+        userId: visitor,
+        event: 'Page Engaged',
+        properties: { engaged_ms: 1000 * (v + 1) },
+        timestamp: at,
+        messageId: `en-${i}-${v}`,
+        context,
+      });
     }
   });
   return out;
@@ -54,7 +79,9 @@ function urls(): string[] {
     for (const d of DIMENSIONS) for (const m of METRICS) list.push(`/v1/stats/top?${p}&dimension=${d}&metric=${m}&limit=20`);
     for (const m of METRICS) list.push(`/v1/stats/timeseries?${p}&metric=${m}`);
   }
-  list.push(`/v1/stats/timeseries?period=custom&from=${iso(now - 3 * DAY - 20 * MINUTE)}&to=${iso(now - 3 * DAY)}&metric=pageviews&interval=minute`);
+  list.push(
+    `/v1/stats/timeseries?period=custom&from=${iso(now - 3 * DAY - 20 * MINUTE)}&to=${iso(now - 3 * DAY)}&metric=pageviews&interval=minute`,
+  );
   list.push(`/v1/stats/timeseries?period=custom&from=${iso(now - 101 * DAY)}&to=${iso(now - 99 * DAY)}&metric=events&interval=hour`);
   return list;
 }
@@ -75,7 +102,10 @@ async function fill(t: TestApp): Promise<Record<string, unknown>> {
   const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch } });
   expect(res.statusCode).toBe(200);
   await eventually(async () => {
-    const s = await t.app.inject({ url: `/v1/stats/summary?period=custom&from=${iso(now - 200 * DAY)}&to=${iso(now + DAY)}`, headers: { authorization: t.bearer } });
+    const s = await t.app.inject({
+      url: `/v1/stats/summary?period=custom&from=${iso(now - 200 * DAY)}&to=${iso(now + DAY)}`,
+      headers: { authorization: t.bearer },
+    });
     expect(s.json().pageviews).toBe(28);
   });
   await worker.stop();
@@ -88,7 +118,10 @@ async function fill(t: TestApp): Promise<Record<string, unknown>> {
 }
 
 async function runCli(env: Record<string, string>): Promise<string> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'rebuild'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'rebuild'], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+  });
   let out = '';
   let err = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));

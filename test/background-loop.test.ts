@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { startLoop, type StepResult } from '../src/lifecycle/background-loop.js';
+import { type StepResult, startLoop } from '../src/lifecycle/background-loop.js';
 import { eventually } from './helpers.js';
 
 // The one helper every background loop runs on: interval, backlog, back-off, and a stop that

@@ -65,14 +65,24 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
     }
     expect(await backlog(t)).toBe(before + cases.length);
     // The short forms validate as the long ones: a track without its event is refused.
-    const bad = await t.app.inject({ method: 'POST', url: '/v1/t', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ writeKey, userId: 'u1' }) });
+    const bad = await t.app.inject({
+      method: 'POST',
+      url: '/v1/t',
+      headers: { 'content-type': 'text/plain' },
+      payload: JSON.stringify({ writeKey, userId: 'u1' }),
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toMatchObject({ code: 'invalid_event', path: '/event' });
   });
 
   describe('compressed bodies', () => {
     const send = (url: string, body: Buffer, encoding: string, contentType = 'application/json') =>
-      t.app.inject({ method: 'POST', url, payload: body, headers: { authorization: t.basic, 'content-type': contentType, 'content-encoding': encoding } });
+      t.app.inject({
+        method: 'POST',
+        url,
+        payload: body,
+        headers: { authorization: t.basic, 'content-type': contentType, 'content-encoding': encoding },
+      });
     const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 
     it('inflates gzip and deflate bodies on every collect route', async () => {
@@ -85,7 +95,12 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
         ['/click', { user_id: 'u1', product_id: 'p1' }, 200],
         ['/api/event', { n: 'pageview', u: 'https://zip.example/', d: t.site.name }, 202],
       ];
-      for (const [encoding, compress] of [['gzip', gzipSync], ['deflate', deflateSync], ['GZIP', gzipSync], ['x-gzip', gzipSync]] as const) {
+      for (const [encoding, compress] of [
+        ['gzip', gzipSync],
+        ['deflate', deflateSync],
+        ['GZIP', gzipSync],
+        ['x-gzip', gzipSync],
+      ] as const) {
         for (const [url, body, status] of bodies) {
           const res = await send(url, compress(json(body)), encoding);
           expect(res.statusCode, `${encoding} ${url} ${res.body}`).toBe(status);
@@ -104,7 +119,11 @@ describe.each(['external', 'embedded'] as const)('collector (%s)', (mode) => {
         await send('/v1/track', gzipSync(json({ userId: 'u', event: 'e', properties: { pad: 'x'.repeat(40 * 1024) } })), 'gzip'),
         await send('/v1/t', deflateSync(json({ userId: 'u', event: 'e', properties: { pad: 'x'.repeat(40 * 1024) } })), 'deflate'),
         await send('/click', gzipSync(json({ user_id: 'u', product_id: 'p', pad: 'x'.repeat(8192) })), 'gzip'),
-        await send('/api/event', gzipSync(json({ n: 'pageview', u: 'https://zip.example/', d: t.site.name, pad: 'x'.repeat(40 * 1024) })), 'gzip'),
+        await send(
+          '/api/event',
+          gzipSync(json({ n: 'pageview', u: 'https://zip.example/', d: t.site.name, pad: 'x'.repeat(40 * 1024) })),
+          'gzip',
+        ),
       ];
       for (const res of cases) {
         expect(res.statusCode, res.body).toBe(413);
@@ -324,7 +343,13 @@ describe('sites', () => {
       const res = await create(`Bearer ${admin}`, 'shop');
       expect(res.statusCode).toBe(201);
       const site = res.json();
-      expect(site).toEqual({ id: expect.any(String), name: 'shop', writeKey: expect.stringMatching(/^twk_/), secretKey: expect.stringMatching(/^tsk_/), domains: [] });
+      expect(site).toEqual({
+        id: expect.any(String),
+        name: 'shop',
+        writeKey: expect.stringMatching(/^twk_/),
+        secretKey: expect.stringMatching(/^tsk_/),
+        domains: [],
+      });
       expect((await create(`Bearer ${admin}`, 'shop')).json().error.code).toBe('conflict');
       const stored = await t.ctx.db.query<{ write_key_hash: string }>('SELECT write_key_hash FROM sites WHERE id = $1', [site.id]);
       expect(stored.rows[0]?.write_key_hash).not.toContain(site.writeKey.slice(4));
@@ -343,7 +368,12 @@ describe('sites', () => {
   it('refuses to create sites when ADMIN_TOKEN is not set', async () => {
     const t = await openTestApp('external');
     try {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/sites', headers: { authorization: 'Bearer x'.repeat(3) }, payload: { name: 'n' } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/sites',
+        headers: { authorization: 'Bearer x'.repeat(3) },
+        payload: { name: 'n' },
+      });
       expect(res.statusCode).toBe(403);
     } finally {
       await t.close();

@@ -65,7 +65,10 @@ describe('loadConfig', () => {
     [{ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be at least 16/],
     [{ TALLY_STREAM_SHARDS: '0' }, /TALLY_STREAM_SHARDS must be between 1 and 256/],
     [{ TALLY_HTTP_PROCESSES: '2' }, /TALLY_HTTP_PROCESSES above 1 needs REDIS_URL and DATABASE_URL/],
-    [{ TALLY_HTTP_PROCESSES: '0', REDIS_URL: 'redis://x', DATABASE_URL: 'postgres://x/y' }, /TALLY_HTTP_PROCESSES must be between 1 and 64/],
+    [
+      { TALLY_HTTP_PROCESSES: '0', REDIS_URL: 'redis://x', DATABASE_URL: 'postgres://x/y' },
+      /TALLY_HTTP_PROCESSES must be between 1 and 64/,
+    ],
     [{ TALLY_TRUST_PROXY: '0' }, /TALLY_TRUST_PROXY as a hop count must be between 1 and 32/],
     [{ TALLY_TRUST_PROXY: 'yes' }, /TALLY_TRUST_PROXY must be true, false, a hop count.*"yes"/],
     [{ TALLY_TRUST_PROXY: '10.0.0.0/33' }, /"10.0.0.0\/33" is none of them/],

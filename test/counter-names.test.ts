@@ -8,7 +8,10 @@ const res = fc.constantFrom('m' as const, 'h' as const, 'd' as const);
 const bucket = fc.integer({ min: -1e9, max: 4e9 }).map((n) => n * 60);
 const word = fc.stringMatching(/^[a-z_]{1,12}$/);
 const figure: fc.Arbitrary<Figure> = fc.oneof(
-  fc.record({ kind: fc.constantFrom('user' as const, 'userEvents' as const, 'session' as const, 'product' as const, 'productUsers' as const), id: fc.string() }),
+  fc.record({
+    kind: fc.constantFrom('user' as const, 'userEvents' as const, 'session' as const, 'product' as const, 'productUsers' as const),
+    id: fc.string(),
+  }),
   fc.record({ kind: fc.constant('totals' as const), res, bucket }),
   fc.record({ kind: fc.constant('ranking' as const), res, bucket, dim: word, metric: word }),
   fc.record({ kind: fc.constant('unique' as const), res, bucket }),
@@ -38,7 +41,21 @@ describe('counter names', () => {
   });
 
   it('reads nothing from names that name no figure', () => {
-    for (const bad of ['', 'x', 'u', 'u:a:b', 't:m', 't:x:60', 't:m:6.5', 't:m:60:1', 'r:m:60:page', 'r:m:60:Page:pv', 'h:m:60:page', 'q:1', 'live:1']) {
+    for (const bad of [
+      '',
+      'x',
+      'u',
+      'u:a:b',
+      't:m',
+      't:x:60',
+      't:m:6.5',
+      't:m:60:1',
+      'r:m:60:page',
+      'r:m:60:Page:pv',
+      'h:m:60:page',
+      'q:1',
+      'live:1',
+    ]) {
       expect(parseFigure(bad)).toBeNull();
     }
     expect(parseDurableName('t:m:60')).toBeNull();

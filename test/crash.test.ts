@@ -37,7 +37,13 @@ describe('crash of a Tally process (kill -9)', () => {
       JSON.stringify({
         batch: Array.from({ length: PER_BATCH }, (_, i) => {
           const n = b * PER_BATCH + i;
-          return { type: 'track', userId: `u${n % USERS}`, event: 'Product Clicked', properties: { product_id: `p${n % PRODUCTS}` }, messageId: `m${n}` };
+          return {
+            type: 'track',
+            userId: `u${n % USERS}`,
+            event: 'Product Clicked',
+            properties: { product_id: `p${n % PRODUCTS}` },
+            messageId: `m${n}`,
+          };
         }),
       });
 
@@ -81,7 +87,8 @@ describe('crash of a Tally process (kill -9)', () => {
     const get = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${secretKey}` } })).json();
     await eventually(
       async () => {
-        for (let p = 0; p < PRODUCTS; p++) expect(await get(`/v1/stats/products/p${p}`)).toEqual({ productId: `p${p}`, clicks: perProduct, uniqueUsers: 2 });
+        for (let p = 0; p < PRODUCTS; p++)
+          expect(await get(`/v1/stats/products/p${p}`)).toEqual({ productId: `p${p}`, clicks: perProduct, uniqueUsers: 2 });
         for (let u = 0; u < USERS; u++) expect(await get(`/v1/stats/users/u${u}`)).toMatchObject({ clicks: perUser, productsClicked: 1 });
       },
       60_000,

@@ -13,7 +13,8 @@ import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js'
 
 const SCREENSHOT = '/tmp/tally-dashboard.png';
 const CHROME_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
-const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+const IPHONE_UA =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
 
 describe('GET / (dashboard files)', () => {
   let t: TestApp;
@@ -53,7 +54,15 @@ describe('GET / (dashboard files)', () => {
 /** Waits for the page: generous, as a full test run shares two cores with many files. */
 const poll = <T>(read: () => Promise<T> | T, timeout = 20_000) => expect.poll(read, { timeout, interval: 100 });
 
-type Summary = { visitors: number; pageviews: number; events: number; clicks: number; bounceRate: number; avgEngagedSeconds: number; bots: number };
+type Summary = {
+  visitors: number;
+  pageviews: number;
+  events: number;
+  clicks: number;
+  bounceRate: number;
+  avgEngagedSeconds: number;
+  bots: number;
+};
 // Headless Chromium's own user agent: a bot, counted apart.
 const HEADLESS_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
 
@@ -73,7 +82,9 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     ...fields,
   });
   const pageview = (visitor: string, path: string, extra: { referrer?: string; ua?: string } = {}) =>
-    message('page', visitor, { context: { userAgent: extra.ua ?? CHROME_UA, page: { path, url: `https://shop.example${path}`, referrer: extra.referrer ?? '' } } });
+    message('page', visitor, {
+      context: { userAgent: extra.ua ?? CHROME_UA, page: { path, url: `https://shop.example${path}`, referrer: extra.referrer ?? '' } },
+    });
 
   /** Sends a batch through the real socket and waits until the pipeline has processed it. */
   const send = async (batch: Record<string, unknown>[]) => {
@@ -104,7 +115,10 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     });
   const topRows = (page: Page, dimension: string) =>
     page.$$eval(`#top-${dimension} tbody tr:not(.empty)`, (rows) =>
-      rows.map((row) => ({ value: row.querySelector('.label')!.textContent, count: Number((row.querySelector('.num') as HTMLElement).dataset['value']) })),
+      rows.map((row) => ({
+        value: row.querySelector('.label')!.textContent,
+        count: Number((row.querySelector('.num') as HTMLElement).dataset['value']),
+      })),
     );
 
   async function signIn(page: Page, key: string) {
@@ -166,12 +180,21 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     await page.waitForSelector('#dashboard:not([hidden])');
 
     const summary = await api<Summary>('/v1/stats/summary?period=24h');
-    expect(summary).toMatchObject({ visitors: 3, pageviews: 4, events: 3, clicks: 2, bounceRate: expect.any(Number), avgEngagedSeconds: 42 });
+    expect(summary).toMatchObject({
+      visitors: 3,
+      pageviews: 4,
+      events: 3,
+      clicks: 2,
+      bounceRate: expect.any(Number),
+      avgEngagedSeconds: 42,
+    });
     await poll(() => figures(page)).toEqual(summary);
     expect(await page.textContent('#fig-pageviews')).toBe('4');
     expect(await page.textContent('#fig-avgEngagedSeconds')).toBe('42s');
     expect(await page.textContent('#fig-bounceRate')).toBe(`${Math.round(summary.bounceRate * 100)}%`);
-    expect(Number(await page.getAttribute('#live-count', 'data-value'))).toBe((await api<{ visitors: number }>('/v1/stats/realtime')).visitors);
+    expect(Number(await page.getAttribute('#live-count', 'data-value'))).toBe(
+      (await api<{ visitors: number }>('/v1/stats/realtime')).visitors,
+    );
 
     const topPages = (await api<{ results: { value: string; count: number }[] }>('/v1/stats/top?period=24h&dimension=page')).results;
     expect(topPages[0]).toEqual({ value: '/', count: 3 });
@@ -233,8 +256,12 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     // The chart reads out one interval at a time from the keyboard.
     await page.focus('#chart svg');
     await page.keyboard.press('End');
-    const last = (await api<{ results: { t: string; count: number }[] }>('/v1/stats/timeseries?period=24h&interval=hour&metric=pageviews')).results.at(-1)!;
-    expect(await page.textContent('#chart-readout')).toMatch(new RegExp(`^\\w+ \\d+, \\d\\d:00 UTC: ${last.count} pageviews, \\d+ visitors$`));
+    const last = (
+      await api<{ results: { t: string; count: number }[] }>('/v1/stats/timeseries?period=24h&interval=hour&metric=pageviews')
+    ).results.at(-1)!;
+    expect(await page.textContent('#chart-readout')).toMatch(
+      new RegExp(`^\\w+ \\d+, \\d\\d:00 UTC: ${last.count} pageviews, \\d+ visitors$`),
+    );
 
     // Another period, chosen with the keyboard (the picker is a radio group): its own figures,
     // and the period in the address.
@@ -269,7 +296,9 @@ describe.skipIf(skipWithoutChromium('dashboard.test.ts'))('dashboard in Chromium
     await page.close();
   });
 
-  it('reads any valid event-stream framing (CRLF, comments, other events, data over several lines) and formats big figures', { timeout: 60_000 }, async () => {
+  it('reads any valid event-stream framing (CRLF, comments, other events, data over several lines) and formats big figures', {
+    timeout: 60_000,
+  }, async () => {
     const page = await browser.newPage();
     // Only the stream answers (after the key check): what the page shows came from the push.
     const held: Route[] = [];

@@ -8,7 +8,13 @@ import { eventually, type Mode, openTestApp, silentLog, type TestApp } from './h
 // block its shard: after its attempts it moves to the shard's dead letters, the shard goes on,
 // and a replay after the fix brings its messages back, counted once and handed to the sinks.
 
-const click = (userId: string, messageId: string) => ({ type: 'track', userId, event: 'Product Clicked', properties: { product_id: 'p1' }, messageId });
+const click = (userId: string, messageId: string) => ({
+  type: 'track',
+  userId,
+  event: 'Product Clicked',
+  properties: { product_id: 'p1' },
+  messageId,
+});
 
 describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) => {
   let t: TestApp | undefined;
@@ -82,7 +88,12 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
       throw new Error('this sink takes nothing');
     };
     const processor = startProcessor({ ...ctx, log: silentLog }, { shards: 1, blockMs: 50, sinks: [poisoned], deadLetterAttempts: 2 });
-    const response = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [click('ann', 'poison')] } });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { authorization: t.basic },
+      payload: { batch: [click('ann', 'poison')] },
+    });
     expect(response.statusCode).toBe(200);
     await processor.stop({ drain: true });
     expect(await ctx.realtime.queue.length(ctx.keys.stream(0))).toBe(0);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Context } from '../src/context.js';
 import { analyticsTargets, counterSink } from '../src/counters/analytics-counters.js';
 import { flushBuffer, flushBuffers, lastAppliedSeq } from '../src/counters/flush.js';
 import { startFlusher } from '../src/counters/flusher.js';
-import type { Context } from '../src/context.js';
 import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import { type BufferKeys, createKeys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
@@ -106,7 +106,12 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
     const rollups = t.ctx.keys.rollupBuffer(siteId);
     for (let i = 0; i < 12; i++) {
       const packed = [{ buffer: rollups, names: [`k|${i}`, 'k|all'], deltas: [i + 1, 1] }];
-      await t.ctx.realtime.analytics.apply({ dedupeTtlSeconds: 60, dedupeKeys: [t.ctx.keys.dedupe(siteId, `bound-${i}`)], ops: [], packed });
+      await t.ctx.realtime.analytics.apply({
+        dedupeTtlSeconds: 60,
+        dedupeKeys: [t.ctx.keys.dedupe(siteId, `bound-${i}`)],
+        ops: [],
+        packed,
+      });
     }
     const sizes: number[] = [];
     const sink = counterSink(siteId);
@@ -117,7 +122,17 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
         autoStart: false,
         // Any item passes this bound: one item per batch.
         maxPackedBytes: 1,
-        providers: [async () => [{ buffer: rollups, sink: (tx, fields, deltas) => { sizes.push(fields.length); return sink(tx, fields, deltas); } }]],
+        providers: [
+          async () => [
+            {
+              buffer: rollups,
+              sink: (tx, fields, deltas) => {
+                sizes.push(fields.length);
+                return sink(tx, fields, deltas);
+              },
+            },
+          ],
+        ],
       },
     );
     // More batches than one pass's rounds: flushAll goes on until nothing is left behind. Redis
@@ -146,7 +161,11 @@ describe.each(['external', 'embedded'] as const)('exactly-once flush (%s)', (mod
         return t.ctx.sites.generation;
       },
     };
-    const flusher = startFlusher(t.ctx, { intervalMs: 60_000, autoStart: false, providers: [analyticsTargets({ keys: t.ctx.keys, sites })] });
+    const flusher = startFlusher(t.ctx, {
+      intervalMs: 60_000,
+      autoStart: false,
+      providers: [analyticsTargets({ keys: t.ctx.keys, sites })],
+    });
     await flusher.flushAll();
     const late = (await t.ctx.sites.create(uniqueName('late'))).id;
     await add(t.ctx.keys.analyticsBuffer(late), ['n|late'], [3]);

@@ -127,7 +127,12 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000,
 }
 
 /** Buffers deltas the way the processor does: packed deltas of an analytics step without events. */
-export async function bufferDeltas(realtime: Pick<Realtime, 'analytics'>, buffer: BufferKeys, names: string[], deltas: number[]): Promise<void> {
+export async function bufferDeltas(
+  realtime: Pick<Realtime, 'analytics'>,
+  buffer: BufferKeys,
+  names: string[],
+  deltas: number[],
+): Promise<void> {
   const duplicates = await realtime.analytics.apply({ dedupeTtlSeconds: 60, dedupeKeys: [], ops: [], packed: [{ buffer, names, deltas }] });
   if (duplicates.length > 0) throw new Error('a step without events has no duplicates');
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HyperLogLog, count } from '../src/storage/hyperloglog.js';
+import { count, HyperLogLog } from '../src/storage/hyperloglog.js';
 import { REDIS_URL, uniqueName } from './helpers.js';
 
 // The TypeScript HyperLogLog against the real Redis: the same members in both must give the

@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flushBuffer } from '../src/counters/flush.js';
 import { startFlusher } from '../src/counters/flusher.js';
 import { createInbox } from '../src/inbox/inbox.js';
 import { checkUser, reconcileAll } from '../src/inbox/reconcile.js';
-import { inboxTargets, unreadSink } from '../src/inbox/unread-flush.js';
 import { createUnreadCounter, INBOX_SHARDS } from '../src/inbox/unread-counter.js';
+import { inboxTargets, unreadSink } from '../src/inbox/unread-flush.js';
 import type { Realtime } from '../src/storage/realtime.js';
-import { flushBuffer } from '../src/counters/flush.js';
-import { openTestContext, type Mode, propertyParams, type TestContext, uniqueName } from './helpers.js';
+import { type Mode, openTestContext, propertyParams, type TestContext, uniqueName } from './helpers.js';
 
 // Random sequences of create / batch / read / unread / delete / read-all / flush, with simulated
 // crashes (a change dying between its commit and its delta; a flush dying before or after its
@@ -30,16 +30,34 @@ type Op =
 const item = fc.record({ user: fc.constantFrom(...USERS), id: fc.constantFrom(...IDS), category: fc.constantFrom(...CATEGORIES) });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: item.map((i) => ({ op: 'create' as const, ...i })) },
-  { weight: 1, arbitrary: fc.uniqueArray(item, { minLength: 1, maxLength: 4, selector: (i) => i.id }).map((items) => ({ op: 'batch' as const, items })) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constantFrom('read' as const, 'unread' as const, 'delete' as const), id: fc.constantFrom(...IDS) }) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uniqueArray(item, { minLength: 1, maxLength: 4, selector: (i) => i.id })
+      .map((items) => ({ op: 'batch' as const, items })),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constantFrom('read' as const, 'unread' as const, 'delete' as const), id: fc.constantFrom(...IDS) }),
+  },
   {
     weight: 1,
     arbitrary: fc.record(
-      { op: fc.constant('readAll' as const), user: fc.constantFrom(...USERS), category: fc.constantFrom(...CATEGORIES), before: fc.constantFrom(...IDS) },
+      {
+        op: fc.constant('readAll' as const),
+        user: fc.constantFrom(...USERS),
+        category: fc.constantFrom(...CATEGORIES),
+        before: fc.constantFrom(...IDS),
+      },
       { requiredKeys: ['op', 'user'] },
     ),
   },
-  { weight: 2, arbitrary: fc.constantFrom('flush' as const, 'flushCrashBeforeCommit' as const, 'flushCrashAfterCommit' as const, 'reconcile' as const).map((op) => ({ op })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom('flush' as const, 'flushCrashBeforeCommit' as const, 'flushCrashAfterCommit' as const, 'reconcile' as const)
+      .map((op) => ({ op })),
+  },
   { weight: 1, arbitrary: fc.constant({ op: 'crashNextChange' as const }) },
 );
 
@@ -99,7 +117,11 @@ describe.each<[Mode, number]>([
         const deps = { ...t.ctx, realtime: layer };
         const counter = createUnreadCounter(deps);
         const inbox = createInbox({ db: t.ctx.db, counter });
-        const flusher = startFlusher(deps, { intervalMs: 1000, providers: [inboxTargets({ keys: t.ctx.keys, sites: { list: async () => [site] } })], autoStart: false });
+        const flusher = startFlusher(deps, {
+          intervalMs: 1000,
+          providers: [inboxTargets({ keys: t.ctx.keys, sites: { list: async () => [site] } })],
+          autoStart: false,
+        });
         const model = new Map<string, Row>();
         const drifting = new Set<string>();
         let seq = 0;
@@ -136,12 +158,16 @@ describe.each<[Mode, number]>([
             case 'batch': {
               const conflict = op.items.some((i) => model.has(i.id) && model.get(i.id)?.user !== i.user);
               await settle(async () => {
-                const created = inbox.createMany(site.id, op.items.map((i) => ({ id: i.id, userId: i.user, title: 't', category: i.category })));
+                const created = inbox.createMany(
+                  site.id,
+                  op.items.map((i) => ({ id: i.id, userId: i.user, title: 't', category: i.category })),
+                );
                 if (conflict) await expect(created).rejects.toMatchObject({ code: 'conflict' });
                 else await created;
               });
               if (!conflict) {
-                for (const i of op.items) if (!model.has(i.id)) model.set(i.id, { user: i.user, category: i.category, read: false, seq: ++seq });
+                for (const i of op.items)
+                  if (!model.has(i.id)) model.set(i.id, { user: i.user, category: i.category, read: false, seq: ++seq });
               }
               touched.push(...op.items.map((i) => i.user));
               break;
@@ -151,7 +177,12 @@ describe.each<[Mode, number]>([
             case 'delete': {
               const row = model.get(op.id);
               await settle(async () => {
-                const run = op.op === 'read' ? inbox.markRead(site.id, op.id, {}) : op.op === 'unread' ? inbox.markUnread(site.id, op.id, {}) : inbox.remove(site.id, op.id, {});
+                const run =
+                  op.op === 'read'
+                    ? inbox.markRead(site.id, op.id, {})
+                    : op.op === 'unread'
+                      ? inbox.markUnread(site.id, op.id, {})
+                      : inbox.remove(site.id, op.id, {});
                 if (!row) await expect(run).rejects.toMatchObject({ code: 'not_found' });
                 else await run;
               });
@@ -223,7 +254,10 @@ describe.each<[Mode, number]>([
         await flusher.flushAll();
         for (const user of USERS) {
           expect((await counter.read(site.id, user)).unread).toBe(unreadOf(user));
-          const durable = await t.ctx.db.query<{ unread: number }>('SELECT unread FROM unread_counts WHERE site_id = $1 AND user_id = $2', [site.id, user]);
+          const durable = await t.ctx.db.query<{ unread: number }>('SELECT unread FROM unread_counts WHERE site_id = $1 AND user_id = $2', [
+            site.id,
+            user,
+          ]);
           expect(durable.rows[0]?.unread ?? 0).toBe(unreadOf(user));
         }
       }),

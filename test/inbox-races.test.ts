@@ -3,10 +3,10 @@ import { startFlusher } from '../src/counters/flusher.js';
 import { TallyError } from '../src/errors.js';
 import { createInbox, type Inbox } from '../src/inbox/inbox.js';
 import { checkUser, reconcileAll, reconcileSites, reconcileTouched, startReconciler } from '../src/inbox/reconcile.js';
-import { inboxTargets } from '../src/inbox/unread-flush.js';
 import { createUnreadCounter, type UnreadCounter } from '../src/inbox/unread-counter.js';
+import { inboxTargets } from '../src/inbox/unread-flush.js';
 import type { Realtime } from '../src/storage/realtime.js';
-import { openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
+import { type Mode, openTestApp, type TestApp, uniqueName } from './helpers.js';
 
 // Requests racing on the same rows, reads racing with flushes, and the reconciler racing with
 // both: counts stay exact, no read shows a value that never existed, no repair is ever wrong.
@@ -28,14 +28,15 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
   const flusher = () => startFlusher(t.ctx, { intervalMs: 1000, providers: [inboxTargets(t.ctx)], autoStart: false });
   const truth = async (userId: string) =>
     (
-      await t.ctx.db.query<{ n: number }>('SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL', [
-        t.site.id,
-        userId,
-      ])
+      await t.ctx.db.query<{ n: number }>(
+        'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
+        [t.site.id, userId],
+      )
     ).rows[0]?.n;
   const deps = () => ({ ...t.ctx, counter });
   const durable = async (siteId: string, userId: string) =>
-    (await t.ctx.db.query<{ unread: number }>('SELECT unread FROM unread_counts WHERE site_id = $1 AND user_id = $2', [siteId, userId])).rows[0]?.unread;
+    (await t.ctx.db.query<{ unread: number }>('SELECT unread FROM unread_counts WHERE site_id = $1 AND user_id = $2', [siteId, userId]))
+      .rows[0]?.unread;
 
   /** A change of a notification that may be deleted meanwhile: done, or not_found; anything else fails the test. */
   const doneOrNotFound = (op: Promise<unknown>) =>
@@ -86,7 +87,7 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     expect((await inbox.count(t.site.id, user)).unread).toBe(1);
   });
 
-  it('counts a notification once when concurrent creates (batched) repeat its id; another user\'s repeat is a 409', async () => {
+  it("counts a notification once when concurrent creates (batched) repeat its id; another user's repeat is a 409", async () => {
     const [owner, other, bystander] = [uniqueName('u'), uniqueName('u'), uniqueName('u')];
     const id = `${owner}-same`;
     const create = (userId: string, withId: boolean) =>
@@ -129,13 +130,19 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
       const id = ids[i % ids.length] as string;
       const op = i % 7;
       ops.push(
-        op === 0 ? doneOrNotFound(inbox.markRead(t.site.id, id, {}))
-        : op === 1 ? doneOrNotFound(inbox.markUnread(t.site.id, id, {}))
-        : op === 2 ? inbox.markAllRead(t.site.id, user, {})
-        : op === 3 ? doneOrNotFound(inbox.remove(t.site.id, id, {}))
-        : op === 4 ? inbox.create(t.site.id, { userId: user, title: 'again', id })
-        : op === 5 ? f.flushAll()
-        : doneOrNotFound(inbox.markRead(t.site.id, id, { userId: user })),
+        op === 0
+          ? doneOrNotFound(inbox.markRead(t.site.id, id, {}))
+          : op === 1
+            ? doneOrNotFound(inbox.markUnread(t.site.id, id, {}))
+            : op === 2
+              ? inbox.markAllRead(t.site.id, user, {})
+              : op === 3
+                ? doneOrNotFound(inbox.remove(t.site.id, id, {}))
+                : op === 4
+                  ? inbox.create(t.site.id, { userId: user, title: 'again', id })
+                  : op === 5
+                    ? f.flushAll()
+                    : doneOrNotFound(inbox.markRead(t.site.id, id, { userId: user })),
       );
     }
     await Promise.all(ops);
@@ -212,15 +219,23 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     // Drop the user's kept total (a repair by 0 does, as losing the Redis keys would): the next
     // read composes it from PostgreSQL.
     const keys = counter.keysOf(site.id, user);
-    expect(await t.ctx.realtime.inbox.repair(keys, user, 0, (await t.ctx.realtime.inbox.readState(keys, user)).version, Date.now())).toBe(true);
+    expect(await t.ctx.realtime.inbox.repair(keys, user, 0, (await t.ctx.realtime.inbox.readState(keys, user)).version, Date.now())).toBe(
+      true,
+    );
     expect((await inbox.count(site.id, user)).unread).toBe(-3);
-    const run = await reconcileSites({ ...deps(), sites: { list: async () => [site] } }, { all: true, staleMs: 30_000, settleMs: 0, limit: 0 });
+    const run = await reconcileSites(
+      { ...deps(), sites: { list: async () => [site] } },
+      { all: true, staleMs: 30_000, settleMs: 0, limit: 0 },
+    );
     expect(run.total).toMatchObject({ checked: 1, drifted: 1, drift: 5, busy: 0 });
     expect((await inbox.count(site.id, user)).unread).toBe(2);
     await flusher().flushAll();
     expect(await durable(site.id, user)).toBe(2);
     // Repaired once: a second run finds nothing (and leaves the site's last drift at 0 for /metrics).
-    const again = await reconcileSites({ ...deps(), sites: { list: async () => [site] } }, { all: true, staleMs: 30_000, settleMs: 0, limit: 0 });
+    const again = await reconcileSites(
+      { ...deps(), sites: { list: async () => [site] } },
+      { all: true, staleMs: 30_000, settleMs: 0, limit: 0 },
+    );
     expect(again.total).toMatchObject({ drifted: 0, drift: 0, busy: 0 });
   });
 
@@ -242,7 +257,10 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     expect((await inbox.count(site.id, user)).unread).toBe(1);
     await flusher().flushAll();
     expect(await durable(site.id, user)).toBe(1);
-    const again = await reconcileSites({ ...deps(), sites: { list: async () => [site] } }, { all: true, staleMs: 30_000, settleMs: 0, limit: 0 });
+    const again = await reconcileSites(
+      { ...deps(), sites: { list: async () => [site] } },
+      { all: true, staleMs: 30_000, settleMs: 0, limit: 0 },
+    );
     expect(again.total).toMatchObject({ drifted: 0, drift: 0, busy: 0 });
   });
 
@@ -252,7 +270,11 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     // A change that died after its statement: intent recorded, row committed, delta never added.
     const keys = counter.keysOf(t.site.id, user);
     await t.ctx.realtime.inbox.begin(keys, 'cccccccccccccccc', [user], Date.now());
-    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [
+      t.site.id,
+      uniqueName('n'),
+      user,
+    ]);
     // While its intent is open the kept total may lack a committed change: reads count the rows.
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
     expect(await checkUser(deps(), t.site.id, user, 30_000)).toEqual({ status: 'busy' });
@@ -272,7 +294,11 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     await t.ctx.realtime.inbox.untouch(keys, [user], Date.now());
     await t.ctx.realtime.inbox.begin(keys, 'eeeeeeeeeeeeeeee', [user], Date.now() - 20_000);
     await t.ctx.realtime.inbox.untouch(keys, [user], Date.now());
-    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [
+      t.site.id,
+      uniqueName('n'),
+      user,
+    ]);
     const report = await reconcileTouched(deps(), t.site.id, { settleMs: 0, staleMs: 10_000, limit: 0 });
     expect(report).toMatchObject({ drifted: 1, drift: 1 });
     expect((await inbox.count(t.site.id, user)).unread).toBe(2);
@@ -282,8 +308,15 @@ describe.each<Mode>(['external', 'embedded'])('inbox races (%s)', (mode) => {
     const user = uniqueName('u');
     const keys = counter.keysOf(t.site.id, user);
     await t.ctx.realtime.inbox.begin(keys, 'ffffffffffffffff', [user], Date.now() - 60_000);
-    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [t.site.id, uniqueName('n'), user]);
-    const run = await reconcileSites({ ...deps(), sites: { list: async () => [t.site] } }, { all: false, staleMs: 10_000, settleMs: 0, limit: 0 });
+    await t.ctx.db.query("INSERT INTO notifications (site_id, id, user_id, title) VALUES ($1, $2, $3, 'lost')", [
+      t.site.id,
+      uniqueName('n'),
+      user,
+    ]);
+    const run = await reconcileSites(
+      { ...deps(), sites: { list: async () => [t.site] } },
+      { all: false, staleMs: 10_000, settleMs: 0, limit: 0 },
+    );
     expect(run.total).toMatchObject({ drifted: 1, drift: 1 });
     const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^tally_inbox_drift 1$/m);

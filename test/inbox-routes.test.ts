@@ -3,9 +3,9 @@ import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlusher } from '../src/counters/flusher.js';
-import { inboxTargets } from '../src/inbox/unread-flush.js';
 import { LIMITS } from '../src/inbox/inbox-schemas.js';
-import { eventually, openTestApp, type Mode, type TestApp, uniqueName } from './helpers.js';
+import { inboxTargets } from '../src/inbox/unread-flush.js';
+import { eventually, type Mode, openTestApp, type TestApp, uniqueName } from './helpers.js';
 
 // The notification routes of API.md, on Redis + PostgreSQL and on the embedded default.
 
@@ -28,7 +28,8 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     return { status: res.statusCode, body: res.body ? (res.json() as Record<string, any>) : {} };
   };
   const create = (payload: Record<string, unknown>) => send('POST', '/v1/notifications', payload);
-  const count = async (userId: string, auth = t.bearer) => (await send('GET', `/v1/users/${encodeURIComponent(userId)}/notifications/count`, undefined, auth)).body['unread'];
+  const count = async (userId: string, auth = t.bearer) =>
+    (await send('GET', `/v1/users/${encodeURIComponent(userId)}/notifications/count`, undefined, auth)).body['unread'];
   const flush = () => startFlusher(t.ctx, { intervalMs: 1000, providers: [inboxTargets(t.ctx)], autoStart: false }).flushAll();
   const tokenFor = async (userId: string) => `Bearer ${(await send('POST', `/v1/users/${userId}/token`)).body['token']}`;
 
@@ -289,7 +290,7 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     await waitFor(0);
     for (let i = 1; i < events.length; i++) expect(events[i]!.version).toBeGreaterThan(events[i - 1]!.version);
     req.destroy();
-    expect(((t.app.server.address() as AddressInfo).port)).toBe(Number(port));
+    expect((t.app.server.address() as AddressInfo).port).toBe(Number(port));
   });
 
   it('exports the drift metric', async () => {

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flushBuffer } from '../src/counters/flush.js';
+import { reconcileAll } from '../src/inbox/reconcile.js';
 import { createUnreadCounter, INBOX_SHARDS } from '../src/inbox/unread-counter.js';
 import { unreadSink } from '../src/inbox/unread-flush.js';
-import { reconcileAll } from '../src/inbox/reconcile.js';
 import type { CreatedSite } from '../src/sites/site-repository.js';
 import { DATABASE_URL, openTestContext, REDIS_URL, type TestContext, uniqueName } from './helpers.js';
 
@@ -77,7 +77,10 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
     server.child = child;
     for (let i = 0; i < 200; i++) {
       if (server.child !== child) return;
-      const up = await fetch(`http://127.0.0.1:${server.port}/healthz`).then((r) => r.ok, () => false);
+      const up = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (up) {
         server.ready = true;
         return;
@@ -97,10 +100,10 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
     const counter = createUnreadCounter(t.ctx);
     const truth = async (user: string) =>
       (
-        await t.ctx.db.query<{ n: number }>('SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL', [
-          site.id,
-          user,
-        ])
+        await t.ctx.db.query<{ n: number }>(
+          'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
+          [site.id, user],
+        )
       ).rows[0]?.n ?? 0;
 
     let kills = 0;
@@ -151,23 +154,43 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
             const r = await call('POST', '/v1/notifications', { id, userId: user, title: 'torture' });
             if (r.fate === 'answered' && r.status === 201) mine.push(id);
             if (r.fate === 'unknown') mine.push(id);
-            const [lo, hi] = r.fate === 'answered' ? [r.status === 201 ? 1 : 0, r.status === 201 ? 1 : 0] : r.fate === 'refused' ? [0, 0] : [0, 1];
+            const [lo, hi] =
+              r.fate === 'answered' ? [r.status === 201 ? 1 : 0, r.status === 201 ? 1 : 0] : r.fate === 'refused' ? [0, 0] : [0, 1];
             changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo, hi });
           } else if (roll < 50) {
             const r = await call('POST', `/v1/notifications/${target}/read`);
             const d = r.fate === 'answered' ? (r.json['changed'] ? -1 : 0) : 0;
-            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: r.fate === 'unknown' ? -1 : d, hi: d });
+            changes.push({
+              user,
+              start: startAt,
+              end: r.fate === 'unknown' ? Infinity : performance.now(),
+              lo: r.fate === 'unknown' ? -1 : d,
+              hi: d,
+            });
           } else if (roll < 65) {
             const r = await call('POST', `/v1/notifications/${target}/unread`);
             const d = r.fate === 'answered' ? (r.json['changed'] ? 1 : 0) : 0;
-            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: d, hi: r.fate === 'unknown' ? 1 : d });
+            changes.push({
+              user,
+              start: startAt,
+              end: r.fate === 'unknown' ? Infinity : performance.now(),
+              lo: d,
+              hi: r.fate === 'unknown' ? 1 : d,
+            });
           } else if (roll < 70) {
             const r = await call('POST', `/v1/users/${encodeURIComponent(user)}/notifications/read-all`, {});
             const d = r.fate === 'answered' ? -Number(r.json['changed'] ?? 0) : 0;
-            changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo: r.fate === 'unknown' ? -mine.length : d, hi: d });
+            changes.push({
+              user,
+              start: startAt,
+              end: r.fate === 'unknown' ? Infinity : performance.now(),
+              lo: r.fate === 'unknown' ? -mine.length : d,
+              hi: d,
+            });
           } else {
             const r = await call('GET', `/v1/users/${encodeURIComponent(user)}/notifications/count`);
-            if (r.fate === 'answered' && r.status === 200) counts.push({ user, start: startAt, end: performance.now(), unread: r.json['unread'] });
+            if (r.fate === 'answered' && r.status === 200)
+              counts.push({ user, start: startAt, end: performance.now(), unread: r.json['unread'] });
           }
         }
       };
@@ -236,7 +259,10 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
     for (let shard = 0; shard < INBOX_SHARDS; shard++) {
       while (await flushBuffer(t.ctx, t.ctx.keys.inboxBuffer(site.id, shard), unreadSink(site.id)));
     }
-    const durable = await t.ctx.db.query<{ user_id: string; unread: number }>('SELECT user_id, unread FROM unread_counts WHERE site_id = $1', [site.id]);
+    const durable = await t.ctx.db.query<{ user_id: string; unread: number }>(
+      'SELECT user_id, unread FROM unread_counts WHERE site_id = $1',
+      [site.id],
+    );
     for (const user of USERS) {
       const row = durable.rows.find((r) => r.user_id === user);
       expect(row?.unread ?? 0, user).toBe(await truth(user));

@@ -36,11 +36,7 @@ describe.each(['external', 'embedded'] as const)('ingest (%s)', (mode) => {
     t = await openTestContext(mode, { TALLY_STREAM_SHARDS: '1' });
     const accepted: number[] = [];
     const ingest = createIngest(t.ctx, (n) => accepted.push(n));
-    await Promise.all([
-      ingest('site_a', [message('1'), message('2')]),
-      ingest('site_b', [message('3')]),
-      ingest('site_a', [message('4')]),
-    ]);
+    await Promise.all([ingest('site_a', [message('1'), message('2')]), ingest('site_b', [message('3')]), ingest('site_a', [message('4')])]);
     const stored = await entries();
     expect(stored.map((e) => [e.s, e.m.map((m) => m.userId)])).toEqual([
       ['site_a', ['1', '2', '4']],
@@ -63,7 +59,11 @@ describe.each(['external', 'embedded'] as const)('ingest (%s)', (mode) => {
     t = await openTestContext(mode, { TALLY_STREAM_SHARDS: '1' });
     const ingest = createIngest(t.ctx);
     const many = (from: number, n: number) => Array.from({ length: n }, (_, i) => message(String(from + i)));
-    await Promise.all([ingest('site_a', many(0, MAX_ENTRY_MESSAGES - 1)), ingest('site_a', many(1000, 2)), ingest('site_a', many(2000, 1))]);
+    await Promise.all([
+      ingest('site_a', many(0, MAX_ENTRY_MESSAGES - 1)),
+      ingest('site_a', many(1000, 2)),
+      ingest('site_a', many(2000, 1)),
+    ]);
     const stored = await entries();
     expect(stored.map((e) => e.m.length)).toEqual([MAX_ENTRY_MESSAGES - 1, 3]);
   });

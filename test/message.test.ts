@@ -32,7 +32,11 @@ describe('normalizeMessage', () => {
 
   it('fills context.ip and userAgent from the request, generates a messageId, and stringifies numeric ids', () => {
     const m = normalizeMessage({ type: 'track', userId: 42, event: 'E' }, [], facts, { context: { locale: 'fr' } });
-    expect(m).toMatchObject({ userId: '42', messageId: expect.stringMatching(/^api-/), context: { ip: facts.ip, userAgent: 'Mozilla/5.0', locale: 'fr' } });
+    expect(m).toMatchObject({
+      userId: '42',
+      messageId: expect.stringMatching(/^api-/),
+      context: { ip: facts.ip, userAgent: 'Mozilla/5.0', locale: 'fr' },
+    });
     const own = normalizeMessage({ type: 'page', anonymousId: 'a', context: { ip: '198.51.100.1' } }, [], facts);
     expect(own.context['ip']).toBe('198.51.100.1');
     expect(own.userId).toBeUndefined();

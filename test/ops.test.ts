@@ -39,7 +39,9 @@ describe('operations routes', () => {
 
   it('exports ingest, processing, duplicates, backlog, flush lag and request latency', async () => {
     const batch = [1, 2, 3].map((n) => ({ type: 'page', userId: 'u', messageId: `m${n % 2}` }));
-    expect((await app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic }, payload: { batch } })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic }, payload: { batch } })).statusCode).toBe(
+      200,
+    );
     await eventually(async () => {
       const text = (await app.inject({ url: '/metrics' })).body;
       expect(metric(text, 'tally_ingested_events_total')).toBe(3);

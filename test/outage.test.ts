@@ -52,11 +52,17 @@ describe('PostgreSQL outage', () => {
     expect(inflight?.deltas[inflight.fields.indexOf('u:u1|clicks')]).toBe(5);
 
     proxy.restore();
-    await eventually(async () => {
-      await worker.flusher.flushAll();
-      const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'u:u1|clicks'", [t.site.id]);
-      expect(rows.rows[0]?.value).toBe(6);
-    }, 20_000, 200);
+    await eventually(
+      async () => {
+        await worker.flusher.flushAll();
+        const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'u:u1|clicks'", [
+          t.site.id,
+        ]);
+        expect(rows.rows[0]?.value).toBe(6);
+      },
+      20_000,
+      200,
+    );
   });
 });
 
@@ -75,7 +81,12 @@ describe('Redis outage', () => {
 
   it('answers 503 unavailable with Retry-After while Redis is unreachable, and accepts again after', async () => {
     const post = () =>
-      t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [click('u2', `m${Math.random()}`)] } });
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { authorization: t.basic },
+        payload: { batch: [click('u2', `m${Math.random()}`)] },
+      });
     expect((await post()).statusCode).toBe(200);
     proxy.cut();
     const down = await post();

@@ -101,12 +101,19 @@ describe('on a Redis Cluster', () => {
     const worker = startWorker(t.ctx);
     try {
       const messages = [clicks('ann', 'p1', 'c1'), clicks('ann', 'p1', 'c2'), clicks('ben', 'p1', 'c3'), clicks('ben', 'p1', 'c3')];
-      const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: messages } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { authorization: t.basic },
+        payload: { batch: messages },
+      });
       expect(res.statusCode).toBe(200);
       const stats = async (url: string) => (await t.app.inject({ url, headers: { authorization: t.bearer } })).json();
       await eventually(async () => expect(await stats('/v1/stats/products/p1')).toEqual({ productId: 'p1', clicks: 3, uniqueUsers: 2 }));
       await worker.flusher.flushAll();
-      const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'p:p1|clicks'", [t.site.id]);
+      const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'p:p1|clicks'", [
+        t.site.id,
+      ]);
       expect(rows.rows[0]?.value).toBe(3);
     } finally {
       await worker.stop();
@@ -122,7 +129,12 @@ describe('redelivery', () => {
     try {
       const stream = t.ctx.keys.stream(0);
       const dead = await t.ctx.realtime.queue.openConsumer(stream, t.ctx.keys.streamGroup, 'dead');
-      await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: t.basic }, payload: { batch: [clicks('c', 'p', 'r1')] } });
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { authorization: t.basic },
+        payload: { batch: [clicks('c', 'p', 'r1')] },
+      });
       // A consumer reads the entry, counts it, and dies before the ack.
       expect(await dead.read(10, 100)).toHaveLength(1);
       await dead.close();
@@ -153,7 +165,12 @@ describe('embedded restart', () => {
     const worker = startWorker(first);
     const basic = 'Basic ' + Buffer.from(`${site.writeKey}:`).toString('base64');
     for (const [i, product] of ['p1', 'p1', 'p2'].entries()) {
-      await app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic }, payload: { batch: [clicks('u', product, `m${i}`)] } });
+      await app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { authorization: basic },
+        payload: { batch: [clicks('u', product, `m${i}`)] },
+      });
     }
     // Stop as SIGTERM does: no more requests, drain the in-process queue, final flush, close.
     await app.close();
@@ -167,7 +184,12 @@ describe('embedded restart', () => {
     expect(await read('/v1/stats/products/p1')).toMatchObject({ clicks: 2, uniqueUsers: 1 });
     // The same user clicking p1 again is not a new unique user: the pairs came back too.
     const worker2 = startWorker(second);
-    await app2.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic }, payload: { batch: [clicks('u', 'p1', 'm9')] } });
+    await app2.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { authorization: basic },
+      payload: { batch: [clicks('u', 'p1', 'm9')] },
+    });
     await eventually(async () => expect(await read('/v1/stats/products/p1')).toMatchObject({ clicks: 3, uniqueUsers: 1 }));
     await app2.close();
     await worker2.stop();

@@ -73,10 +73,17 @@ describe.each(realtimeLayers())('analytics: %s', (_name, open) => {
   it('refuses a step that moves a counter by a fraction, writing nothing', async () => {
     const buffer = keys.analyticsBuffer('f1');
     const step = { dedupeTtlSeconds: 60, dedupeKeys: [keys.dedupe('f1', 'x')], packed: [] };
-    await expect(rt.analytics.apply({ ...step, ops: [{ op: 'count', key: keys.siteKey('f1', 'u:a'), field: 'clicks', by: 1.5, durable: { buffer, name: 'u:a|clicks' } }] })).rejects.toThrow(/whole numbers/);
+    await expect(
+      rt.analytics.apply({
+        ...step,
+        ops: [{ op: 'count', key: keys.siteKey('f1', 'u:a'), field: 'clicks', by: 1.5, durable: { buffer, name: 'u:a|clicks' } }],
+      }),
+    ).rejects.toThrow(/whole numbers/);
     expect(await rt.analytics.counters('f1', 'u:a')).toEqual({});
     // Its event was not marked as seen: the same event, counted right, goes in.
-    expect(await rt.analytics.apply({ ...step, ops: [{ op: 'count', key: keys.siteKey('f1', 'u:a'), field: 'clicks', by: 1 }] })).toEqual([]);
+    expect(await rt.analytics.apply({ ...step, ops: [{ op: 'count', key: keys.siteKey('f1', 'u:a'), field: 'clicks', by: 1 }] })).toEqual(
+      [],
+    );
     expect(await rt.analytics.counters('f1', 'u:a')).toEqual({ clicks: 1 });
   });
 
@@ -99,16 +106,32 @@ describe.each(realtimeLayers())('analytics: %s', (_name, open) => {
       views: views.map(([at, bucket]) => ({ at, totals: [totals(bucket)] })),
     });
     // First view: a session and a bounce; the second, 10 minutes later (next bucket): no bounce any more.
-    await apply('a2', [session([[0, 1], [10 * minute, 2]])]);
+    await apply('a2', [
+      session([
+        [0, 1],
+        [10 * minute, 2],
+      ]),
+    ]);
     // A third view of the same session changes nothing; one 31 minutes after the last starts a new session.
-    await apply('a2', [session([[20 * minute, 2], [51 * minute, 3]])]);
+    await apply('a2', [
+      session([
+        [20 * minute, 2],
+        [51 * minute, 3],
+      ]),
+    ]);
     expect(await rt.analytics.counters('a2', 't:m:1')).toEqual({ se: 1, bo: 1 });
     expect(await rt.analytics.counters('a2', 't:m:2')).toEqual({ bo: -1 });
     expect(await rt.analytics.counters('a2', 't:m:3')).toEqual({ se: 1, bo: 1 });
-    expect(deltasOf(await rt.buffers.take(rollups, 0))).toEqual({ 't:m:1|se': 1, 't:m:1|bo': 1, 't:m:2|bo': -1, 't:m:3|se': 1, 't:m:3|bo': 1 });
+    expect(deltasOf(await rt.buffers.take(rollups, 0))).toEqual({
+      't:m:1|se': 1,
+      't:m:1|bo': 1,
+      't:m:2|bo': -1,
+      't:m:3|se': 1,
+      't:m:3|bo': 1,
+    });
   });
 
-  it('ranks the sum of several rankings, equal scores by the members\' bytes', async () => {
+  it("ranks the sum of several rankings, equal scores by the members' bytes", async () => {
     await apply('a3', [
       { op: 'zincrby', key: keys.siteKey('a3', 'r1'), member: 'a', by: 5 },
       { op: 'zincrby', key: keys.siteKey('a3', 'r1'), member: 'b', by: 1 },

@@ -38,7 +38,12 @@ describe.each(realtimeLayers())('counter buffers: %s', (name, open) => {
   it('takes a large batch whole', async () => {
     const buffer = keys.rollupBuffer('s6');
     const fields = Array.from({ length: 5000 }, (_, i) => `f${i}`);
-    await bufferDeltas(rt, buffer, fields, fields.map((_, i) => i + 1));
+    await bufferDeltas(
+      rt,
+      buffer,
+      fields,
+      fields.map((_, i) => i + 1),
+    );
     const taken = await rt.buffers.take(buffer, 0);
     expect(taken?.fields).toHaveLength(5000);
     const byField = deltasOf(taken);
@@ -50,7 +55,10 @@ describe.each(realtimeLayers())('counter buffers: %s', (name, open) => {
   it('takes a backlog past the size bound in several batches (Redis) or one (embedded), each delta once', async () => {
     const buffer = keys.rollupBuffer('a6');
     for (let i = 1; i <= 5; i++) await bufferDeltas(rt, buffer, [`r|${i}`, 't|pv'], [i, 1]);
-    const size = JSON.stringify([['r|1', 't|pv'], [1, 1]]).length;
+    const size = JSON.stringify([
+      ['r|1', 't|pv'],
+      [1, 1],
+    ]).length;
     const totals: Record<string, number> = {};
     const cuts: boolean[] = [];
     for (let batch = await rt.buffers.take(buffer, 0, 2 * size); batch; batch = await rt.buffers.take(buffer, 0, 2 * size)) {

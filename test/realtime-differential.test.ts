@@ -66,7 +66,11 @@ async function outcome<T>(fn: () => Promise<T>): Promise<T | { error: string }> 
 }
 
 const sortedDeltas = (batch: { seq: number; fields: string[]; deltas: number[]; more: boolean } | null) =>
-  batch && { seq: batch.seq, more: batch.more, deltas: batch.fields.map((f, i) => [f, batch.deltas[i]] as const).sort(([a], [b]) => (a < b ? -1 : 1)) };
+  batch && {
+    seq: batch.seq,
+    more: batch.more,
+    deltas: batch.fields.map((f, i) => [f, batch.deltas[i]] as const).sort(([a], [b]) => (a < b ? -1 : 1)),
+  };
 
 const name = fc.constantFrom('a', 'b', 'é', '😀', '～', 'a b', 'x:y', '%41');
 const delta = fc.integer({ min: -3, max: 5 });
@@ -159,20 +163,30 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
       }),
       // Small, often equal scores: ties rank by the members' bytes, which differ from UTF-16 order.
       fc.record({ op: fc.constant('zincrby' as const), suffix: rankSuffix, member: name, by: fc.constantFrom(0, 1, 1, 1, 2) }),
-      fc.record({ op: fc.constant('pfadd' as const), suffix: uniqueSuffix, members: fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 40 }), dirty: fc.boolean() }),
+      fc.record({
+        op: fc.constant('pfadd' as const),
+        suffix: uniqueSuffix,
+        members: fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 40 }),
+        dirty: fc.boolean(),
+      }),
       fc.record({ op: fc.constant('zmax' as const), member: name, score: fc.integer({ min: 0, max: 10_000 }) }),
       fc.record({ op: fc.constant('zrem' as const), max: fc.integer({ min: 0, max: 10_000 }) }),
       fc.record({
         op: fc.constant('session' as const),
         visitor: fc.constantFrom('v1', 'v2'),
         // Views within the session gap of each other: a bounce taken back in the same step sums to 0.
-        views: fc.array(fc.record({ at: fc.integer({ min: 0, max: 3_600_000 }), bucket: fc.constantFrom(0, 60) }), { minLength: 1, maxLength: 4 }),
+        views: fc.array(fc.record({ at: fc.integer({ min: 0, max: 3_600_000 }), bucket: fc.constantFrom(0, 60) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
       }),
     );
     const stepSpec = fc.record({
       events: fc.array(fc.constantFrom('e1', 'e2', 'e3', 'e4', 'e5', 'e6'), { maxLength: 3 }),
       ops: fc.array(opSpec, { maxLength: 6 }),
-      packed: fc.array(fc.record({ buffer: fc.nat(2), names: fc.array(name, { minLength: 1, maxLength: 3 }), by: delta }), { maxLength: 2 }),
+      packed: fc.array(fc.record({ buffer: fc.nat(2), names: fc.array(name, { minLength: 1, maxLength: 3 }), by: delta }), {
+        maxLength: 2,
+      }),
     });
     const readSpec: fc.Arbitrary<Read> = fc.oneof(
       fc.record({ read: fc.constant('counters' as const), suffix: counterSuffix }),
@@ -183,7 +197,10 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
       fc.record({ read: fc.constant('take' as const), buffer: fc.nat(2), minSeq: fc.constantFrom(0, 0, 7) }),
       fc.record({ read: fc.constant('finish' as const), buffer: fc.nat(2) }),
     );
-    const action = fc.oneof(stepSpec.map((step) => ({ step })), readSpec.map((read) => ({ read })));
+    const action = fc.oneof(
+      stepSpec.map((step) => ({ step })),
+      readSpec.map((read) => ({ read })),
+    );
 
     await fc.assert(
       fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 20 }), async (actions) => {
@@ -202,12 +219,19 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
                   field: s.field,
                   by: s.by,
                   ...(s.durable ? { durable: { buffer: users, name: `${s.suffix}|${s.field}` } } : {}),
-                  ...(s.onFirst ? { onFirst: [{ op: 'count', key: key('p:1'), field: 'users', by: 1, durable: { buffer: users, name: 'p:1|users' } }] } : {}),
+                  ...(s.onFirst
+                    ? { onFirst: [{ op: 'count', key: key('p:1'), field: 'users', by: 1, durable: { buffer: users, name: 'p:1|users' } }] }
+                    : {}),
                 } as AggregateOp;
               case 'zincrby':
                 return { op: 'zincrby', key: key(s.suffix), member: s.member, by: s.by };
               case 'pfadd':
-                return { op: 'pfadd', key: key(s.suffix), members: s.members, ...(s.dirty ? { dirty: { buffer: uniques, name: s.suffix } } : {}) };
+                return {
+                  op: 'pfadd',
+                  key: key(s.suffix),
+                  members: s.members,
+                  ...(s.dirty ? { dirty: { buffer: uniques, name: s.suffix } } : {}),
+                };
               case 'zmax':
                 return { op: 'zmax', key: key('live'), member: s.member, score: s.score };
               case 'zrem':
@@ -219,7 +243,9 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
                   buffer: rollups,
                   gapMs: 30 * 60_000,
                   ttlSeconds: 3600,
-                  views: [...s.views].sort((a, b) => a.at - b.at).map((v) => ({ at: v.at, totals: [{ key: key(`t:m:${v.bucket}`), name: `t:m:${v.bucket}` }] })),
+                  views: [...s.views]
+                    .sort((a, b) => a.at - b.at)
+                    .map((v) => ({ at: v.at, totals: [{ key: key(`t:m:${v.bucket}`), name: `t:m:${v.bucket}` }] })),
                 };
             }
           };
@@ -230,7 +256,10 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
             { read: 'uniques', suffixes: ['h:m:0', 'h:m:60', 'h:d:0'] },
             { read: 'copy', suffixes: ['h:m:0', 'h:m:60', 'h:d:0'] },
             { read: 'live', since: 0 },
-            ...[0, 1, 2].flatMap((buffer) => [{ read: 'finish' as const, buffer }, { read: 'take' as const, buffer, minSeq: 0 }]),
+            ...[0, 1, 2].flatMap((buffer) => [
+              { read: 'finish' as const, buffer },
+              { read: 'take' as const, buffer, minSeq: 0 },
+            ]),
           ];
           // The actions, then every figure and buffer once more: no difference stays unseen.
           for (const a of [...actions, ...everything.map((read) => ({ read }))]) {
@@ -259,7 +288,12 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
                 note(['uniques', await rt.analytics.countUniques(site, r.suffixes)]);
                 break;
               case 'copy':
-                note(['copy', (await rt.analytics.copyUniques(site, r.suffixes)).map((c) => c && { visitors: c.visitors, hll: c.hll.toString('base64') })]);
+                note([
+                  'copy',
+                  (await rt.analytics.copyUniques(site, r.suffixes)).map(
+                    (c) => c && { visitors: c.visitors, hll: c.hll.toString('base64') },
+                  ),
+                ]);
                 break;
               case 'live':
                 note(['live', await rt.analytics.liveSince(site, r.since)]);
@@ -298,7 +332,14 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
     const user = fc.constantFrom('u1', 'u2', 'ü', 'u:4');
     const durable = fc.option(fc.record({ durable: fc.integer({ min: 0, max: 9 }), lastSeq: fc.nat(3) }), { nil: null });
     const op: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 3, arbitrary: fc.record({ op: fc.constant('begin' as const), change: fc.nat(3), users: fc.uniqueArray(user, { minLength: 1, maxLength: 3 }) }) },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant('begin' as const),
+          change: fc.nat(3),
+          users: fc.uniqueArray(user, { minLength: 1, maxLength: 3 }),
+        }),
+      },
       {
         weight: 3,
         arbitrary: fc.record({
@@ -323,7 +364,10 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
           let inFlight: number | null = null;
           const users = ['u1', 'u2', 'ü', 'u:4'];
           const everything: Op[] = [
-            ...users.flatMap((u) => [{ op: 'state' as const, user: u, durable: null }, { op: 'total' as const, user: u, durable: null }]),
+            ...users.flatMap((u) => [
+              { op: 'state' as const, user: u, durable: null },
+              { op: 'total' as const, user: u, durable: null },
+            ]),
             { op: 'stale', user: 'u1', before: 1_000 },
             { op: 'touched', max: 1_000, limit: 10 },
             { op: 'buffered' },

@@ -16,13 +16,21 @@ describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
   const m1 = 'aaaaaaaaaaaaaaaa';
   const m2 = 'bbbbbbbbbbbbbbbb';
 
-  it('adds a change\'s delta only while its intent is there, bumping a version that only grows', async () => {
+  it("adds a change's delta only while its intent is there, bumping a version that only grows", async () => {
     const inbox = keys.inbox('site', 0);
     await rt.inbox.begin(inbox, m1, ['u1', 'u:2'], 1_000);
     const busy = await rt.inbox.readState(inbox, 'u1');
     expect(busy).toMatchObject({ intents: 1, oldestIntentMs: 1_000, version: 0, pending: 0 });
     expect(await rt.inbox.listTouched(inbox, 1_000, 10)).toEqual(expect.arrayContaining(['u1', 'u:2']));
-    const done = await rt.inbox.finish(inbox, m1, [{ userId: 'u1', delta: 2 }, { userId: 'u:2', delta: 0 }], 1_500);
+    const done = await rt.inbox.finish(
+      inbox,
+      m1,
+      [
+        { userId: 'u1', delta: 2 },
+        { userId: 'u:2', delta: 0 },
+      ],
+      1_500,
+    );
     expect(done[0]).toMatchObject({ applied: true, version: 1_500_000, pending: 2, inflight: 0 });
     expect(done[1]).toMatchObject({ applied: true, version: 0, pending: 0 });
     await rt.inbox.begin(inbox, m2, ['u1'], 2_000);
@@ -110,7 +118,15 @@ describe.each(realtimeLayers())('inbox counts: %s', (_name, open) => {
     const heard: string[] = [];
     const unsubscribe = await rt.live.subscribe(channel, (message) => heard.push(message));
     await rt.inbox.begin(inbox, m1, ['u', 'v'], 5);
-    await rt.inbox.finish(inbox, m1, [{ userId: 'u', delta: 1, channel }, { userId: 'v', delta: 0, channel }], 5);
+    await rt.inbox.finish(
+      inbox,
+      m1,
+      [
+        { userId: 'u', delta: 1, channel },
+        { userId: 'v', delta: 0, channel },
+      ],
+      5,
+    );
     await eventually(async () => expect(heard).toEqual(['5000']));
     await unsubscribe();
   });

@@ -31,7 +31,10 @@ export function realtimeLayers(): Layer[] {
     await pglite?.close();
     await cluster?.stop();
   });
-  const track = (rt: Realtime) => (opened.push(rt), rt);
+  const track = (rt: Realtime) => {
+    opened.push(rt);
+    return rt;
+  };
   return [
     ['redis', async (keys) => track(createRedisRealtime(new Redis(REDIS_URL), keys))],
     ['redis cluster', async (keys) => track(createRedisRealtime((cluster as TestCluster).client(), keys))],

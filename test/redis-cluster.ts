@@ -22,8 +22,22 @@ export async function startTestCluster(basePort = 17_000 + Math.floor(Math.rando
   const procs: ChildProcess[] = ports.map((port) =>
     spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-        '--save', '', '--appendonly', 'no', '--dir', dir],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ],
       { stdio: 'ignore' },
     ),
   );
@@ -49,7 +63,12 @@ export async function startTestCluster(basePort = 17_000 + Math.floor(Math.rando
     for (const port of ports) {
       for (let i = 0; ; i++) {
         const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info']);
-        if (stdout.includes('cluster_state:ok') && stdout.includes('cluster_slots_assigned:16384') && stdout.includes('cluster_known_nodes:3')) break;
+        if (
+          stdout.includes('cluster_state:ok') &&
+          stdout.includes('cluster_slots_assigned:16384') &&
+          stdout.includes('cluster_known_nodes:3')
+        )
+          break;
         if (i > 100) throw new Error('the test cluster did not become ready');
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

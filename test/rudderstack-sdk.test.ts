@@ -65,15 +65,19 @@ describe.each(['external', 'embedded'] as const)('RudderStack Node SDK against T
     expect(encodings.length).toBeGreaterThanOrEqual(2);
     expect(new Set(encodings)).toEqual(new Set(['gzip']));
 
-    await eventually(async () => {
-      for (const [i, userId] of users.entries()) {
-        const events: Record<string, number> = { 'Product Clicked': 1 };
-        if (i > 0) events['Signed Up'] = 2 * i;
-        expect(await get(`/v1/stats/users/${userId}`)).toEqual({ userId, events, pageviews: i + 1, clicks: 1, productsClicked: 1 });
-      }
-      expect(await get(`/v1/stats/products/${run}-sku`)).toEqual({ productId: `${run}-sku`, clicks: 4, uniqueUsers: 4 });
-      expect(await get('/v1/stats/summary?period=today')).toMatchObject({ visitors: 4, pageviews: 10, events: 16, clicks: 4, bots: 0 });
-    }, 20_000, 100);
+    await eventually(
+      async () => {
+        for (const [i, userId] of users.entries()) {
+          const events: Record<string, number> = { 'Product Clicked': 1 };
+          if (i > 0) events['Signed Up'] = 2 * i;
+          expect(await get(`/v1/stats/users/${userId}`)).toEqual({ userId, events, pageviews: i + 1, clicks: 1, productsClicked: 1 });
+        }
+        expect(await get(`/v1/stats/products/${run}-sku`)).toEqual({ productId: `${run}-sku`, clicks: 4, uniqueUsers: 4 });
+        expect(await get('/v1/stats/summary?period=today')).toMatchObject({ visitors: 4, pageviews: 10, events: 16, clicks: 4, bots: 0 });
+      },
+      20_000,
+      100,
+    );
     // identify and alias count in no figure: the raw events hold them.
     const raw = await t.ctx.db.query<{ type: string; n: number }>(
       'SELECT type, count(*)::int8 AS n FROM events WHERE site_id = $1 GROUP BY type ORDER BY type',
@@ -105,7 +109,9 @@ describe.each(['external', 'embedded'] as const)('RudderStack Node SDK against T
     expect(after.status).toBe(200);
   });
 
-  it('answers 413 to an endless gzip stream while it is still being sent: it is inflated only up to the limit', { timeout: 30_000 }, async () => {
+  it('answers 413 to an endless gzip stream while it is still being sent: it is inflated only up to the limit', {
+    timeout: 30_000,
+  }, async () => {
     const GIGABYTE = 1024 ** 3;
     const zip = createGzip();
     const req = request(`${url}/v1/batch`, {

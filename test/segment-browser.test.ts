@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { Browser } from 'playwright-core';
@@ -36,7 +36,11 @@ async function bundleAnalyticsNext(): Promise<string> {
 
 /** The site's page: loads analytics-next pointed at Tally, in the delivery mode of the query. */
 function pageHtml(writeKey: string, apiHost: string, batching: boolean): string {
-  const segmentIo = { apiHost, protocol: 'http', ...(batching ? { deliveryStrategy: { strategy: 'batching', config: { size: 4, timeout: 200 } } } : {}) };
+  const segmentIo = {
+    apiHost,
+    protocol: 'http',
+    ...(batching ? { deliveryStrategy: { strategy: 'batching', config: { size: 4, timeout: 200 } } } : {}),
+  };
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>Segment shop</title>
 <script src="/analytics.js"></script>
@@ -73,7 +77,9 @@ describe.skipIf(skipWithoutChromium('segment-browser.test.ts'))(`@segment/analyt
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname === '/analytics.js') return res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
       if (url.pathname !== '/') return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(pageHtml(t.site.writeKey, apiHost, url.searchParams.has('batching')));
+      res
+        .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+        .end(pageHtml(t.site.writeKey, apiHost, url.searchParams.has('batching')));
     });
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
     // Another origin than Tally's (localhost, not 127.0.0.1): every post is a CORS request.

@@ -19,7 +19,12 @@ function workload(n: number) {
     return seed % mod;
   };
   for (let i = 0; i < n; i++) {
-    events.push({ kind: next(3) === 0 ? 'page' : 'click', userId: `user-${next(40)}`, productId: `prod-${next(25)}`, messageId: `msg-${i}` });
+    events.push({
+      kind: next(3) === 0 ? 'page' : 'click',
+      userId: `user-${next(40)}`,
+      productId: `prod-${next(25)}`,
+      messageId: `msg-${i}`,
+    });
   }
   return events;
 }

@@ -35,7 +35,13 @@ const alive = (pid: number) => {
 
 describe('tally serve with TALLY_HTTP_PROCESSES=2', () => {
   const name = uniqueName('cluster');
-  const env: Record<string, string> = { REDIS_URL, DATABASE_URL, TALLY_PG_SCHEMA: name, TALLY_REDIS_PREFIX: name, TALLY_HTTP_PROCESSES: '2' };
+  const env: Record<string, string> = {
+    REDIS_URL,
+    DATABASE_URL,
+    TALLY_PG_SCHEMA: name,
+    TALLY_REDIS_PREFIX: name,
+    TALLY_HTTP_PROCESSES: '2',
+  };
   let server: ServerProcess | undefined;
   afterAll(async () => {
     if (server) await stopServerProcess(server, 'SIGKILL');

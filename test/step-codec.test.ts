@@ -15,7 +15,12 @@ const leaf: fc.Arbitrary<AggregateOp> = fc.oneof(
   fc.record({ op: fc.constant('count' as const), key, field: fc.string(), by: small }),
   fc.record({ op: fc.constant('count' as const), key, field: fc.string(), by: small, durable: fc.record({ buffer, name: fc.string() }) }),
   fc.record({ op: fc.constant('pfadd' as const), key, members: fc.array(fc.string(), { minLength: 1 }) }),
-  fc.record({ op: fc.constant('pfadd' as const), key, members: fc.array(fc.string(), { minLength: 1 }), dirty: fc.record({ buffer, name: fc.string() }) }),
+  fc.record({
+    op: fc.constant('pfadd' as const),
+    key,
+    members: fc.array(fc.string(), { minLength: 1 }),
+    dirty: fc.record({ buffer, name: fc.string() }),
+  }),
   fc.record({ op: fc.constant('zincrby' as const), key, member: fc.string(), by: small }),
   fc.record({ op: fc.constant('zmax' as const), key, member: fc.string(), score: fc.nat() }),
   fc.record({ op: fc.constant('zremrangebyscore' as const), key, max: fc.nat() }),
@@ -26,18 +31,31 @@ const leaf: fc.Arbitrary<AggregateOp> = fc.oneof(
     buffer,
     gapMs: fc.nat(),
     ttlSeconds: fc.nat(),
-    views: fc.array(fc.record({ at: fc.nat(), totals: fc.array(fc.record({ key, name: fc.string() }), { maxLength: 3 }) }), { maxLength: 3 }),
+    views: fc.array(fc.record({ at: fc.nat(), totals: fc.array(fc.record({ key, name: fc.string() }), { maxLength: 3 }) }), {
+      maxLength: 3,
+    }),
   }),
 );
 const op: fc.Arbitrary<AggregateOp> = fc.oneof(
   { weight: 5, arbitrary: leaf },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('count' as const), key, field: fc.string(), by: small, onFirst: fc.array(leaf, { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('count' as const),
+      key,
+      field: fc.string(),
+      by: small,
+      onFirst: fc.array(leaf, { minLength: 1, maxLength: 3 }),
+    }),
+  },
 );
 const batch: fc.Arbitrary<AggregateBatch> = fc.record({
   dedupeTtlSeconds: fc.nat(),
   dedupeKeys: fc.array(key, { maxLength: 5 }),
   ops: fc.array(op, { maxLength: 8 }),
-  packed: fc.array(fc.record({ buffer, names: fc.array(fc.string(), { maxLength: 4 }), deltas: fc.array(small, { maxLength: 4 }) }), { maxLength: 3 }),
+  packed: fc.array(fc.record({ buffer, names: fc.array(fc.string(), { maxLength: 4 }), deltas: fc.array(small, { maxLength: 4 }) }), {
+    maxLength: 3,
+  }),
 });
 
 /** What the script is meant to receive: the step with keys resolved, as far as it travels. */
@@ -46,7 +64,11 @@ function expected(b: AggregateBatch) {
     list.map((o) => {
       switch (o.op) {
         case 'count':
-          return { op: o.op, key: o.key, fields: [o.field, o.by, o.durable?.buffer.pending ?? null, o.durable?.name ?? '', o.onFirst ? ops(o.onFirst) : null] };
+          return {
+            op: o.op,
+            key: o.key,
+            fields: [o.field, o.by, o.durable?.buffer.pending ?? null, o.durable?.name ?? '', o.onFirst ? ops(o.onFirst) : null],
+          };
         case 'pfadd':
           return { op: o.op, key: o.key, fields: [o.members, o.dirty?.buffer.pending ?? null, o.dirty?.name ?? ''] };
         case 'zincrby':
@@ -57,7 +79,11 @@ function expected(b: AggregateBatch) {
         case 'expire':
           return { op: o.op, key: o.key, fields: [o.seconds] };
         case 'session':
-          return { op: o.op, key: o.key, fields: [o.buffer.pending, o.gapMs, o.ttlSeconds, o.views.map((v) => [v.at, ...v.totals.flatMap((t) => [t.key, t.name])])] };
+          return {
+            op: o.op,
+            key: o.key,
+            fields: [o.buffer.pending, o.gapMs, o.ttlSeconds, o.views.map((v) => [v.at, ...v.totals.flatMap((t) => [t.key, t.name])])],
+          };
       }
     });
   return {

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket, connect } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 // A loopback TCP proxy in front of a real server (Redis, PostgreSQL) that a test can cut and
 // restore: an outage of the real thing, over real connections, without stopping the shared server.

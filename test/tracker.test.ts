@@ -223,7 +223,8 @@ describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chro
     });
     expect(retry.statusCode).toBe(200);
     await eventually(async () => {
-      for (let shard = 0; shard < t.ctx.config.streamShards; shard++) expect(await t.ctx.realtime.queue.length(t.ctx.keys.stream(shard))).toBe(0);
+      for (let shard = 0; shard < t.ctx.config.streamShards; shard++)
+        expect(await t.ctx.realtime.queue.length(t.ctx.keys.stream(shard))).toBe(0);
     });
     expect(await stats(userId)).toMatchObject(want);
   });
@@ -233,7 +234,9 @@ describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chro
     const page = await browser.newPage();
     await page.goto(`${siteUrl}/?storage=0`);
     await page.waitForFunction(() => (window as unknown as { tally?: { loaded?: boolean } }).tally?.loaded === true);
-    await page.evaluate(() => (window as unknown as { tally: { track(e: string, p: object): void } }).tally.track('Newsletter Joined', { plan: 'free' }));
+    await page.evaluate(() =>
+      (window as unknown as { tally: { track(e: string, p: object): void } }).tally.track('Newsletter Joined', { plan: 'free' }),
+    );
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     await page.goto('about:blank');
     await page.close();
@@ -250,7 +253,9 @@ describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chro
     }
   });
 
-  it('falls back to fetch when the beacon is refused, and retries a failed batch with the same messageIds', { timeout: 60_000 }, async () => {
+  it('falls back to fetch when the beacon is refused, and retries a failed batch with the same messageIds', {
+    timeout: 60_000,
+  }, async () => {
     const userId = uniqueName('retry');
     const before = received.length;
     const page = await browser.newPage();
@@ -264,12 +269,20 @@ describe.skipIf(skipWithoutChromium('tracker.test.ts'))('browser tracker in Chro
     await page.evaluate(() => (window as unknown as { tally: { flush(): void } }).tally.flush());
     // The first batch gets 503; its retry follows two seconds later, same messages, same ids.
     const ids = (body: (typeof received)[number]) => body.batch.map((m) => m['messageId']);
-    await eventually(async () => {
-      const [failed, ...later] = received.slice(before);
-      expect(failed).toBeDefined();
-      expect(later.map(ids)).toContainEqual(ids(failed!));
-    }, 15_000, 100);
-    await eventually(async () => expect(await stats(userId)).toMatchObject({ pageviews: 1, clicks: 1, events: { 'Product Clicked': 1 } }), 15_000, 100);
+    await eventually(
+      async () => {
+        const [failed, ...later] = received.slice(before);
+        expect(failed).toBeDefined();
+        expect(later.map(ids)).toContainEqual(ids(failed!));
+      },
+      15_000,
+      100,
+    );
+    await eventually(
+      async () => expect(await stats(userId)).toMatchObject({ pageviews: 1, clicks: 1, events: { 'Product Clicked': 1 } }),
+      15_000,
+      100,
+    );
     await page.close();
   });
 });

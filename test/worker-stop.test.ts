@@ -34,7 +34,9 @@ describe.each(['external', 'embedded'] as Mode[])('worker.stop (%s)', (mode) => 
     await worker.stop();
     expect(performance.now() - started).toBeLessThan(1000);
     // The final flush ran: the click is in PostgreSQL.
-    const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'u:u1|clicks'", [t.site.id]);
+    const rows = await t.ctx.db.query<{ value: number }>("SELECT value FROM counters WHERE site_id = $1 AND name = 'u:u1|clicks'", [
+      t.site.id,
+    ]);
     expect(rows.rows[0]?.value).toBe(1);
   });
 });

@@ -167,7 +167,9 @@ function rssKb(pid: number): number {
 
 /** Resident memory of a process and all its descendants (gunicorn's workers), in MB. */
 export function treeRssMb(root: number): number {
-  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const pids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
   const children = new Map<number, number[]>();
   for (const pid of pids) {
     const parent = parentOf(pid);

@@ -12,7 +12,10 @@ import { errorCatalogue } from '../errors.js';
 // src/ or dist/, like the dashboard), no CDN: the page works where the server has no internet.
 
 const DIR = new URL('../../src/api-docs/', import.meta.url);
-const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; description: string };
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+  description: string;
+};
 
 /** The body of every error answer (API.md "Errors"). */
 export const ErrorBody = Type.Object({
@@ -40,8 +43,16 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: { title: 'Tally', version: PACKAGE.version, description: PACKAGE.description },
       components: {
         securitySchemes: {
-          writeKey: { type: 'http', scheme: 'basic', description: 'The write key as the user name, empty password (or `writeKey` in the body).' },
-          secretKey: { type: 'http', scheme: 'bearer', description: "The site's secret key, or a user token where the route names that user." },
+          writeKey: {
+            type: 'http',
+            scheme: 'basic',
+            description: 'The write key as the user name, empty password (or `writeKey` in the body).',
+          },
+          secretKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "The site's secret key, or a user token where the route names that user.",
+          },
         },
       },
     },
@@ -59,7 +70,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 const hash = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 22);
 
 /** Only this page's own script and style, and same-origin fetches: document text never runs. */
-const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const DOCS_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 interface Served {
   body: string;
@@ -70,7 +82,7 @@ interface Served {
 function send(request: FastifyRequest, reply: FastifyReply, file: Served) {
   reply.header('cache-control', 'no-cache').header('etag', file.etag).header('x-content-type-options', 'nosniff');
   const given = request.headers['if-none-match'];
-  if (given !== undefined && given.split(',').some((tag) => tag.trim() === file.etag)) return reply.code(304).send();
+  if (given?.split(',').some((tag) => tag.trim() === file.etag)) return reply.code(304).send();
   return reply.type(file.type).send(file.body);
 }
 
@@ -89,5 +101,7 @@ export function registerApiDocsRoutes(app: FastifyInstance): void {
     return send(request, reply, page);
   });
   app.get('/docs/docs.js', { schema: { summary: "The reference page's script" } }, async (request, reply) => send(request, reply, script));
-  app.get('/docs/docs.css', { schema: { summary: "The reference page's style sheet" } }, async (request, reply) => send(request, reply, style));
+  app.get('/docs/docs.css', { schema: { summary: "The reference page's style sheet" } }, async (request, reply) =>
+    send(request, reply, style),
+  );
 }

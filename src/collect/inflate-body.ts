@@ -39,7 +39,11 @@ class InflatedBody extends Transform {
 }
 
 /** A route's preParsing hook: the body as sent, or inflated under the route's body limit. */
-export async function inflateBody(request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> {
+export async function inflateBody(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  payload: NodeJS.ReadableStream,
+): Promise<NodeJS.ReadableStream> {
   const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding === 'identity' || encoding === '') return payload;
   const createInflater = INFLATERS[encoding];
@@ -62,7 +66,9 @@ export async function inflateBody(request: FastifyRequest, _reply: FastifyReply,
   });
   // Fastify listens to the stream returned here, not to the request: a client that aborts must end it.
   payload.on('error', (err) => body.destroy(err));
-  inflater.on('error', () => body.destroy(new TallyError('invalid_json', `The ${encoding} body is corrupt or truncated: it does not inflate.`)));
+  inflater.on('error', () =>
+    body.destroy(new TallyError('invalid_json', `The ${encoding} body is corrupt or truncated: it does not inflate.`)),
+  );
   body.on('error', stop);
   payload.pipe(inflater).pipe(body);
   return body;

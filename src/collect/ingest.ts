@@ -51,7 +51,10 @@ interface OpenEntry {
  * entries, so it is accepted or refused whole. Each resolves once the stream holds its entry:
  * that is when the collector may answer "accepted".
  */
-export function createIngest(deps: { realtime: Pick<Realtime, 'queue'>; keys: Keys; config: Config }, onAccepted?: (n: number) => void): Ingest {
+export function createIngest(
+  deps: { realtime: Pick<Realtime, 'queue'>; keys: Keys; config: Config },
+  onAccepted?: (n: number) => void,
+): Ingest {
   let next = 0;
   let open = new Map<string, OpenEntry>();
   let scheduled = false;

@@ -23,9 +23,13 @@ const MAX_DOMAINS = 10;
 const MAX_PROPS = 30;
 
 const Url = Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH });
-const Props = Type.Record(Type.String({ maxLength: 300 }), Type.Union([Type.String({ maxLength: 2000 }), Type.Number(), Type.Boolean(), Type.Null()]), {
-  maxProperties: MAX_PROPS,
-});
+const Props = Type.Record(
+  Type.String({ maxLength: 300 }),
+  Type.Union([Type.String({ maxLength: 2000 }), Type.Number(), Type.Boolean(), Type.Null()]),
+  {
+    maxProperties: MAX_PROPS,
+  },
+);
 const Referrer = Type.Union([Type.String({ maxLength: MAX_URL_LENGTH }), Type.Null()]);
 const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 
@@ -65,7 +69,10 @@ function propsOf(body: PlausibleEvent): Record<string, unknown> {
 }
 
 /** The Segment-spec message a Plausible event stands for. */
-export function plausibleMessage(body: PlausibleEvent, facts: { receivedAt: number; ip: string; userAgent: string | undefined }): CollectedMessage {
+export function plausibleMessage(
+  body: PlausibleEvent,
+  facts: { receivedAt: number; ip: string; userAgent: string | undefined },
+): CollectedMessage {
   const name = body.name ?? body.n;
   if (name === undefined) throw invalid('/name', 'name is required.');
   const href = body.url ?? body.u;
@@ -115,10 +122,18 @@ export interface PlausibleDeps extends CollectDeps {
 export function registerPlausibleRoute(app: FastifyInstance, deps: PlausibleDeps): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/event',
-    { bodyLimit: MAX_MESSAGE_BYTES, preParsing: inflateBody, config: { validationCode: 'invalid_event' }, schema: { body: PlausibleEvent } },
+    {
+      bodyLimit: MAX_MESSAGE_BYTES,
+      preParsing: inflateBody,
+      config: { validationCode: 'invalid_event' },
+      schema: { body: PlausibleEvent },
+    },
     async (request, reply) => {
       const body = request.body;
-      const domains = (body.domain ?? body.d ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '');
+      const domains = (body.domain ?? body.d ?? '')
+        .split(',')
+        .map((d) => d.trim())
+        .filter((d) => d !== '');
       if (domains.length === 0) throw invalid('/domain', 'domain is required.');
       if (domains.length > MAX_DOMAINS) throw invalid('/domain', `domain names at most ${MAX_DOMAINS} sites.`);
       const message = plausibleMessage(body, requestFacts(request));

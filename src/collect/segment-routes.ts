@@ -11,8 +11,8 @@ import {
   MAX_MESSAGE_BYTES,
   type MessageType,
   normalizeMessage,
-  refuseUnstorable,
   type RequestFacts,
+  refuseUnstorable,
 } from './message.js';
 
 // Segment's HTTP Tracking API: unmodified Segment / RudderStack SDKs post here.

@@ -32,10 +32,7 @@ export async function restoreAnalyticsCounters(
   siteId: string,
   unknown: UnknownNames,
 ): Promise<number> {
-  const result = await deps.db.query<{ name: string; value: number }>(
-    'SELECT name, value FROM counters WHERE site_id = $1',
-    [siteId],
-  );
+  const result = await deps.db.query<{ name: string; value: number }>('SELECT name, value FROM counters WHERE site_id = $1', [siteId]);
   const bySuffix = new Map<string, Record<string, number>>();
   const bad: string[] = [];
   for (const row of result.rows) {

@@ -69,7 +69,8 @@ export function parseFigure(suffix: string): Figure | null {
   if (head === 't' && parts.length === 3) return { kind: 'totals', res: a, bucket };
   if (head === 'r' && parts.length === 5 && isWord(c) && isWord(d)) return { kind: 'ranking', res: a, bucket, dim: c, metric: d };
   if (head === 'h' && parts.length === 3) return { kind: 'unique', res: a, bucket };
-  if (head === 'h' && parts.length === 5 && isWord(c) && d !== undefined) return { kind: 'unique', res: a, bucket, dim: c, value: unpart(d) };
+  if (head === 'h' && parts.length === 5 && isWord(c) && d !== undefined)
+    return { kind: 'unique', res: a, bucket, dim: c, value: unpart(d) };
   return null;
 }
 

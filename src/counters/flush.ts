@@ -1,6 +1,6 @@
+import type { TakenBatch } from '../storage/counter-buffers.js';
 import type { Db, Queryable } from '../storage/db.js';
 import type { BufferKeys } from '../storage/keys.js';
-import type { TakenBatch } from '../storage/counter-buffers.js';
 import type { Realtime } from '../storage/realtime.js';
 
 // Write-behind of buffered counter deltas, exactly once:
@@ -100,9 +100,7 @@ export async function flushBuffers(
   const applied = await applyOnce(deps.db, taken, sink);
   await Promise.all(taken.map(({ buffer, batch }) => deps.realtime.buffers.finish(buffer, batch.seq)));
   return batches.map((batch, i) =>
-    batch
-      ? { seq: batch.seq, fields: batch.fields.length, applied: applied.has((buffers[i] as BufferKeys).name), more: batch.more }
-      : null,
+    batch ? { seq: batch.seq, fields: batch.fields.length, applied: applied.has((buffers[i] as BufferKeys).name), more: batch.more } : null,
   );
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { TallyError } from '../errors.js';
-import type { Site, SiteRepository } from '../sites/site-repository.js';
 import { SECRET_KEY_PREFIX, WRITE_KEY_PREFIX } from '../sites/site-keys.js';
+import type { Site, SiteRepository } from '../sites/site-repository.js';
 import { tokenSiteId, USER_TOKEN_PREFIX, verifyUserToken } from '../sites/user-token.js';
 
 // Who is calling. Write keys (public, collect only) come as the HTTP Basic user name with an

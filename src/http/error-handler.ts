@@ -56,10 +56,15 @@ function fromValidation(err: FastifyError, code: ErrorCode): TallyError {
 }
 
 // Connection failures of Redis (ioredis) or PostgreSQL (pg): the request may be retried later.
-const BACKEND_DOWN = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Connection terminated|MaxRetriesPerRequest|Reached the max retries|connect timeout|timeout exceeded when trying to connect|Cluster isn't ready|CLUSTERDOWN/i;
+const BACKEND_DOWN =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Connection terminated|MaxRetriesPerRequest|Reached the max retries|connect timeout|timeout exceeded when trying to connect|Cluster isn't ready|CLUSTERDOWN/i;
 
 function isBackendDown(err: Error): boolean {
-  return err.name === 'MaxRetriesPerRequestError' || BACKEND_DOWN.test(err.message) || BACKEND_DOWN.test(String((err as { code?: unknown }).code));
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    BACKEND_DOWN.test(err.message) ||
+    BACKEND_DOWN.test(String((err as { code?: unknown }).code))
+  );
 }
 
 function toTallyError(err: FastifyError, validationCode: ErrorCode): TallyError {
@@ -133,7 +138,11 @@ export function answerFrameworkError(err: FastifyError, _request: FastifyRequest
 export function answerClientError(err: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code: ErrorCode =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'invalid_request';
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 'request_timeout'
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'headers_too_large'
+        : 'invalid_request';
   const tallyErr = new TallyError(code, code === 'invalid_request' ? 'The request is not valid HTTP.' : undefined);
   // A response already under way on this connection (a live stream) cannot be followed by another.
   const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;

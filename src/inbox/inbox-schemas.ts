@@ -31,7 +31,13 @@ export const NewNotification = Type.Object(
   {
     additionalProperties: false,
     examples: [
-      { userId: 'user-42', title: 'Your export is ready', body: 'Download it within 7 days.', category: 'exports', data: { exportId: 'exp_9' } },
+      {
+        userId: 'user-42',
+        title: 'Your export is ready',
+        body: 'Download it within 7 days.',
+        category: 'exports',
+        data: { exportId: 'exp_9' },
+      },
       { id: 'invoice-2024-07-user-42', userId: 'user-42', title: 'Invoice for July' },
     ],
   },

@@ -64,8 +64,7 @@ export function decodeCursor(cursor: string): number | null {
 }
 
 const notFound = () => new TallyError('not_found', 'No such notification.');
-const conflictAt = (path: string) =>
-  new TallyError('conflict', 'That id belongs to a notification of another user.', path);
+const conflictAt = (path: string) => new TallyError('conflict', 'That id belongs to a notification of another user.', path);
 
 interface ChangeRow {
   found: number;
@@ -153,14 +152,16 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   }
 
   /** A by-id change of one notification as its own statement; sign: +1 when rows become unread. */
-  const single = (statement: Prepared, sign: 1 | -1) => async (input: ByIdInput): Promise<ByIdOutcome> => {
-    const key = refKey(input.siteId, input.userId);
-    const { result: row, finished } = await counter.change([input], async () => {
-      const row = (await db.query<ChangeRow>(statement, [input.siteId, input.id, input.userId, input.buffer])).rows[0] as ChangeRow;
-      return { result: row, deltas: new Map([[key, sign * Number(row.changed)]]), durable: new Map([[key, durableOf(row)]]) };
-    });
-    return { row, state: finished.get(key) };
-  };
+  const single =
+    (statement: Prepared, sign: 1 | -1) =>
+    async (input: ByIdInput): Promise<ByIdOutcome> => {
+      const key = refKey(input.siteId, input.userId);
+      const { result: row, finished } = await counter.change([input], async () => {
+        const row = (await db.query<ChangeRow>(statement, [input.siteId, input.id, input.userId, input.buffer])).rows[0] as ChangeRow;
+        return { result: row, deltas: new Map([[key, sign * Number(row.changed)]]), durable: new Map([[key, durableOf(row)]]) };
+      });
+      return { row, state: finished.get(key) };
+    };
 
   const markUnreadStatement = single(sql.MARK_UNREAD, 1);
   const deleteStatement = single(sql.DELETE_ONE, -1);
@@ -204,7 +205,9 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
             creates.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
           ]
         : []),
-      ...(reads.length > 0 ? [reads.map((i) => i.siteId), reads.map((i) => i.id), reads.map((i) => i.userId), reads.map((i) => i.buffer)] : []),
+      ...(reads.length > 0
+        ? [reads.map((i) => i.siteId), reads.map((i) => i.id), reads.map((i) => i.userId), reads.map((i) => i.buffer)]
+        : []),
     ]);
     const created = result.rows.slice(0, creates.length);
     const read = result.rows.slice(creates.length);
@@ -236,8 +239,13 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   async function notificationsOf(run: Queryable, inputs: readonly CreateInput[], rows: readonly MutateRow[]) {
     // A notification that committed after the statement's snapshot: read it now (no count change).
     const late = new Map<string, sql.NotificationRow>();
-    for (const [siteId, ids] of groupBy(inputs.filter((_, i) => rows[i]?.id == null), (i) => i.siteId, (i) => i.id)) {
-      for (const row of (await run.query<sql.NotificationRow>(sql.SELECT_BY_IDS, [siteId, ids])).rows) late.set(`${siteId}\n${row.id}`, row);
+    for (const [siteId, ids] of groupBy(
+      inputs.filter((_, i) => rows[i]?.id == null),
+      (i) => i.siteId,
+      (i) => i.id,
+    )) {
+      for (const row of (await run.query<sql.NotificationRow>(sql.SELECT_BY_IDS, [siteId, ids])).rows)
+        late.set(`${siteId}\n${row.id}`, row);
     }
     return inputs.map((input, i): sql.NotificationRow | null => {
       const found = rows[i];

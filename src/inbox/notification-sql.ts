@@ -27,7 +27,9 @@ const picked = COLUMNS.split(', ')
   .join(', ');
 
 /** The durable-count columns of a batch row `alias` (columns site_id, user_id, buffer). */
-const durableOfRow = (alias: string) => `(SELECT unread FROM unread_counts u WHERE u.site_id = ${alias}.site_id AND u.user_id = ${alias}.user_id) AS durable,
+const durableOfRow = (
+  alias: string,
+) => `(SELECT unread FROM unread_counts u WHERE u.site_id = ${alias}.site_id AND u.user_id = ${alias}.user_id) AS durable,
     (SELECT last_seq FROM flush_state f WHERE f.buffer = ${alias}.buffer) AS last_seq`;
 
 /**
@@ -77,7 +79,9 @@ function mutateText(creates: boolean, reads: boolean): string {
     parts.push(`SELECT 'r' AS kind, r.ord, NULL::boolean AS inserted,
       (SELECT count(*) FROM notifications n WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id) AS found,
       (SELECT count(*) FROM changed x WHERE x.site_id = r.site_id AND x.id = r.id AND x.user_id = r.user_id) AS changed,
-      ${COLUMNS.split(', ').map((c) => `NULL AS ${c}`).join(', ')},
+      ${COLUMNS.split(', ')
+        .map((c) => `NULL AS ${c}`)
+        .join(', ')},
       ${durableOfRow('r')}
     FROM r`);
   }

@@ -3,7 +3,7 @@ import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
-import { TRUE_AND_DURABLE, DURABLE_MISMATCHES } from './notification-sql.js';
+import { DURABLE_MISMATCHES, TRUE_AND_DURABLE } from './notification-sql.js';
 import { durableOf, INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
 
 // The reconciler: compares a user's count (durable + buffered, and the total kept beside the

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
 import { prepared, type Queryable } from '../storage/db.js';
-import { type InboxKeys, type Keys, part } from '../storage/keys.js';
 import type { DurableSnapshot, FinishedInboxChange } from '../storage/inbox-counts.js';
+import { type InboxKeys, type Keys, part } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { statementFailed } from './statement-batch.js';
 
@@ -99,7 +99,12 @@ const SELECT_UNREAD_ROWS = prepared(
   'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
 );
 
-export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realtime, 'inbox' | 'live'>; keys: Keys; log: Logger }): UnreadCounter {
+export function createUnreadCounter(deps: {
+  db: Queryable;
+  realtime: Pick<Realtime, 'inbox' | 'live'>;
+  keys: Keys;
+  log: Logger;
+}): UnreadCounter {
   const keysOf = (siteId: string, userId: string) => deps.keys.inbox(siteId, shardOf(userId));
   const channel = (siteId: string, userId: string) => deps.keys.channel(`inbox:${part(siteId)}:${part(userId)}`);
 
@@ -140,7 +145,10 @@ export function createUnreadCounter(deps: { db: Queryable; realtime: Pick<Realti
   }
 
   /** Adds a change's deltas (composing missing totals) and closes its intents: one script call per shard. */
-  type Finish = (deltas: ReadonlyMap<string, number>, durable?: ReadonlyMap<string, DurableCount>) => Promise<Map<string, FinishedInboxChange>>;
+  type Finish = (
+    deltas: ReadonlyMap<string, number>,
+    durable?: ReadonlyMap<string, DurableCount>,
+  ) => Promise<Map<string, FinishedInboxChange>>;
 
   return {
     keysOf,

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 // Prometheus metrics of one process, in a registry of its own (tests build many apps).
 export function createMetrics() {
@@ -9,7 +9,7 @@ export function createMetrics() {
     ingested: new Counter({ name: 'tally_ingested_events_total', help: 'Events accepted by the collector', registers: [registry] }),
     plausibleUnknownDomain: new Counter({
       name: 'tally_plausible_unknown_domain_events_total',
-      help: "Plausible events (per domain named) for a domain no site answers to: answered 202, counted nowhere",
+      help: 'Plausible events (per domain named) for a domain no site answers to: answered 202, counted nowhere',
       registers: [registry],
     }),
     processed: new Counter({ name: 'tally_processed_events_total', help: 'Events the processor handled', registers: [registry] }),

@@ -1,8 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import type { Auth } from '../http/auth.js';
 import { MAX_ID_LENGTH } from '../collect/message.js';
+import type { Auth } from '../http/auth.js';
 import type { CounterStats } from './counter-stats.js';
 
 const IdParam = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH });

@@ -69,7 +69,13 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
     if (query.metric !== 'visitors') return reader.ranking(siteId, buckets, query.dimension, COUNT_FIELD[query.metric], query.limit);
     const by = VISITOR_CANDIDATES[query.dimension];
     if (by === undefined) return [];
-    const candidates = await reader.ranking(siteId, buckets, query.dimension, by, Math.max(MIN_CANDIDATES, query.limit * CANDIDATES_PER_ROW));
+    const candidates = await reader.ranking(
+      siteId,
+      buckets,
+      query.dimension,
+      by,
+      Math.max(MIN_CANDIDATES, query.limit * CANDIDATES_PER_ROW),
+    );
     const counted = await Promise.all(
       candidates.map(async ({ value }) => ({ value, count: await reader.visitors(siteId, buckets, query.dimension, value) })),
     );
@@ -79,7 +85,10 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
       .slice(0, query.limit);
   }
 
-  async function timeseries(siteId: string, query: PeriodQuery & { metric: Metric; interval?: Interval }): Promise<{ t: string; count: number }[]> {
+  async function timeseries(
+    siteId: string,
+    query: PeriodQuery & { metric: Metric; interval?: Interval },
+  ): Promise<{ t: string; count: number }[]> {
     const range = resolvePeriod(query, now());
     const buckets = intervalBuckets(range, query.interval ?? range.interval);
     const field = query.metric === 'visitors' ? 'visitors' : TOTALS[query.metric];

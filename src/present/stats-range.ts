@@ -1,5 +1,5 @@
-import { TallyError } from '../errors.js';
 import { RES_SECONDS, type Res } from '../counters/counter-names.js';
+import { TallyError } from '../errors.js';
 import { bucketOf } from '../process/buckets.js';
 
 // Periods of the stats API as time ranges, and ranges as the fewest time buckets that cover

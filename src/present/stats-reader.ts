@@ -16,7 +16,11 @@ export interface Ranked {
 
 const totalsOf = (b: Bucket) => figureSuffix({ kind: 'totals', res: b.res, bucket: b.bucket });
 const uniqueOf = (b: Bucket, dim?: Dimension, value?: string) =>
-  figureSuffix(dim === undefined ? { kind: 'unique', res: b.res, bucket: b.bucket } : { kind: 'unique', res: b.res, bucket: b.bucket, dim, value: value ?? '' });
+  figureSuffix(
+    dim === undefined
+      ? { kind: 'unique', res: b.res, bucket: b.bucket }
+      : { kind: 'unique', res: b.res, bucket: b.bucket, dim, value: value ?? '' },
+  );
 
 export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>; db: Db }, now: () => number = Date.now) {
   const { db } = deps;
@@ -37,11 +41,21 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
    * walk every row of the site or of the resolution when its statistics were missing or stale,
    * a cost that grows with the table.) `where` may use $2…; the runs' bounds follow its parameters.
    */
-  function coldQuery(table: 'rollups' | 'uniques', columns: string, where: string, siteId: string, params: readonly string[], cold: readonly Bucket[]) {
+  function coldQuery(
+    table: 'rollups' | 'uniques',
+    columns: string,
+    where: string,
+    siteId: string,
+    params: readonly string[],
+    cold: readonly Bucket[],
+  ) {
     const values: (string | number)[] = [siteId, ...params];
     const branches: string[] = [];
     for (const res of ['m', 'h', 'd'] as const) {
-      const sorted = cold.filter((b) => b.res === res).map((b) => b.bucket).sort((a, b) => a - b);
+      const sorted = cold
+        .filter((b) => b.res === res)
+        .map((b) => b.bucket)
+        .sort((a, b) => a - b);
       for (let i = 0; i < sorted.length; ) {
         let j = i;
         while (j + 1 < sorted.length && (sorted[j + 1] as number) - (sorted[j] as number) === RES_SECONDS[res]) j++;
@@ -64,7 +78,10 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
     for (const h of hashes) for (const [field, n] of Object.entries(h)) add(field, n);
     if (cold.length > 0) {
       const q = coldQuery('rollups', 'metric, count', "dim = ''", siteId, [], cold);
-      const rows = await db.query<{ metric: string; n: number }>(`SELECT metric, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY metric`, q.values);
+      const rows = await db.query<{ metric: string; n: number }>(
+        `SELECT metric, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY metric`,
+        q.values,
+      );
       for (const r of rows.rows) add(r.metric, r.n);
     }
     return sums;
@@ -73,7 +90,10 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
   /** Distinct visitors over the buckets (of one dimension value when dim is given). */
   async function visitors(siteId: string, buckets: readonly Bucket[], dim?: Dimension, value?: string): Promise<number> {
     const { held, cold } = split(buckets);
-    let n = await hot.countUniques(siteId, held.map((b) => uniqueOf(b, dim, value)));
+    let n = await hot.countUniques(
+      siteId,
+      held.map((b) => uniqueOf(b, dim, value)),
+    );
     if (cold.length > 0) {
       const q = coldQuery('uniques', 'visitors', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
       const rows = await db.query<{ n: number | null }>(`SELECT sum(visitors)::int8 AS n FROM (${q.text}) c`, q.values);
@@ -92,7 +112,10 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
     for (const { member, score } of await hot.rank(siteId, rankings, hotLimit)) sums.set(member, score);
     if (cold.length > 0) {
       const q = coldQuery('rollups', 'value, count', 'dim = $2 AND metric = $3', siteId, [dim, metric], cold);
-      const rows = await db.query<{ value: string; n: number }>(`SELECT value, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY value`, q.values);
+      const rows = await db.query<{ value: string; n: number }>(
+        `SELECT value, sum(count)::int8 AS n FROM (${q.text}) c GROUP BY value`,
+        q.values,
+      );
       for (const r of rows.rows) sums.set(r.value, (sums.get(r.value) ?? 0) + r.n);
     }
     const sorted = [...sums]

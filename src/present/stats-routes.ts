@@ -4,7 +4,7 @@ import Type, { type Static } from 'typebox';
 import type { Auth } from '../http/auth.js';
 import { DIMENSIONS, type Dimension } from '../process/buckets.js';
 import { toCsv } from './stats-csv.js';
-import { type Metric, METRICS, type StatsQueries } from './stats-queries.js';
+import { METRICS, type Metric, type StatsQueries } from './stats-queries.js';
 import { INTERVALS } from './stats-range.js';
 import { PeriodFields, PeriodQuery } from './stats-schemas.js';
 import { registerStatsStream } from './stats-stream.js';
@@ -106,17 +106,20 @@ export function registerStatsRoutes(app: FastifyInstance, deps: { auth: Auth; qu
     let name: string;
     if (dimension !== undefined) {
       const rows = await queries.top(site.id, topArgs({ ...query, dimension }));
-      csv = toCsv(['value', 'count'], rows.map((r) => [r.value, r.count]));
+      csv = toCsv(
+        ['value', 'count'],
+        rows.map((r) => [r.value, r.count]),
+      );
       name = `top-${dimension}`;
     } else {
       const rows = await queries.timeseries(site.id, { ...query, metric: query.metric ?? 'pageviews' });
-      csv = toCsv(['t', 'count'], rows.map((r) => [r.t, r.count]));
+      csv = toCsv(
+        ['t', 'count'],
+        rows.map((r) => [r.t, r.count]),
+      );
       name = `timeseries-${query.metric ?? 'pageviews'}`;
     }
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="tally-${name}.csv"`)
-      .send(csv);
+    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="tally-${name}.csv"`).send(csv);
   });
 
   registerStatsStream(app, deps);

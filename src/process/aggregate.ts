@@ -194,7 +194,14 @@ export function createAggregator(keys: Keys) {
           if (!values) uniques.set(id, (values = new Map()));
           const v = value ?? '';
           let n = values.get(v);
-          if (!n) values.set(v, (n = named(figureSuffix(dim === undefined ? { kind: 'unique', res, bucket } : { kind: 'unique', res, bucket, dim, value: v }), ttl)));
+          if (!n)
+            values.set(
+              v,
+              (n = named(
+                figureSuffix(dim === undefined ? { kind: 'unique', res, bucket } : { kind: 'unique', res, bucket, dim, value: v }),
+                ttl,
+              )),
+            );
           return n;
         },
       };

@@ -1,4 +1,4 @@
-import { type Res, RES_SECONDS } from '../counters/counter-names.js';
+import { RES_SECONDS, type Res } from '../counters/counter-names.js';
 
 // The analytics engine's time buckets: their resolutions, retention in the real-time layer and
 // what a totals hash holds. Their names are src/counters/counter-names.ts's.

@@ -1,6 +1,6 @@
 import type { StreamPayload } from '../collect/ingest.js';
-import type { Keys } from '../storage/keys.js';
 import type { QueueEntry } from '../storage/ingest-queue.js';
+import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 
 // Dead letters: stream entries whose batch failed every attempt, moved by the processor to a
@@ -25,7 +25,11 @@ interface Deps {
 }
 
 /** Every dead letter of the shard, oldest first, with the operator's consumer to acknowledge them. */
-async function withShard<T>(deps: Deps, shard: number, use: (letters: QueueEntry[], ack: (id: string) => Promise<void>) => Promise<T>): Promise<T> {
+async function withShard<T>(
+  deps: Deps,
+  shard: number,
+  use: (letters: QueueEntry[], ack: (id: string) => Promise<void>) => Promise<T>,
+): Promise<T> {
   const dead = deps.keys.deadLetters(shard);
   const reader = await deps.realtime.queue.openConsumer(dead, GROUP, CONSUMER);
   try {
@@ -64,7 +68,8 @@ export async function replayDeadLetters(deps: Deps, shards: number, maxBacklog: 
       for (const entry of entries) {
         const payload: StreamPayload = { ...(JSON.parse(entry.payload) as StreamPayload), r: true };
         const id = await deps.realtime.queue.enqueue(deps.keys.stream(shard), JSON.stringify(payload), maxBacklog);
-        if (id === null) throw new Error(`stream shard ${shard} is full; ${replayed} dead letters were replayed, replay the rest once it has room.`);
+        if (id === null)
+          throw new Error(`stream shard ${shard} is full; ${replayed} dead letters were replayed, replay the rest once it has room.`);
         await ack(entry.id);
         replayed += 1;
       }

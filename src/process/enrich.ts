@@ -87,7 +87,10 @@ function createAgentCache(max = 5000) {
 /** Salts shared by every processor (the real-time layer holds them); cached per UTC day. */
 export type SaltSource = (day: string) => Promise<string>;
 
-export function createSaltSource(getOrSet: (key: string, value: string, ttlSeconds: number) => Promise<string>, keyOf: (day: string) => string): SaltSource {
+export function createSaltSource(
+  getOrSet: (key: string, value: string, ttlSeconds: number) => Promise<string>,
+  keyOf: (day: string) => string,
+): SaltSource {
   const cached = new Map<string, string>();
   return async (day) => {
     const hit = cached.get(day);

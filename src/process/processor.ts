@@ -1,10 +1,10 @@
-import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { StreamPayload } from '../collect/ingest.js';
 import type { CollectedMessage } from '../collect/message.js';
-import { startLoop, type StepResult } from '../lifecycle/background-loop.js';
+import { type StepResult, startLoop } from '../lifecycle/background-loop.js';
 import type { QueueConsumer, QueueEntry } from '../storage/ingest-queue.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
-import type { Keys } from '../storage/keys.js';
 import type { QueueConsumer } from '../storage/ingest-queue.js';
+import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { Counted } from './aggregate.js';
 import type { BatchSink } from './processor.js';

@@ -60,7 +60,9 @@ export async function rebuildSite(
     };
     for (const row of rows.rows) {
       const suffix = figureSuffix(
-        row.dim === '' ? { kind: 'totals', res, bucket: row.bucket } : { kind: 'ranking', res, bucket: row.bucket, dim: row.dim, metric: row.metric },
+        row.dim === ''
+          ? { kind: 'totals', res, bucket: row.bucket }
+          : { kind: 'ranking', res, bucket: row.bucket, dim: row.dim, metric: row.metric },
       );
       if (current?.suffix !== suffix) {
         await emit();
@@ -77,7 +79,9 @@ export async function rebuildSite(
     for (const row of sketches.rows) {
       if (!heldInRealtime(res, row.bucket, nowMs)) continue;
       const suffix = figureSuffix(
-        row.dim === '' ? { kind: 'unique', res, bucket: row.bucket } : { kind: 'unique', res, bucket: row.bucket, dim: row.dim, value: row.value },
+        row.dim === ''
+          ? { kind: 'unique', res, bucket: row.bucket }
+          : { kind: 'unique', res, bucket: row.bucket, dim: row.dim, value: row.value },
       );
       const ttl = ttlOf(res, row.bucket, nowMs);
       await push({ kind: 'unique', suffix, hll: Buffer.from(row.hll), ...(ttl !== undefined ? { ttlSeconds: ttl } : {}) });

@@ -54,7 +54,14 @@ export function uniquesSink(deps: { realtime: Pick<Realtime, 'analytics'> }, sit
       siteId,
       named.map((n) => n.suffix),
     );
-    const rows = { res: [] as string[], bucket: [] as number[], dim: [] as string[], value: [] as string[], hll: [] as Buffer[], visitors: [] as number[] };
+    const rows = {
+      res: [] as string[],
+      bucket: [] as number[],
+      dim: [] as string[],
+      value: [] as string[],
+      hll: [] as Buffer[],
+      visitors: [] as number[],
+    };
     named.forEach((n, i) => {
       const copy = copies[i];
       // Gone already: a bucket written past its retention, which expired before this copy.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Db, Queryable } from '../storage/db.js';
 import { TallyError } from '../errors.js';
+import type { Db, Queryable } from '../storage/db.js';
 import { generateKey, hashKey, newSiteId, SECRET_KEY_PREFIX, WRITE_KEY_PREFIX } from './site-keys.js';
 
 export interface Site {
@@ -114,10 +114,7 @@ export class SiteRepository {
     const digest = hashKey(key);
     return this.cached(`${kind}:${digest}`, async () => {
       const column = kind === 'write' ? 'write_key_hash' : 'secret_key_hash';
-      const result = await this.db.query<Row>(
-        `SELECT id, name, token_signing_key FROM sites WHERE ${column} = $1`,
-        [digest],
-      );
+      const result = await this.db.query<Row>(`SELECT id, name, token_signing_key FROM sites WHERE ${column} = $1`, [digest]);
       return result.rows[0] ? toSite(result.rows[0]) : null;
     });
   }
@@ -150,7 +147,11 @@ export class SiteRepository {
 export const normalizeDomain = (domain: string): string => domain.trim().toLowerCase();
 
 /** Replaces a site's domains in a transaction; answers the stored list and the ones removed. */
-async function replaceDomains(tx: Queryable, siteId: string, domains: readonly string[]): Promise<{ domains: string[]; removed: string[] }> {
+async function replaceDomains(
+  tx: Queryable,
+  siteId: string,
+  domains: readonly string[],
+): Promise<{ domains: string[]; removed: string[] }> {
   const wanted = [...new Set(domains.map(normalizeDomain))].sort();
   const taken = await tx.query<{ domain: string }>(
     `SELECT domain FROM site_domains WHERE domain = ANY($1::text[]) AND site_id <> $2
@@ -159,14 +160,19 @@ async function replaceDomains(tx: Queryable, siteId: string, domains: readonly s
   );
   const clash = taken.rows[0]?.domain;
   if (clash !== undefined) {
-    throw new TallyError('conflict', `Another site answers to "${clash}" already.`, `/domains/${domains.findIndex((d) => normalizeDomain(d) === clash)}`);
+    throw new TallyError(
+      'conflict',
+      `Another site answers to "${clash}" already.`,
+      `/domains/${domains.findIndex((d) => normalizeDomain(d) === clash)}`,
+    );
   }
   const removed = await tx.query<{ domain: string }>('DELETE FROM site_domains WHERE site_id = $1 RETURNING domain', [siteId]);
   try {
     await tx.query('INSERT INTO site_domains (domain, site_id) SELECT unnest($1::text[]), $2', [wanted, siteId]);
   } catch (err) {
     // Another site claimed one of them since the check above.
-    if ((err as { code?: unknown }).code === '23505') throw new TallyError('conflict', 'Another site took one of these domains meanwhile.', '/domains');
+    if ((err as { code?: unknown }).code === '23505')
+      throw new TallyError('conflict', 'Another site took one of these domains meanwhile.', '/domains');
     throw err;
   }
   return { domains: wanted, removed: removed.rows.map((r) => r.domain) };

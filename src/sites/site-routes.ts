@@ -1,10 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
+import { MAX_ID_LENGTH } from '../collect/message.js';
 import type { Config } from '../config.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
-import { MAX_ID_LENGTH } from '../collect/message.js';
 import { isStorableText } from '../storage/storable-text.js';
 import { safeEqual } from './site-keys.js';
 import type { SiteRepository } from './site-repository.js';
@@ -54,7 +54,8 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
       if (admin === false) throw new TallyError('unauthorized', 'Send ADMIN_TOKEN as a Bearer token.');
       if (admin === null) throw new TallyError('unauthorized', 'That admin token is not valid.');
       const name = request.body.name.trim();
-      if (!isStorableText(name)) throw new TallyError('invalid_request', 'name must not contain NUL characters or unpaired UTF-16 surrogates.', '/name');
+      if (!isStorableText(name))
+        throw new TallyError('invalid_request', 'name must not contain NUL characters or unpaired UTF-16 surrogates.', '/name');
       const created = await deps.sites.create(name, request.body.domains);
       return reply.status(201).send(created);
     },
@@ -79,7 +80,8 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
         const own = await deps.auth.secret(request);
         if (own.id !== id) throw new TallyError('forbidden', "A site's secret key can change only that site.");
       }
-      if (request.body.timezone !== undefined) throw new TallyError('invalid_request', 'A site\'s time zone cannot be changed yet.', '/timezone');
+      if (request.body.timezone !== undefined)
+        throw new TallyError('invalid_request', "A site's time zone cannot be changed yet.", '/timezone');
       const site = await deps.sites.byId(id);
       if (!site) throw new TallyError('not_found', `No site has the id "${id}".`);
       const domains = await deps.sites.setDomains(site.id, request.body.domains);

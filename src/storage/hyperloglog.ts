@@ -38,7 +38,7 @@ const SPARSE_UPDATE_GROWTH = 3;
 const SPARSE_INITIAL_CAPACITY = 64;
 
 const MURMUR_SEED = 0xadc83b19;
-const ALPHA_INF = 0.721347520444481703680; // 0.5 / ln(2)
+const ALPHA_INF = 0.7213475204444817; // 0.5 / ln(2), as precise as a double holds it
 
 /** A HyperLogLog with Redis's hash, registers, encodings and PFCOUNT estimator. */
 export class HyperLogLog {
@@ -85,8 +85,7 @@ export class HyperLogLog {
   add(member: string): boolean {
     const count = hashMember(member);
     const index = hashIndex;
-    const changed =
-      this.image[ENCODING_BYTE] === DENSE ? setDenseRegister(this.image, index, count) : this.setSparseRegister(index, count);
+    const changed = this.image[ENCODING_BYTE] === DENSE ? setDenseRegister(this.image, index, count) : this.setSparseRegister(index, count);
     if (changed) this.image[CACHE_FLAG_BYTE]! |= CACHE_STALE;
     return changed;
   }

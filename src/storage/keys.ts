@@ -77,8 +77,7 @@ export function createKeys(prefix: string) {
     salt: (day: string) => `${prefix}:salt:${day}`,
     /** Raw events PostgreSQL could not take yet (an outage): written later, in order. */
     rawBacklog: `${prefix}:{raw}:backlog`,
-    inboxBuffer: (siteId: string, shard: number) =>
-      buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
+    inboxBuffer: (siteId: string, shard: number) => buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
     /** Everything one inbox shard's scripts touch: the counter buffer and its bookkeeping. */
     inbox: (siteId: string, shard: number): InboxKeys => {
       const tag = `${prefix}:{i:${part(siteId)}:${shard}}`;

@@ -50,15 +50,27 @@
     w.crypto.getRandomValues(b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join('');
+    var h = Array.prototype.map
+      .call(b, function (x) {
+        return (x + 0x100).toString(16).slice(1);
+      })
+      .join('');
     return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
   }
 
   function load(key) {
-    try { return w.localStorage.getItem(key); } catch (e) { return null; }
+    try {
+      return w.localStorage.getItem(key);
+    } catch (e) {
+      return null;
+    }
   }
   function save(key, value) {
-    try { w.localStorage.setItem(key, value); } catch (e) { /* storage blocked: stay in memory */ }
+    try {
+      w.localStorage.setItem(key, value);
+    } catch (e) {
+      /* storage blocked: stay in memory */
+    }
   }
 
   function useStorage() {
@@ -105,7 +117,10 @@
     var body = JSON.stringify({ writeKey: writeKey, batch: batch });
     if (attempt === 0 && navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return;
     var retry = function () {
-      if (attempt < MAX_RETRIES) setTimeout(function () { post(batch, attempt + 1); }, 2000 * Math.pow(2, attempt));
+      if (attempt < MAX_RETRIES)
+        setTimeout(function () {
+          post(batch, attempt + 1);
+        }, 2000 * Math.pow(2, attempt));
     };
     w.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } })
       .then(function (res) {
@@ -143,7 +158,11 @@
     if (visibleSince !== null) engagedMs += now - visibleSince;
     visibleSince = visible ? now : null;
     if (engagedMs <= 0) return;
-    var message = { type: 'track', event: 'Page Engaged', properties: { engaged_ms: engagedMs, path: engagedPage.path, url: engagedPage.url } };
+    var message = {
+      type: 'track',
+      event: 'Page Engaged',
+      properties: { engaged_ms: engagedMs, path: engagedPage.path, url: engagedPage.url },
+    };
     engagedMs = 0;
     enqueue(message);
     // The engagement belongs to the page it was measured on.

@@ -73,7 +73,7 @@ export function chooseEncoding(acceptEncoding: string | undefined): TrackerEncod
 /** If-None-Match holds this ETag (compared weakly, as RFC 9110 asks for If-None-Match). */
 function matches(request: FastifyRequest, etag: string): boolean {
   const given = request.headers['if-none-match'];
-  return given !== undefined && given.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+  return given?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag) ?? false;
 }
 
 export function registerTrackerRoute(app: FastifyInstance): void {

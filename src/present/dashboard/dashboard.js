@@ -175,7 +175,16 @@
   // ---------- summary and live visitors ----------
 
   const figuresKey = (summary, realtime) =>
-    [realtime.visitors, summary.visitors, summary.pageviews, summary.events, summary.clicks, summary.bounceRate, summary.avgEngagedSeconds, summary.bots].join('|');
+    [
+      realtime.visitors,
+      summary.visitors,
+      summary.pageviews,
+      summary.events,
+      summary.clicks,
+      summary.bounceRate,
+      summary.avgEngagedSeconds,
+      summary.bots,
+    ].join('|');
 
   function renderSummary(summary) {
     for (const name of ['visitors', 'pageviews', 'events', 'clicks']) {
@@ -206,7 +215,10 @@
       head.append(el('h2', { id: id + '-title' }, card.title));
       const exportButton = el('button', { type: 'button', class: 'small', 'aria-label': 'Export ' + card.title + ' as CSV' }, 'CSV');
       exportButton.addEventListener('click', () =>
-        download({ dimension: card.dimension, metric: card.metric, limit: EXPORT_LIMIT }, 'tally-' + card.dimension + '-' + state.period + '.csv'),
+        download(
+          { dimension: card.dimension, metric: card.metric, limit: EXPORT_LIMIT },
+          'tally-' + card.dimension + '-' + state.period + '.csv',
+        ),
       );
       head.append(exportButton);
       const table = el('table', { class: 'ranking' });
@@ -274,7 +286,21 @@
     const chart = svg('svg', { width, height, viewBox: '0 0 ' + width + ' ' + height, class: 'chart-svg', tabindex: '0', role: 'img' });
     const total = (key) => points.reduce((sum, p) => sum + p[key], 0);
     chart.append(
-      svg('title', {}, 'Pageviews and visitors per ' + state.interval + ': ' + formatCount(total('pageviews')) + ' pageviews in ' + points.length + ' ' + state.interval + 's. Use the arrow keys to read each ' + state.interval + '.'),
+      svg(
+        'title',
+        {},
+        'Pageviews and visitors per ' +
+          state.interval +
+          ': ' +
+          formatCount(total('pageviews')) +
+          ' pageviews in ' +
+          points.length +
+          ' ' +
+          state.interval +
+          's. Use the arrow keys to read each ' +
+          state.interval +
+          '.',
+      ),
     );
 
     for (let value = 0; value <= top; value += yStep) {
@@ -283,10 +309,13 @@
     }
     // Time labels at a whole step of points, so they are evenly spaced and as many as fit.
     // Hours or minutes over more than a day need the date too, or the clock times repeat.
-    const multiDay = state.interval !== 'day' && slots.length > 1 && Date.parse(slots[slots.length - 1].t) - Date.parse(slots[0].t) >= 86400000;
+    const multiDay =
+      state.interval !== 'day' && slots.length > 1 && Date.parse(slots[slots.length - 1].t) - Date.parse(slots[0].t) >= 86400000;
     const step = Math.max(1, Math.ceil(slots.length / Math.max(2, Math.floor(w / (multiDay ? 120 : 80)))));
     for (let i = 0; i < slots.length; i += step) {
-      chart.append(svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(slots[i].t, state.interval, multiDay)));
+      chart.append(
+        svg('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, formatTime(slots[i].t, state.interval, multiDay)),
+      );
     }
 
     if (points.length > 0) {
@@ -296,7 +325,8 @@
       chart.append(svg('path', { d: line('pageviews'), class: 'line-pageviews' }));
       chart.append(svg('path', { d: line('visitors'), class: 'line-visitors' }));
       if (points.length <= 60) {
-        for (const [i, p] of points.entries()) chart.append(svg('circle', { cx: x(i), cy: y(p.pageviews), r: 2.5, class: 'dot-pageviews' }));
+        for (const [i, p] of points.entries())
+          chart.append(svg('circle', { cx: x(i), cy: y(p.pageviews), r: 2.5, class: 'dot-pageviews' }));
       }
     }
 
@@ -319,7 +349,12 @@
         svg('circle', { cx: x(i), cy: y(p.visitors), r: 4, class: 'cursor-visitors' }),
       );
       $('chart-readout').textContent =
-        formatTime(p.t, state.interval, true) + ' UTC: ' + formatCount(p.pageviews) + ' pageviews, ' + formatCount(p.visitors) + ' visitors';
+        formatTime(p.t, state.interval, true) +
+        ' UTC: ' +
+        formatCount(p.pageviews) +
+        ' pageviews, ' +
+        formatCount(p.visitors) +
+        ' visitors';
     };
     const nearest = (event) => {
       const box = chart.getBoundingClientRect();
@@ -404,7 +439,9 @@
     } catch (err) {
       if (generation !== state.generation) return;
       if (isAuthError(err)) return signOut(err.message);
-      showError('Could not load the figures: ' + (err instanceof ApiError ? err.message + ' (' + err.code + ')' : 'the server cannot be reached.'));
+      showError(
+        'Could not load the figures: ' + (err instanceof ApiError ? err.message + ' (' + err.code + ')' : 'the server cannot be reached.'),
+      );
     } finally {
       state.lastRefresh = Date.now();
       state.refreshing = false;
@@ -608,7 +645,11 @@
     event.preventDefault();
     const key = $('key').value.trim();
     // Keys are printable ASCII; anything else could not even be sent as a header.
-    const problem = !key ? 'Enter the secret key.' : /^[\x21-\x7e]+$/.test(key) ? '' : 'A secret key has no spaces or special characters: paste it as printed.';
+    const problem = !key
+      ? 'Enter the secret key.'
+      : /^[\x21-\x7e]+$/.test(key)
+        ? ''
+        : 'A secret key has no spaces or special characters: paste it as printed.';
     if (problem) {
       $('login-error').textContent = problem;
       $('key').setAttribute('aria-invalid', 'true');

@@ -28,7 +28,11 @@ function byScoreThenBytes(a: RankedMember, b: RankedMember): number {
   return b.score - a.score || Buffer.compare(Buffer.from(b.member), Buffer.from(a.member));
 }
 
-export function createEmbeddedAnalytics(deps: { keys: Keys; buffers: EmbeddedBuffers; now: () => number }): AnalyticsRealtime & { close(): void } {
+export function createEmbeddedAnalytics(deps: {
+  keys: Keys;
+  buffers: EmbeddedBuffers;
+  now: () => number;
+}): AnalyticsRealtime & { close(): void } {
   const { buffers, now } = deps;
   const key = deps.keys.siteKey;
   const counters = new Map<string, Map<string, number>>();
@@ -211,7 +215,8 @@ export function createEmbeddedAnalytics(deps: { keys: Keys; buffers: EmbeddedBuf
         const k = key(siteId, item.suffix);
         drop(k);
         if (item.kind === 'unique') uniques.set(k, HyperLogLog.fromBytes(item.hll));
-        else if (Object.keys(item.values).length > 0) (item.kind === 'counters' ? counters : rankings).set(k, new Map(Object.entries(item.values)));
+        else if (Object.keys(item.values).length > 0)
+          (item.kind === 'counters' ? counters : rankings).set(k, new Map(Object.entries(item.values)));
         if (item.ttlSeconds !== undefined && live(k)) expiries.set(k, now() + item.ttlSeconds * 1000);
       }
     },

@@ -117,12 +117,14 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
     },
 
     async listTouched(keys, maxMs, limit) {
-      return [...usersOf(keys)]
-        .filter(([, user]) => user.touchedAt !== null && user.touchedAt <= maxMs)
-        // Ties in member byte order, as a sorted set has them.
-        .sort((a, b) => (a[1].touchedAt as number) - (b[1].touchedAt as number) || Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])))
-        .slice(0, limit)
-        .map(([userId]) => userId);
+      return (
+        [...usersOf(keys)]
+          .filter(([, user]) => user.touchedAt !== null && user.touchedAt <= maxMs)
+          // Ties in member byte order, as a sorted set has them.
+          .sort((a, b) => (a[1].touchedAt as number) - (b[1].touchedAt as number) || Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])))
+          .slice(0, limit)
+          .map(([userId]) => userId)
+      );
     },
 
     async untouch(keys, userIds, maxMs) {

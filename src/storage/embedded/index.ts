@@ -1,10 +1,10 @@
+import type { Queryable } from '../db.js';
 import type { Keys } from '../keys.js';
 import type { Realtime } from '../realtime.js';
 import { createEmbeddedAnalytics } from './analytics-realtime.js';
 import { createEmbeddedCoordination } from './coordination.js';
 import { EmbeddedBuffers } from './counter-buffers.js';
 import { createEmbeddedInboxCounts } from './inbox-counts.js';
-import type { Queryable } from '../db.js';
 import { pgliteJournal } from './ingest-journal.js';
 import { openEmbeddedIngestQueue } from './ingest-queue.js';
 import { createEmbeddedLiveChannel } from './live-channel.js';

@@ -22,7 +22,10 @@ export interface IngestJournal {
 export function pgliteJournal(db: Queryable): IngestJournal {
   return {
     async append(stream, payload) {
-      const result = await db.query<{ id: number }>('INSERT INTO ingest_journal (stream, payload) VALUES ($1, $2) RETURNING id', [stream, payload]);
+      const result = await db.query<{ id: number }>('INSERT INTO ingest_journal (stream, payload) VALUES ($1, $2) RETURNING id', [
+        stream,
+        payload,
+      ]);
       return String(result.rows[0]?.id);
     },
     async remove(ids) {
@@ -32,7 +35,9 @@ export function pgliteJournal(db: Queryable): IngestJournal {
       if (ids.length > 0) await db.query('UPDATE ingest_journal SET stream = $2 WHERE id = ANY($1::int8[])', [ids, stream]);
     },
     async load() {
-      const result = await db.query<{ id: number; stream: string; payload: string }>('SELECT id, stream, payload FROM ingest_journal ORDER BY id');
+      const result = await db.query<{ id: number; stream: string; payload: string }>(
+        'SELECT id, stream, payload FROM ingest_journal ORDER BY id',
+      );
       return result.rows.map((r) => ({ id: String(r.id), stream: r.stream, payload: r.payload }));
     },
   };

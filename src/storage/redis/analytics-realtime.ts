@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { type AnalyticsRealtime, checkStep, type RankedMember } from '../analytics-realtime.js';
 import type { Keys } from '../keys.js';
-import { randomBytes } from 'node:crypto';
 import { type CallScript, pairs, type RedisClient } from './client.js';
 import { encodeStep } from './step-codec.js';
 

@@ -67,7 +67,12 @@ export function defineScripts(client: RedisClient): CallScript {
     const lua = readFileSync(new URL(`${script}.lua`, LUA_DIR), 'utf8');
     client.defineCommand(commandName(script), { lua });
   }
-  return (script, keys, args = []) => (client as unknown as Record<string, ScriptFn>)[commandName(script)]!(keys.length, ...keys, ...args);
+  const commands = client as unknown as Record<string, ScriptFn>;
+  return (script, keys, args = []) => {
+    const command = commands[commandName(script)];
+    if (!command) throw new Error(`script ${script} is not defined on this client`);
+    return command(keys.length, ...keys, ...args);
+  };
 }
 
 /** A connection of its own (blocking reads, subscriptions), to the same Redis or Cluster. */

@@ -31,7 +31,10 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
       }
       const reply = (await call('inbox-finish', allKeys(keys), args)) as number[];
       return changes.map((_, i) => {
-        const [applied, version, pending, inflight, inflightSeq, doneSeq, hasTotal, total, running] = reply.slice(i * 9, i * 9 + 9) as number[];
+        const [applied, version, pending, inflight, inflightSeq, doneSeq, hasTotal, total, running] = reply.slice(
+          i * 9,
+          i * 9 + 9,
+        ) as number[];
         return {
           applied: applied === 1,
           version: version ?? 0,
@@ -76,10 +79,15 @@ export function createRedisInboxCounts(client: RedisClient, call: CallScript): I
       return [...users];
     },
 
-    dropStaleIntents: async (keys, userId, beforeMs) => Number(await call('inbox-drop-stale', [keys.intents, keys.running], [userId, beforeMs])),
+    dropStaleIntents: async (keys, userId, beforeMs) =>
+      Number(await call('inbox-drop-stale', [keys.intents, keys.running], [userId, beforeMs])),
 
     async repair(keys, userId, delta, expectVersion, nowMs) {
-      const reply = await call('inbox-repair', [keys.buffer.pending, keys.versions, keys.totals], [userId, delta, expectVersion, firstVersion(nowMs)]);
+      const reply = await call(
+        'inbox-repair',
+        [keys.buffer.pending, keys.versions, keys.totals],
+        [userId, delta, expectVersion, firstVersion(nowMs)],
+      );
       return Number(reply) === 1;
     },
 

@@ -105,7 +105,11 @@ export function decodeStep(step: EncodedStep): DecodedStep {
       if (!name) throw new Error(`unknown op code ${String(code)}`);
       if (name === 'count') {
         const [field, by, pending, durable, onFirst] = rest;
-        return { op: name, key: key(k), fields: [field, by, refOrNone(pending), durable, onFirst === 0 ? null : decodeOps(onFirst as WireOp[])] };
+        return {
+          op: name,
+          key: key(k),
+          fields: [field, by, refOrNone(pending), durable, onFirst === 0 ? null : decodeOps(onFirst as WireOp[])],
+        };
       }
       if (name === 'pfadd') {
         const [members, pending, durable] = rest;
