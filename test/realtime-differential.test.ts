@@ -1,16 +1,10 @@
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AggregateOp } from '../src/storage/analytics-realtime.js';
-import type { Db } from '../src/storage/db.js';
-import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import { type BufferKeys, createKeys, type Keys } from '../src/storage/keys.js';
-import { migrate } from '../src/storage/migrate.js';
-import { IN_MEMORY, openPglite } from '../src/storage/pglite.js';
 import type { Realtime } from '../src/storage/realtime.js';
-import { createRedisRealtime } from '../src/storage/redis/index.js';
-import { REDIS_URL, uniqueName } from './helpers.js';
-import { startTestCluster, type TestCluster } from './redis-cluster.js';
+import { uniqueName } from './helpers.js';
+import { realtimeLayers } from './realtime-layers.js';
 
 // Two implementations, one behaviour: the same random sequence of operations runs against Redis,
 // a Redis Cluster and the embedded default, and every answer is written down; the transcripts
@@ -21,25 +15,7 @@ import { startTestCluster, type TestCluster } from './redis-cluster.js';
 const SEED = 20261204;
 const RUNS = 60;
 
-let cluster: TestCluster | undefined;
-let pglite: Db | undefined;
-const opened: Realtime[] = [];
-beforeAll(async () => {
-  cluster = await startTestCluster();
-  pglite = await openPglite(IN_MEMORY, 'public');
-  await migrate(pglite, 'public');
-}, 60_000);
-afterAll(async () => {
-  for (const rt of opened) await rt.close();
-  await pglite?.close();
-  await cluster?.stop();
-});
-
-const layers: [string, (keys: Keys) => Promise<Realtime>][] = [
-  ['redis', async (keys) => createRedisRealtime(new Redis(REDIS_URL), keys)],
-  ['redis cluster', async (keys) => createRedisRealtime((cluster as TestCluster).client(), keys)],
-  ['embedded', (keys) => openEmbeddedRealtime(keys, pglite as Db)],
-];
+const layers = realtimeLayers();
 
 /** Runs `script` against every layer (fresh keys each) and expects the same transcript from all. */
 async function sameEverywhere(script: (rt: Realtime, keys: Keys, note: (what: unknown) => void) => Promise<void>): Promise<void> {
@@ -47,7 +23,6 @@ async function sameEverywhere(script: (rt: Realtime, keys: Keys, note: (what: un
   for (const [name, open] of layers) {
     const keys = createKeys(uniqueName('diff'));
     const rt = await open(keys);
-    opened.push(rt);
     const transcript: unknown[] = [];
     await script(rt, keys, (what) => transcript.push(what));
     transcripts.push([name, transcript]);
