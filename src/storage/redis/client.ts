@@ -71,7 +71,7 @@ export function defineScripts(client: RedisClient): CallScript {
   return (script, keys, args = []) => {
     const command = commands[commandName(script)];
     if (!command) throw new Error(`script ${script} is not defined on this client`);
-    return command(keys.length, ...keys, ...args);
+    return command.call(client, keys.length, ...keys, ...args);
   };
 }
 
