@@ -159,7 +159,10 @@ export function createUnreadCounter(deps: {
     // The total right after a change answers unless another change of the user was still in
     // flight (its delta may come after this one's though it committed first): then a read.
     async settle(siteId, userId, state) {
-      return state && state.running === 0 && state.total !== null ? { unread: state.total, version: state.version } : read(siteId, userId);
+      if (!state) return read(siteId, userId);
+      // The finish already told whether another change of the user is in flight: no second look.
+      if (state.running > 0) return countRows(siteId, userId, state.version);
+      return state.total !== null ? { unread: state.total, version: state.version } : read(siteId, userId);
     },
 
     async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
