@@ -1,0 +1,105 @@
+// One accepted, enriched event as the columnar event store keeps it (Parquet, partitioned by
+// site and UTC day). The query API (src/query) scans these columns; the processor's sink writes
+// them. Session-level columns (session, entry_page, source, referrer*, utm_*) carry the values of
+// the session's first event, as Plausible's sessions do: "visitors from Google" are the sessions
+// that came from Google, with every event of theirs. exit_page is derived at query time (the last
+// page view of the session).
+
+/** DuckDB type of each column, in file order. */
+export const EVENT_COLUMNS = {
+  site_id: 'VARCHAR',
+  message_id: 'VARCHAR',
+  /** Event time, UTC, millisecond precision. */
+  ts: 'TIMESTAMP_MS',
+  /** Segment call type: page, screen, track, identify, group, alias. */
+  type: 'VARCHAR',
+  /** pageview | event | engagement | other (src/process/enrich.ts). */
+  kind: 'VARCHAR',
+  /** Track event name; NULL for page views and engagements. */
+  name: 'VARCHAR',
+  /** userId, else anonymousId, else the daily-salted hash. */
+  visitor: 'VARCHAR',
+  /** A visitor's events with gaps of at most 30 minutes share it. */
+  session: 'VARCHAR',
+  /** The signed-in user (userId), NULL when anonymous. */
+  user_id: 'VARCHAR',
+  hostname: 'VARCHAR',
+  /** Path of the page (page views, and events sent from a page). */
+  page: 'VARCHAR',
+  /** Session-level: first page of the session. */
+  entry_page: 'VARCHAR',
+  /** Session-level: utm_source, else referrer host, else 'Direct'. */
+  source: 'VARCHAR',
+  /** Session-level: full referrer URL. */
+  referrer: 'VARCHAR',
+  referrer_host: 'VARCHAR',
+  utm_source: 'VARCHAR',
+  utm_medium: 'VARCHAR',
+  utm_campaign: 'VARCHAR',
+  utm_term: 'VARCHAR',
+  utm_content: 'VARCHAR',
+  browser: 'VARCHAR',
+  os: 'VARCHAR',
+  device: 'VARCHAR',
+  /** ISO 3166-1 alpha-2, NULL when unknown. The IP itself is never stored. */
+  country: 'VARCHAR',
+  region: 'VARCHAR',
+  product: 'VARCHAR',
+  revenue: 'DOUBLE',
+  engaged_ms: 'BIGINT',
+  /** Custom properties as text (`props:<name>` in queries). */
+  props: 'MAP(VARCHAR, VARCHAR)',
+  bot: 'BOOLEAN',
+} as const;
+
+export type EventColumn = keyof typeof EVENT_COLUMNS;
+
+export interface EventRow {
+  site_id: string;
+  message_id: string;
+  /** Epoch ms. */
+  ts: number;
+  type: string;
+  kind: string;
+  name: string | null;
+  visitor: string;
+  session: string;
+  user_id: string | null;
+  hostname: string | null;
+  page: string | null;
+  entry_page: string | null;
+  source: string;
+  referrer: string | null;
+  referrer_host: string | null;
+  utm_source: string | null;
+  utm_medium: string | null;
+  utm_campaign: string | null;
+  utm_term: string | null;
+  utm_content: string | null;
+  browser: string;
+  os: string;
+  device: string;
+  country: string | null;
+  region: string | null;
+  product: string | null;
+  revenue: number | null;
+  engaged_ms: number;
+  props: Readonly<Record<string, string>>;
+  bot: boolean;
+}
+
+/** Read side of the event store: what the query API scans. */
+export interface EventScan {
+  /**
+   * A consistent set of the site's files that hold every event with fromMs <= ts < toMs (and
+   * maybe more: partitions are whole UTC days). Each (site, message_id) is in exactly one row
+   * of them. Call release() when the query is done (files replaced by a compaction are kept
+   * until then).
+   */
+  snapshot(siteId: string, fromMs: number, toMs: number): Promise<EventSnapshot>;
+}
+
+export interface EventSnapshot {
+  files: readonly string[];
+  release(): void;
+}
