@@ -102,7 +102,7 @@ export function startOfMonth(zone: string, ms: number, months = 0): number {
 /** Start of the hour in `zone` that holds `ms` (differs from UTC's in zones offset by 30 or 45 minutes). */
 export function startOfHour(zone: string, ms: number): number {
   const w = wallTime(zone, ms);
-  return ms - ((((w.minute * 60 + w.second) * 1000 + (ms % 1000)) % 3_600_000) + 3_600_000) % 3_600_000;
+  return ms - (((((w.minute * 60 + w.second) * 1000 + (ms % 1000)) % 3_600_000) + 3_600_000) % 3_600_000);
 }
 
 /** The local date (YYYY-MM-DD) in `zone` at instant `ms`. */
