@@ -103,3 +103,8 @@ export interface EventSnapshot {
   files: readonly string[];
   release(): void;
 }
+
+/** Runs read-only SQL over snapshot files on the store's DuckDB (values as DuckDB's JS values). */
+export interface EventSql {
+  all(sql: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
+}
