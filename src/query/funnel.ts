@@ -1,0 +1,117 @@
+import type { EventQueryDeps, SqlCondition } from './event-source.js';
+import { TS_PARAM, withEventSource } from './event-source.js';
+import { pageViewOf } from './page-pattern.js';
+
+// Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
+// step k no later than `window` after their step 1, within the date range; sessions do not bound
+// it. "In that order" is the order of (time, messageId): each step is a later event than the
+// one before, and one event moves a chain forward by one step at most (it may also start a new
+// chain, as a step 1).
+//
+// One scan of the files. For every event that matches step k, c_k is the latest start (step 1's
+// time) of a chain that reaches step k with it: c_1 is the event's own time, and c_k is the
+// greatest c_(k-1) among the visitor's earlier events, if that start is within the window. The
+// latest start is the one to keep because it leaves the most room for the steps after it. Each
+// c_k is one window function over the rows c_(k-1) left, so a funnel of n steps is one read and
+// n-1 window passes, where a join per step would read the events n times.
+
+export const MIN_FUNNEL_STEPS = 2;
+export const MAX_FUNNEL_STEPS = 8;
+
+export type FunnelStep = { page: string } | { event: string };
+
+export interface FunnelQuery {
+  siteId: string;
+  /** Inclusive start, ms. */
+  fromMs: number;
+  /** Exclusive end, ms. */
+  toMs: number;
+  steps: readonly FunnelStep[];
+  /** Longest time from step 1 to the last step, ms; null: the whole range. */
+  windowMs: number | null;
+  /** The query's filters, already built. */
+  where: SqlCondition;
+}
+
+export interface FunnelStepResult {
+  visitors: number;
+  /** Percentage (0–100, two decimals) of step 1's visitors who reached this step. */
+  conversion_rate: number;
+  /** Visitors of the step before who did not reach this one (0 for step 1). */
+  dropoff: number;
+}
+
+export function stepCondition(step: FunnelStep): SqlCondition {
+  if ('page' in step) return pageViewOf(step.page);
+  return { sql: `(kind = 'event' AND name = ?)`, params: [step.event] };
+}
+
+/** The SQL that gives one row, `s1 … sn`: the visitors who reached each step. */
+export function funnelSql(source: string, query: FunnelQuery): SqlCondition {
+  const n = query.steps.length;
+  const steps = query.steps.map(stepCondition);
+  const window = Math.round(query.windowMs ?? query.toMs - query.fromMs);
+  const layers = [`l1 AS (SELECT *, CASE WHEN m1 THEN t END AS c1 FROM matched)`];
+  for (let k = 2; k <= n; k++) {
+    layers.push(
+      `l${k} AS (SELECT * EXCLUDE (p), CASE WHEN m${k} AND p >= t - ${window} THEN p END AS c${k}
+        FROM (SELECT *, max(c${k - 1}) OVER (${ORDERED}) AS p FROM l${k - 1}))`,
+    );
+  }
+  const reached = range(n)
+    .reverse()
+    .map((k) => `WHEN c${k} IS NOT NULL THEN ${k}`)
+    .join(' ');
+  const sql = `WITH matched AS (
+      SELECT visitor, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s.sql} AS m${i + 1}`).join(', ')}
+      FROM ${source}
+      WHERE site_id = ? AND ts >= ${TS_PARAM} AND ts < ${TS_PARAM} AND NOT bot AND (${query.where.sql})
+        AND (${steps.map((s) => s.sql).join(' OR ')})),
+    ${layers.join(',\n    ')}
+    SELECT ${range(n)
+      .map((k) => `count(*) FILTER (WHERE r >= ${k})::DOUBLE AS s${k}`)
+      .join(', ')}
+    FROM (SELECT visitor, max(CASE ${reached} END) AS r FROM l${n} GROUP BY visitor)`;
+  const params = [
+    ...steps.flatMap((s) => s.params),
+    query.siteId,
+    query.fromMs,
+    query.toMs,
+    ...query.where.params,
+    ...steps.flatMap((s) => s.params),
+  ];
+  return { sql, params };
+}
+
+/** The funnel's steps, in order. */
+export async function queryFunnel(deps: EventQueryDeps, query: FunnelQuery): Promise<FunnelStepResult[]> {
+  const visitors = await withEventSource(
+    deps,
+    query.siteId,
+    query.fromMs,
+    query.toMs,
+    async (source) => {
+      const { sql, params } = funnelSql(source, query);
+      const [row] = await deps.sql.all(sql, params);
+      return query.steps.map((_, i) => Number(row?.[`s${i + 1}`] ?? 0));
+    },
+    () => query.steps.map(() => 0),
+  );
+  return funnelSteps(visitors);
+}
+
+/** Conversion rates and drop-offs of the visitors at each step. */
+export function funnelSteps(visitors: readonly number[]): FunnelStepResult[] {
+  const entered = visitors[0] ?? 0;
+  return visitors.map((v, i) => ({
+    visitors: v,
+    conversion_rate: entered === 0 ? 0 : Math.round((v / entered) * 10_000) / 100,
+    dropoff: i === 0 ? 0 : (visitors[i - 1] ?? 0) - v,
+  }));
+}
+
+/** A visitor's events in (time, messageId) order: a frame of every earlier one. */
+const ORDERED = 'PARTITION BY visitor ORDER BY ts, message_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
+
+/** 1 … n */
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
