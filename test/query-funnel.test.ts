@@ -1,0 +1,201 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventRow } from '../src/events/event-row.js';
+import { NO_CONDITION } from '../src/query/event-source.js';
+import { type FunnelStep, funnelSteps, queryFunnel } from '../src/query/funnel.js';
+import { type EventFiles, eventRow, openEventFiles } from './event-files.js';
+import { modelFunnel } from './funnel-model.js';
+import { propertyParams, uniqueName } from './helpers.js';
+
+// Funnels over real Parquet files with the store's columns, checked by hand and against the
+// plain model of test/funnel-model.ts.
+
+const T0 = Date.UTC(2026, 2, 1, 12);
+const MIN = 60_000;
+const DAY = 86_400_000;
+
+let files: EventFiles;
+beforeAll(async () => {
+  files = await openEventFiles();
+});
+afterAll(async () => {
+  await files.close();
+});
+
+let seq = 0;
+const view = (site: string, visitor: string, at: number, page: string, more: Partial<EventRow> = {}) =>
+  eventRow({ site_id: site, message_id: `m${String(++seq).padStart(6, '0')}`, ts: at, visitor, page, ...more });
+const track = (site: string, visitor: string, at: number, name: string, more: Partial<EventRow> = {}) =>
+  view(site, visitor, at, '/app', { type: 'track', kind: 'event', name, ...more });
+
+const visitorsAt = async (site: string, steps: FunnelStep[], windowMs: number | null = null, where = NO_CONDITION) =>
+  (await queryFunnel(files, { siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs, where })).map((s) => s.visitors);
+
+describe('funnels, checked by hand', () => {
+  it('counts a visitor at step k only when steps 1..k happened in that order', async () => {
+    const site = uniqueName('f');
+    await files.write([
+      view(site, 'in-order', T0, '/pricing'),
+      view(site, 'in-order', T0 + MIN, '/signup'),
+      track(site, 'in-order', T0 + 2 * MIN, 'Signed Up'),
+      // Did every step, but signed up before seeing the pricing page.
+      track(site, 'reversed', T0, 'Signed Up'),
+      view(site, 'reversed', T0 + MIN, '/pricing'),
+      view(site, 'reversed', T0 + 2 * MIN, '/signup'),
+      // Skipped step 2: stops at step 1, whatever comes later.
+      view(site, 'skipper', T0, '/pricing/pro'),
+      track(site, 'skipper', T0 + MIN, 'Signed Up'),
+      // Never entered.
+      view(site, 'bystander', T0, '/signup'),
+    ]);
+    expect(await visitorsAt(site, [{ page: '/pricing*' }, { page: '/signup' }, { event: 'Signed Up' }])).toEqual([3, 2, 1]);
+  });
+
+  it('keeps the last step within the window of step 1, and tries a later step 1 when an earlier one is too old', async () => {
+    const site = uniqueName('f');
+    await files.write([
+      view(site, 'slow', T0, '/a'),
+      view(site, 'slow', T0 + 2 * DAY, '/b'),
+      // Came back: a fresh step 1 one hour before step 2.
+      view(site, 'restart', T0, '/a'),
+      view(site, 'restart', T0 + 2 * DAY - 60 * MIN, '/a'),
+      view(site, 'restart', T0 + 2 * DAY, '/b'),
+      // Exactly at the window's end still counts.
+      view(site, 'edge', T0, '/a'),
+      view(site, 'edge', T0 + DAY, '/b'),
+    ]);
+    const steps = [{ page: '/a' }, { page: '/b' }];
+    expect(await visitorsAt(site, steps, DAY)).toEqual([3, 2]);
+    expect(await visitorsAt(site, steps, DAY - 1)).toEqual([3, 1]);
+    expect(await visitorsAt(site, steps, null)).toEqual([3, 3]);
+  });
+
+  it('needs one event per step when steps repeat, and a later event for each step', async () => {
+    const site = uniqueName('f');
+    await files.write([
+      view(site, 'once', T0, '/p'),
+      view(site, 'twice', T0, '/p'),
+      view(site, 'twice', T0 + MIN, '/p'),
+      view(site, 'thrice', T0, '/p'),
+      view(site, 'thrice', T0 + MIN, '/p'),
+      view(site, 'thrice', T0 + 2 * MIN, '/p'),
+    ]);
+    expect(await visitorsAt(site, [{ page: '/p' }, { page: '/p' }, { page: '/p' }])).toEqual([3, 2, 1]);
+  });
+
+  it('orders events of the same millisecond by messageId', async () => {
+    const site = uniqueName('f');
+    await files.write([
+      eventRow({ site_id: site, message_id: 'b', ts: T0, visitor: 'v', page: '/a' }),
+      eventRow({ site_id: site, message_id: 'a', ts: T0, visitor: 'v', page: '/b' }),
+    ]);
+    expect(await visitorsAt(site, [{ page: '/a' }, { page: '/b' }])).toEqual([1, 0]);
+    expect(await visitorsAt(site, [{ page: '/b' }, { page: '/a' }])).toEqual([1, 1]);
+  });
+
+  it('takes filters, the date range, and leaves out bots and other sites', async () => {
+    const site = uniqueName('f');
+    const other = uniqueName('f');
+    await files.write([
+      view(site, 'de', T0, '/a', { country: 'DE' }),
+      view(site, 'de', T0 + MIN, '/b', { country: 'DE' }),
+      view(site, 'fr', T0, '/a', { country: 'FR' }),
+      view(site, 'fr', T0 + MIN, '/b', { country: 'FR' }),
+      view(site, 'bot', T0, '/a', { bot: true }),
+      view(site, 'bot', T0 + MIN, '/b', { bot: true }),
+      view(site, 'early', T0 - 2 * DAY, '/a'),
+      view(site, 'early', T0, '/b'),
+      view(other, 'elsewhere', T0, '/a'),
+    ]);
+    const steps = [{ page: '/a' }, { page: '/b' }];
+    expect(await visitorsAt(site, steps)).toEqual([2, 2]);
+    expect(await visitorsAt(site, steps, null, { sql: 'country = ?', params: ['DE'] })).toEqual([1, 1]);
+  });
+
+  it('matches page patterns: * for any characters, % and _ literal', async () => {
+    const site = uniqueName('f');
+    await files.write([
+      view(site, 'v1', T0, '/a_c'),
+      view(site, 'v2', T0, '/abc'),
+      view(site, 'v3', T0, '/100%'),
+      view(site, 'v4', T0, '/blog/x/y'),
+    ]);
+    expect(await visitorsAt(site, [{ page: '/a_c' }, { page: '/none' }])).toEqual([1, 0]);
+    expect(await visitorsAt(site, [{ page: '/100%' }, { page: '/none' }])).toEqual([1, 0]);
+    expect(await visitorsAt(site, [{ page: '/blog/*' }, { page: '/none' }])).toEqual([1, 0]);
+    expect(await visitorsAt(site, [{ page: '*' }, { page: '/none' }])).toEqual([4, 0]);
+  });
+
+  it('answers zeros for a site with no files', async () => {
+    expect(await visitorsAt(uniqueName('f'), [{ page: '/a' }, { page: '/b' }])).toEqual([0, 0]);
+  });
+
+  it('gives conversion rates against step 1 and drop-offs against the step before', () => {
+    expect(funnelSteps([3, 2, 0])).toEqual([
+      { visitors: 3, conversion_rate: 100, dropoff: 0 },
+      { visitors: 2, conversion_rate: 66.67, dropoff: 1 },
+      { visitors: 0, conversion_rate: 0, dropoff: 2 },
+    ]);
+    expect(funnelSteps([0, 0])).toEqual([
+      { visitors: 0, conversion_rate: 0, dropoff: 0 },
+      { visitors: 0, conversion_rate: 0, dropoff: 0 },
+    ]);
+  });
+});
+
+describe('funnels against the plain model', () => {
+  const PAGES = ['/', '/pricing', '/pricing/pro', '/signup', '/a_b', '/a%b', '/axb'];
+  const PATTERNS = ['/pricing', '/pricing*', '/*', '/a_b', '/a%b', '*up', '/signup'];
+  const NAMES = ['Signed Up', 'Paid', 'signed up'];
+  const stepArb: fc.Arbitrary<FunnelStep> = fc.oneof(
+    fc.constantFrom(...PATTERNS).map((page) => ({ page })),
+    fc.constantFrom(...NAMES).map((event) => ({ event })),
+  );
+  const eventArb = fc.record({
+    visitor: fc.integer({ min: 1, max: 6 }),
+    // Few distinct times, so ties (ordered by messageId) happen.
+    at: fc.integer({ min: -2, max: 16 }),
+    page: fc.constantFrom(...PAGES),
+    name: fc.option(fc.constantFrom(...NAMES), { nil: null }),
+    country: fc.constantFrom('DE', 'FR', null),
+    bot: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+    id: fc.integer({ min: 0, max: 1_000_000 }),
+  });
+
+  it("gives the model's visitors at every step (fixed seed)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' }),
+        fc.array(stepArb, { minLength: 2, maxLength: 5 }),
+        fc.option(fc.integer({ min: 0, max: 6 }), { nil: null }),
+        fc.constantFrom(null, 'DE', 'FR'),
+        async (drawn, steps, windowUnits, country) => {
+          const site = uniqueName('fp');
+          const rows = drawn.map((d, i) =>
+            eventRow({
+              site_id: site,
+              message_id: `${d.id}-${i}`,
+              ts: T0 + d.at * 10 * MIN,
+              visitor: `v${d.visitor}`,
+              ...(d.name === null ? { page: d.page } : { type: 'track', kind: 'event', name: d.name, page: d.page }),
+              country: d.country,
+              bot: d.bot,
+            }),
+          );
+          if (rows.length > 0) await files.write(rows);
+          const q = {
+            siteId: site,
+            fromMs: T0,
+            toMs: T0 + 14 * 10 * MIN,
+            steps,
+            windowMs: windowUnits === null ? null : windowUnits * 10 * MIN,
+          };
+          const where = country === null ? NO_CONDITION : { sql: 'country = ?', params: [country] };
+          const got = (await queryFunnel(files, { ...q, where })).map((s) => s.visitors);
+          expect(got).toEqual(modelFunnel(rows, q, (e) => country === null || e.country === country));
+        },
+      ),
+      propertyParams(150, 60_000),
+    );
+  });
+});
