@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { BOOLEAN, DOUBLE, DuckDBInstance, type DuckDBValue, VARCHAR } from '@duckdb/node-api';
 import { EVENT_COLUMNS, type EventRow, type EventScan, type EventSql } from '../src/events/event-row.js';
 
 // Real Parquet files with exactly the event store's columns, and a DuckDB that reads them, for
@@ -69,8 +69,16 @@ export async function openEventFiles(): Promise<EventFiles> {
     },
     sql: {
       async all(sql, params = []) {
-        const reader = await connection.runAndReadAll(sql, params as never);
-        return reader.getRowObjectsJS() as Record<string, unknown>[];
+        // Bound as the store's engine binds them: every number a DOUBLE, so the SQL must cast.
+        const statement = await connection.prepare(sql);
+        params.forEach((value, i) => {
+          statement.bindValue(
+            i + 1,
+            value as DuckDBValue,
+            typeof value === 'number' ? DOUBLE : typeof value === 'boolean' ? BOOLEAN : VARCHAR,
+          );
+        });
+        return (await statement.runAndReadAll()).getRowObjectsJS() as Record<string, unknown>[];
       },
     },
     async write(rows) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_CONDITION } from '../src/query/event-source.js';
+import type { EventRow } from '../src/events/event-row.js';
+import { NO_FILTER, type SqlParams } from '../src/query/event-source.js';
 import { queryRetention, type RetentionInterval, retentionPeriods } from '../src/query/retention.js';
 import { instantOf } from '../src/time/zone.js';
 import { type EventFiles, eventRow, openEventFiles } from './event-files.js';
@@ -20,10 +21,10 @@ afterAll(async () => {
 });
 
 let seq = 0;
-const seen = (site: string, visitor: string, at: number, more: Parameters<typeof eventRow>[0] extends infer R ? Partial<R> : never = {}) =>
+const seen = (site: string, visitor: string, at: number, more: Partial<EventRow> = {}) =>
   eventRow({ site_id: site, message_id: `r${++seq}`, ts: at, visitor, ...more });
 
-const retention = (site: string, interval: RetentionInterval, fromMs: number, toMs: number, where = NO_CONDITION) =>
+const retention = (site: string, interval: RetentionInterval, fromMs: number, toMs: number, where = NO_FILTER) =>
   queryRetention(files, { siteId: site, fromMs, toMs, interval, zone: ZONE, where });
 
 describe('retention', () => {
@@ -87,7 +88,7 @@ describe('retention', () => {
       { start: '2026-03-12', visitors: 0, returning: [] },
     ]);
     // In Germany, a was first seen on the 11th; b's return on the 12th was from France.
-    expect(await retention(site, 'day', berlin(11, 0), berlin(13, 0), { sql: 'country = ?', params: ['DE'] })).toEqual([
+    expect(await retention(site, 'day', berlin(11, 0), berlin(13, 0), (p: SqlParams) => `country = ${p.add('DE')}`)).toEqual([
       { start: '2026-03-11', visitors: 2, returning: [1] },
       { start: '2026-03-12', visitors: 0, returning: [] },
     ]);

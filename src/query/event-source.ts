@@ -8,19 +8,31 @@ export interface EventQueryDeps {
   sql: EventSql;
 }
 
+/** The values of a statement's `$n` placeholders, collected as its SQL is written. */
+export class SqlParams {
+  readonly values: unknown[] = [];
+  /** The placeholder of one more value. */
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
 /**
- * A boolean SQL expression over the event columns (src/events/event-row.ts) with `?`
- * placeholders, and the values they take in order. Filters arrive built as one.
+ * Writes a boolean SQL expression over the event columns (src/events/event-row.ts), its values
+ * added as parameters: how the query's filters reach a statement.
  */
-export interface SqlCondition {
+export type WhereSql = (params: SqlParams) => string;
+
+export const NO_FILTER: WhereSql = () => 'TRUE';
+
+/** A placeholder for epoch ms, typed as the ts column (file statistics then skip row groups). */
+export const tsParam = (params: SqlParams, ms: number) => `epoch_ms(${params.add(ms)}::BIGINT)::TIMESTAMP_MS`;
+
+export interface BuiltSql {
   sql: string;
   params: readonly unknown[];
 }
-
-/** A `?` that takes epoch ms, typed as the ts column so file statistics can skip row groups. */
-export const TS_PARAM = 'epoch_ms(?::BIGINT)::TIMESTAMP_MS';
-
-export const NO_CONDITION: SqlCondition = { sql: 'TRUE', params: [] };
 
 /** A SQL string literal (the store's own file paths, never user input). */
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;

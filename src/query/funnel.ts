@@ -1,6 +1,5 @@
-import type { EventQueryDeps, SqlCondition } from './event-source.js';
-import { TS_PARAM, withEventSource } from './event-source.js';
-import { pageViewOf } from './page-pattern.js';
+import { type BuiltSql, type EventQueryDeps, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import { pageViewSql } from './page-pattern.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
 // step k no later than `window` after their step 1, within the date range; sessions do not bound
@@ -29,8 +28,8 @@ export interface FunnelQuery {
   steps: readonly FunnelStep[];
   /** Longest time from step 1 to the last step, ms; null: the whole range. */
   windowMs: number | null;
-  /** The query's filters, already built. */
-  where: SqlCondition;
+  /** The query's filters. */
+  where: WhereSql;
 }
 
 export interface FunnelStepResult {
@@ -41,17 +40,18 @@ export interface FunnelStepResult {
   dropoff: number;
 }
 
-export function stepCondition(step: FunnelStep): SqlCondition {
-  if ('page' in step) return pageViewOf(step.page);
-  return { sql: `(kind = 'event' AND name = ?)`, params: [step.event] };
+export function stepSql(step: FunnelStep, params: SqlParams): string {
+  if ('page' in step) return pageViewSql(step.page, params);
+  return `(kind = 'event' AND name = ${params.add(step.event)})`;
 }
 
 /** The SQL that gives one row, `s1 … sn`: the visitors who reached each step. */
-export function funnelSql(source: string, query: FunnelQuery): SqlCondition {
+export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
   const n = query.steps.length;
-  const steps = query.steps.map(stepCondition);
+  const params = new SqlParams();
+  const steps = query.steps.map((step) => stepSql(step, params));
   const window = Math.round(query.windowMs ?? query.toMs - query.fromMs);
-  const layers = [`l1 AS (SELECT *, CASE WHEN m1 THEN t END AS c1 FROM matched)`];
+  const layers = ['l1 AS (SELECT *, CASE WHEN m1 THEN t END AS c1 FROM matched)'];
   for (let k = 2; k <= n; k++) {
     layers.push(
       `l${k} AS (SELECT * EXCLUDE (p), CASE WHEN m${k} AND p >= t - ${window} THEN p END AS c${k}
@@ -63,24 +63,16 @@ export function funnelSql(source: string, query: FunnelQuery): SqlCondition {
     .map((k) => `WHEN c${k} IS NOT NULL THEN ${k}`)
     .join(' ');
   const sql = `WITH matched AS (
-      SELECT visitor, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s.sql} AS m${i + 1}`).join(', ')}
+      SELECT visitor, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
       FROM ${source}
-      WHERE site_id = ? AND ts >= ${TS_PARAM} AND ts < ${TS_PARAM} AND NOT bot AND (${query.where.sql})
-        AND (${steps.map((s) => s.sql).join(' OR ')})),
+      WHERE site_id = ${params.add(query.siteId)} AND ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
+        AND NOT bot AND (${query.where(params)}) AND (${steps.join(' OR ')})),
     ${layers.join(',\n    ')}
     SELECT ${range(n)
       .map((k) => `count(*) FILTER (WHERE r >= ${k})::DOUBLE AS s${k}`)
       .join(', ')}
     FROM (SELECT visitor, max(CASE ${reached} END) AS r FROM l${n} GROUP BY visitor)`;
-  const params = [
-    ...steps.flatMap((s) => s.params),
-    query.siteId,
-    query.fromMs,
-    query.toMs,
-    ...query.where.params,
-    ...steps.flatMap((s) => s.params),
-  ];
-  return { sql, params };
+  return { sql, params: params.values };
 }
 
 /** The funnel's steps, in order. */

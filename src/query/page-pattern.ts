@@ -1,4 +1,4 @@
-import type { SqlCondition } from './event-source.js';
+import type { SqlParams } from './event-source.js';
 
 // A page pattern, as goals and funnel steps take it: `*` stands for any run of characters
 // (slashes included, as Plausible's goal patterns), everything else is literal. `/pricing`
@@ -13,6 +13,6 @@ export function likePattern(pattern: string): string {
 }
 
 /** Page views whose page matches the pattern. */
-export function pageViewOf(pattern: string): SqlCondition {
-  return { sql: `(kind = 'pageview' AND page LIKE ? ESCAPE '\\')`, params: [likePattern(pattern)] };
+export function pageViewSql(pattern: string, params: SqlParams): string {
+  return `(kind = 'pageview' AND page LIKE ${params.add(likePattern(pattern))} ESCAPE '\\')`;
 }

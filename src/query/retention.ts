@@ -1,5 +1,5 @@
 import { localDate, startOfDay, startOfWeek } from '../time/zone.js';
-import { type EventQueryDeps, type SqlCondition, TS_PARAM, withEventSource } from './event-source.js';
+import { type BuiltSql, type EventQueryDeps, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
 
 // Retention (API.md "Retention"): cohorts of first-seen visitors, by the day or week (in the
 // site's time zone) of their first event, and how many of each cohort came back in each later
@@ -22,7 +22,7 @@ export interface RetentionQuery {
   interval: RetentionInterval;
   /** The site's IANA time zone. */
   zone: string;
-  where: SqlCondition;
+  where: WhereSql;
 }
 
 export interface Cohort {
@@ -47,22 +47,23 @@ export function retentionPeriods(interval: RetentionInterval, zone: string, from
 }
 
 /** SQL giving (cohort, period, visitors) rows: visitors of cohort c seen in period i (i >= c). */
-export function retentionSql(source: string, query: RetentionQuery, starts: readonly number[]): SqlCondition {
+export function retentionSql(source: string, query: RetentionQuery, starts: readonly number[]): BuiltSql {
+  const params = new SqlParams();
   // The period starts are this module's own integers, written into the SQL as literals.
   const periods = starts.map((start, i) => `(${i}, ${Math.trunc(start)})`).join(', ');
+  const from = starts[0] ?? query.fromMs;
   const sql = `WITH ev AS (
       SELECT visitor, ts FROM ${source}
-      WHERE site_id = ? AND ts < ${TS_PARAM} AND NOT bot AND (${query.where.sql})),
+      WHERE site_id = ${params.add(query.siteId)} AND ts < ${tsParam(params, query.toMs)} AND NOT bot AND (${query.where(params)})),
     periods AS (SELECT i, epoch_ms(start)::TIMESTAMP_MS AS start FROM (VALUES ${periods}) AS p(i, start)),
-    new_visitors AS (SELECT visitor FROM ev GROUP BY visitor HAVING min(ts) >= ${TS_PARAM}),
+    new_visitors AS (SELECT visitor FROM ev GROUP BY visitor HAVING min(ts) >= ${tsParam(params, from)}),
     active AS (
       SELECT DISTINCT e.visitor, p.i FROM ev e ASOF JOIN periods p ON e.ts >= p.start
-      WHERE e.ts >= ${TS_PARAM} AND e.visitor IN (SELECT visitor FROM new_visitors)),
+      WHERE e.visitor IN (SELECT visitor FROM new_visitors)),
     cohorts AS (SELECT visitor, min(i) AS c FROM active GROUP BY visitor)
     SELECT c::INTEGER AS cohort, i::INTEGER AS period, count(*)::DOUBLE AS visitors
     FROM active JOIN cohorts USING (visitor) GROUP BY c, i`;
-  const from = starts[0] ?? query.fromMs;
-  return { sql, params: [query.siteId, query.toMs, ...query.where.params, from, from] };
+  return { sql, params: params.values };
 }
 
 export async function queryRetention(deps: EventQueryDeps, query: RetentionQuery): Promise<Cohort[]> {
