@@ -34,6 +34,8 @@ export interface AppOptions {
   /** 'ops': health, readiness and metrics only (a worker process's HTTP face). */
   routes?: 'all' | 'ops';
   logger?: boolean;
+  /** The stats routes' clock (what "today" is); Date.now unless a test fixes it. */
+  now?: () => number;
 }
 
 /** The config's trusted proxies as Fastify takes them (a hop count as the function Fastify would make of it). */
@@ -104,7 +106,8 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
     registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites, unknownDomain: metrics.plausibleUnknownDomain });
   });
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
-  registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx)) });
+  const now = options.now ?? Date.now;
+  registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx, now), now) });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);

@@ -1,12 +1,16 @@
 import { LIVE_WINDOW_MS } from '../process/aggregate.js';
 import { type Dimension, type RankMetric, TOTALS } from '../process/buckets.js';
-import { cover, type Interval, intervalBuckets, type Period, resolvePeriod } from './stats-range.js';
+import type { Site } from '../sites/site-repository.js';
+import { cover, type Interval, intervalSlots, type Period, resolvePeriod } from './stats-range.js';
 import type { Ranked, StatsReader } from './stats-reader.js';
 
 // The stats API's answers (API.md "Stats"), from time buckets only.
 
 export const METRICS = ['pageviews', 'clicks', 'events', 'visitors'] as const;
 export type Metric = (typeof METRICS)[number];
+
+/** The site a query is for: its periods follow its time zone. */
+export type StatsSite = Pick<Site, 'id' | 'timezone'>;
 
 export interface PeriodQuery {
   period?: Period;
@@ -47,9 +51,9 @@ const MIN_CANDIDATES = 30;
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 export function createStatsQueries(reader: StatsReader, now: () => number = Date.now) {
-  async function summary(siteId: string, query: PeriodQuery): Promise<Summary> {
-    const buckets = cover(resolvePeriod(query, now()));
-    const [t, visitors] = await Promise.all([reader.totals(siteId, buckets), reader.visitors(siteId, buckets)]);
+  async function summary(site: StatsSite, query: PeriodQuery): Promise<Summary> {
+    const buckets = cover(resolvePeriod(query, now(), site.timezone));
+    const [t, visitors] = await Promise.all([reader.totals(site.id, buckets), reader.visitors(site.id, buckets)]);
     const sessions = t[TOTALS.sessions] ?? 0;
     const bounces = Math.max(0, Math.min(sessions, t[TOTALS.bounces] ?? 0));
     const engagements = t[TOTALS.engagements] ?? 0;
@@ -64,8 +68,9 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
     };
   }
 
-  async function top(siteId: string, query: PeriodQuery & { dimension: Dimension; metric: Metric; limit: number }): Promise<Ranked[]> {
-    const buckets = cover(resolvePeriod(query, now()));
+  async function top(site: StatsSite, query: PeriodQuery & { dimension: Dimension; metric: Metric; limit: number }): Promise<Ranked[]> {
+    const siteId = site.id;
+    const buckets = cover(resolvePeriod(query, now(), site.timezone));
     if (query.metric !== 'visitors') return reader.ranking(siteId, buckets, query.dimension, COUNT_FIELD[query.metric], query.limit);
     const by = VISITOR_CANDIDATES[query.dimension];
     if (by === undefined) return [];
@@ -86,18 +91,22 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
   }
 
   async function timeseries(
-    siteId: string,
+    site: StatsSite,
     query: PeriodQuery & { metric: Metric; interval?: Interval },
   ): Promise<{ t: string; count: number }[]> {
-    const range = resolvePeriod(query, now());
-    const buckets = intervalBuckets(range, query.interval ?? range.interval);
+    const range = resolvePeriod(query, now(), site.timezone);
+    const slots = intervalSlots(range, query.interval ?? range.interval);
     const field = query.metric === 'visitors' ? 'visitors' : TOTALS[query.metric];
-    const counts = await reader.series(siteId, buckets, field);
-    return buckets.map((b, i) => ({ t: new Date(b.bucket * 1000).toISOString(), count: counts[i] ?? 0 }));
+    const counts = await reader.series(
+      site.id,
+      slots.map((s) => s.buckets),
+      field,
+    );
+    return slots.map((s, i) => ({ t: s.t, count: counts[i] ?? 0 }));
   }
 
-  async function realtime(siteId: string): Promise<{ visitors: number }> {
-    return { visitors: await reader.live(siteId, LIVE_WINDOW_MS) };
+  async function realtime(site: StatsSite): Promise<{ visitors: number }> {
+    return { visitors: await reader.live(site.id, LIVE_WINDOW_MS) };
   }
 
   return { summary, top, timeseries, realtime };

@@ -1,13 +1,16 @@
 import { figureSuffix, RES_SECONDS, type Res } from '../counters/counter-names.js';
 import { type Dimension, heldInRealtime, type RankMetric } from '../process/buckets.js';
 import type { Db } from '../storage/db.js';
+import { count, HyperLogLog } from '../storage/hyperloglog.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { Bucket } from './stats-range.js';
 
 // Reads time buckets wherever they are: the real-time layer while it holds them (minutes 48 h,
 // hours 90 days, days forever), the PostgreSQL rollups after that. Callers see one answer; raw
-// events are never read. Uniques over several buckets are a HyperLogLog union in the real-time
-// layer; for buckets only PostgreSQL still holds, their stored per-bucket counts are added.
+// events are never read. Uniques over several buckets are a HyperLogLog union: in the real-time
+// layer when it holds them all; else of the sketches themselves, the real-time layer's copies
+// and the ones PostgreSQL keeps (a local day in a zone offset by 30 minutes has minute buckets
+// at its edges, which only PostgreSQL holds after 48 hours).
 
 export interface Ranked {
   value: string;
@@ -90,16 +93,17 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
   /** Distinct visitors over the buckets (of one dimension value when dim is given). */
   async function visitors(siteId: string, buckets: readonly Bucket[], dim?: Dimension, value?: string): Promise<number> {
     const { held, cold } = split(buckets);
-    let n = await hot.countUniques(
-      siteId,
-      held.map((b) => uniqueOf(b, dim, value)),
-    );
-    if (cold.length > 0) {
-      const q = coldQuery('uniques', 'visitors', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
-      const rows = await db.query<{ n: number | null }>(`SELECT sum(visitors)::int8 AS n FROM (${q.text}) c`, q.values);
-      n += rows.rows[0]?.n ?? 0;
-    }
-    return n;
+    const suffixes = held.map((b) => uniqueOf(b, dim, value));
+    if (cold.length === 0) return hot.countUniques(siteId, suffixes);
+    const q = coldQuery('uniques', 'hll', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
+    const [copies, rows] = await Promise.all([
+      suffixes.length > 0 ? hot.copyUniques(siteId, suffixes) : [],
+      db.query<{ hll: Uint8Array }>(q.text, q.values),
+    ]);
+    const sketches: HyperLogLog[] = [];
+    for (const copy of copies) if (copy) sketches.push(HyperLogLog.fromBytes(copy.hll));
+    for (const row of rows.rows) sketches.push(HyperLogLog.fromBytes(row.hll));
+    return sketches.length === 0 ? 0 : count(...sketches);
   }
 
   /** A ranking summed over the buckets, highest first (limit 0: all). */
@@ -125,9 +129,14 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
     return limit > 0 ? sorted.slice(0, limit) : sorted;
   }
 
-  /** One totals field (or the visitors) per bucket, in the order given. */
-  async function series(siteId: string, buckets: readonly Bucket[], field: string | 'visitors'): Promise<number[]> {
-    const { cold } = split(buckets);
+  /**
+   * One totals field (or the visitors) per slot of buckets, in the order given: a UTC site's
+   * slots are one bucket each, a zoned site's local hours and days may be several.
+   */
+  async function series(siteId: string, slots: readonly (readonly Bucket[])[], field: string | 'visitors'): Promise<number[]> {
+    // Visitors of a slot of several buckets are a union, not a sum of per-bucket counts.
+    const summed = field === 'visitors' ? slots.filter((s) => s.length === 1) : slots;
+    const { cold } = split(summed.flat());
     const fromPg = new Map<string, number>();
     if (cold.length > 0) {
       const q =
@@ -138,11 +147,18 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
       for (const r of rows.rows) fromPg.set(`${r.res}${r.bucket}`, r.n);
     }
     const t = now();
+    const one = async (b: Bucket) => {
+      if (!heldInRealtime(b.res, b.bucket, t)) return fromPg.get(`${b.res}${b.bucket}`) ?? 0;
+      if (field === 'visitors') return hot.countUniques(siteId, [uniqueOf(b)]);
+      return (await hot.counters(siteId, totalsOf(b)))[field] ?? 0;
+    };
     return Promise.all(
-      buckets.map(async (b) => {
-        if (!heldInRealtime(b.res, b.bucket, t)) return fromPg.get(`${b.res}${b.bucket}`) ?? 0;
-        if (field === 'visitors') return hot.countUniques(siteId, [uniqueOf(b)]);
-        return (await hot.counters(siteId, totalsOf(b)))[field] ?? 0;
+      slots.map(async (slot) => {
+        if (slot.length === 1) return one(slot[0] as Bucket);
+        if (field === 'visitors') return visitors(siteId, slot);
+        let sum = 0;
+        for (const n of await Promise.all(slot.map(one))) sum += n;
+        return sum;
       }),
     );
   }

@@ -80,22 +80,22 @@ export function registerStatsRoutes(app: FastifyInstance, deps: { auth: Auth; qu
 
   routes.get('/v1/stats/summary', { schema: { querystring: PeriodQuery, response: { 200: Summary } } }, async (request) => {
     const site = await auth.secret(request);
-    return queries.summary(site.id, request.query);
+    return queries.summary(site, request.query);
   });
 
   routes.get('/v1/stats/top', { schema: { querystring: TopQuery, response: { 200: TopResults } } }, async (request) => {
     const site = await auth.secret(request);
-    return { results: await queries.top(site.id, topArgs(request.query)) };
+    return { results: await queries.top(site, topArgs(request.query)) };
   });
 
   routes.get('/v1/stats/timeseries', { schema: { querystring: SeriesQuery, response: { 200: SeriesResults } } }, async (request) => {
     const site = await auth.secret(request);
-    return { results: await queries.timeseries(site.id, { ...request.query, metric: request.query.metric ?? 'pageviews' }) };
+    return { results: await queries.timeseries(site, { ...request.query, metric: request.query.metric ?? 'pageviews' }) };
   });
 
   routes.get('/v1/stats/realtime', { schema: { response: { 200: Realtime } } }, async (request) => {
     const site = await auth.secret(request);
-    return queries.realtime(site.id);
+    return queries.realtime(site);
   });
 
   // The same query as top (with a dimension) or timeseries (without), as CSV with a header row.
@@ -105,14 +105,14 @@ export function registerStatsRoutes(app: FastifyInstance, deps: { auth: Auth; qu
     let csv: string;
     let name: string;
     if (dimension !== undefined) {
-      const rows = await queries.top(site.id, topArgs({ ...query, dimension }));
+      const rows = await queries.top(site, topArgs({ ...query, dimension }));
       csv = toCsv(
         ['value', 'count'],
         rows.map((r) => [r.value, r.count]),
       );
       name = `top-${dimension}`;
     } else {
-      const rows = await queries.timeseries(site.id, { ...query, metric: query.metric ?? 'pageviews' });
+      const rows = await queries.timeseries(site, { ...query, metric: query.metric ?? 'pageviews' });
       csv = toCsv(
         ['t', 'count'],
         rows.map((r) => [r.t, r.count]),

@@ -24,7 +24,7 @@ export function registerStatsStream(app: FastifyInstance, deps: { auth: Auth; qu
     const query = { period: 'today' as const, ...request.query };
     // A range the schema lets through but the range rules refuse (custom without dates, `to`
     // before `from`, too long) is a 400 now: once the stream is open, every tick would fail.
-    resolvePeriod(query, Date.now());
+    resolvePeriod(query, Date.now(), site.timezone);
     const raw = reply.raw;
     reply.hijack();
     const headers: Record<string, string | number | string[]> = {};
@@ -44,7 +44,7 @@ export function registerStatsStream(app: FastifyInstance, deps: { auth: Auth; qu
       if (busy) return;
       busy = true;
       try {
-        const [realtime, summary] = await Promise.all([deps.queries.realtime(site.id), deps.queries.summary(site.id, query)]);
+        const [realtime, summary] = await Promise.all([deps.queries.realtime(site), deps.queries.summary(site, query)]);
         const data = JSON.stringify({ realtime, summary });
         if (data !== last) {
           last = data;

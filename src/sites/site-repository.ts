@@ -7,15 +7,32 @@ export interface Site {
   id: string;
   name: string;
   tokenSigningKey: string;
+  /** IANA time zone its periods, days and hours follow (src/time/zone.ts). */
+  timezone: string;
+  /** Days its raw events are kept; null: forever. */
+  retentionDays: number | null;
 }
 
-export interface CreatedSite {
+/** What a site's owner sets and reads (GET /v1/sites/:id). */
+export interface SiteSettings {
   id: string;
   name: string;
-  writeKey: string;
-  secretKey: string;
   /** Domains it answers to in Plausible's Events API besides its name (lower case). */
   domains: string[];
+  timezone: string;
+  retentionDays: number | null;
+}
+
+/** Settings to change; what is absent stays. The time zone must be a name zoneName() gave. */
+export interface SiteChange {
+  domains?: readonly string[];
+  timezone?: string;
+  retentionDays?: number | null;
+}
+
+export interface CreatedSite extends SiteSettings {
+  writeKey: string;
+  secretKey: string;
 }
 
 export type KeyKind = 'write' | 'secret';
@@ -27,9 +44,19 @@ interface Row {
   id: string;
   name: string;
   token_signing_key: string;
+  timezone: string;
+  retention_days: number | null;
 }
 
-const toSite = (row: Row): Site => ({ id: row.id, name: row.name, tokenSigningKey: row.token_signing_key });
+const COLUMNS = 'id, name, token_signing_key, timezone, retention_days';
+
+const toSite = (row: Row): Site => ({
+  id: row.id,
+  name: row.name,
+  tokenSigningKey: row.token_signing_key,
+  timezone: row.timezone,
+  retentionDays: row.retention_days,
+});
 
 /**
  * Sites and their keys. Key lookups are cached in the process (hits for a minute, misses for a
@@ -41,29 +68,56 @@ export class SiteRepository {
 
   constructor(private readonly db: Db) {}
 
-  async create(name: string, domains: readonly string[] = []): Promise<CreatedSite> {
+  async create(name: string, domains: readonly string[] = [], settings: Omit<SiteChange, 'domains'> = {}): Promise<CreatedSite> {
     const writeKey = generateKey(WRITE_KEY_PREFIX);
     const secretKey = generateKey(SECRET_KEY_PREFIX);
     const id = newSiteId();
+    const timezone = settings.timezone ?? 'UTC';
+    const retentionDays = settings.retentionDays ?? null;
     const stored = await this.db.transaction(async (tx) => {
       const inserted = await tx.query(
-        `INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`,
-        [id, name, hashKey(writeKey), hashKey(secretKey), randomBytes(32).toString('base64url')],
+        `INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key, timezone, retention_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING`,
+        [id, name, hashKey(writeKey), hashKey(secretKey), randomBytes(32).toString('base64url'), timezone, retentionDays],
       );
       if (inserted.rowCount === 0) throw new TallyError('conflict', `A site named "${name}" exists already.`, '/name');
       return replaceDomains(tx, id, domains);
     });
     this.forget(stored.removed.concat(stored.domains));
     this.created += 1;
-    return { id, name, writeKey, secretKey, domains: stored.domains };
+    return { id, name, writeKey, secretKey, domains: stored.domains, timezone, retentionDays };
   }
 
-  /** The site's extra domains, replaced by `domains` (409 when another site has one of them). */
-  async setDomains(siteId: string, domains: readonly string[]): Promise<string[]> {
-    const stored = await this.db.transaction((tx) => replaceDomains(tx, siteId, domains));
-    this.forget(stored.removed.concat(stored.domains));
-    return stored.domains;
+  /**
+   * Changes a site's settings in one transaction (domains: the list replaces the old one, 409
+   * when another site has one of them); null when there is no such site. This process sees the
+   * change at once; other processes' cached key lookups within a minute.
+   */
+  async update(siteId: string, change: SiteChange): Promise<SiteSettings | null> {
+    const updated = await this.db.transaction(async (tx) => {
+      const row = await tx.query<Row>(
+        `UPDATE sites SET timezone = coalesce($2, timezone),
+           retention_days = CASE WHEN $3::boolean THEN $4::integer ELSE retention_days END
+         WHERE id = $1 RETURNING ${COLUMNS}`,
+        [siteId, change.timezone ?? null, change.retentionDays !== undefined, change.retentionDays ?? null],
+      );
+      if (!row.rows[0]) return null;
+      const domains = change.domains === undefined ? undefined : await replaceDomains(tx, siteId, change.domains);
+      return { site: toSite(row.rows[0]), domains };
+    });
+    if (!updated) return null;
+    if (updated.domains) this.forget(updated.domains.removed.concat(updated.domains.domains));
+    for (const [key, hit] of [...this.cache]) if (hit.site?.id === siteId) this.cache.delete(key);
+    const { id, name, timezone, retentionDays } = updated.site;
+    return { id, name, timezone, retentionDays, domains: updated.domains?.domains ?? (await this.domainsOf(siteId)) };
+  }
+
+  /** The site's settings, or null when there is no such site. */
+  async settings(siteId: string): Promise<SiteSettings | null> {
+    const site = await this.byId(siteId);
+    if (!site) return null;
+    const { id, name, timezone, retentionDays } = site;
+    return { id, name, timezone, retentionDays, domains: await this.domainsOf(siteId) };
   }
 
   async domainsOf(siteId: string): Promise<string[]> {
@@ -78,10 +132,11 @@ export class SiteRepository {
   async byDomain(domain: string): Promise<Site | null> {
     return this.cached(`domain:${domain}`, async () => {
       const result = await this.db.query<Row>(
-        `SELECT id, name, token_signing_key FROM (
-           SELECT id, name, token_signing_key, 0 AS rank FROM sites WHERE name = $1
+        `SELECT ${COLUMNS} FROM (
+           SELECT ${COLUMNS}, 0 AS rank FROM sites WHERE name = $1
            UNION ALL
-           SELECT s.id, s.name, s.token_signing_key, 1 AS rank FROM site_domains d JOIN sites s ON s.id = d.site_id WHERE d.domain = $2
+           SELECT s.id, s.name, s.token_signing_key, s.timezone, s.retention_days, 1 AS rank
+           FROM site_domains d JOIN sites s ON s.id = d.site_id WHERE d.domain = $2
          ) found ORDER BY rank LIMIT 1`,
         [domain, normalizeDomain(domain)],
       );
@@ -100,12 +155,12 @@ export class SiteRepository {
   }
 
   async list(): Promise<Site[]> {
-    const result = await this.db.query<Row>('SELECT id, name, token_signing_key FROM sites ORDER BY created_at');
+    const result = await this.db.query<Row>(`SELECT ${COLUMNS} FROM sites ORDER BY created_at`);
     return result.rows.map(toSite);
   }
 
   async byId(id: string): Promise<Site | null> {
-    const result = await this.db.query<Row>('SELECT id, name, token_signing_key FROM sites WHERE id = $1', [id]);
+    const result = await this.db.query<Row>(`SELECT ${COLUMNS} FROM sites WHERE id = $1`, [id]);
     return result.rows[0] ? toSite(result.rows[0]) : null;
   }
 
@@ -114,7 +169,7 @@ export class SiteRepository {
     const digest = hashKey(key);
     return this.cached(`${kind}:${digest}`, async () => {
       const column = kind === 'write' ? 'write_key_hash' : 'secret_key_hash';
-      const result = await this.db.query<Row>(`SELECT id, name, token_signing_key FROM sites WHERE ${column} = $1`, [digest]);
+      const result = await this.db.query<Row>(`SELECT ${COLUMNS} FROM sites WHERE ${column} = $1`, [digest]);
       return result.rows[0] ? toSite(result.rows[0]) : null;
     });
   }

@@ -6,24 +6,50 @@ import type { Config } from '../config.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
 import { isStorableText } from '../storage/storable-text.js';
+import { zoneName } from '../time/zone.js';
 import { safeEqual } from './site-keys.js';
-import type { SiteRepository } from './site-repository.js';
+import type { SiteChange, SiteRepository } from './site-repository.js';
 import { issueUserToken } from './user-token.js';
 
 // A domain as Plausible's tracker sends it (data-domain): a host name, maybe with a path; never
 // a comma, which separates several sites in one event.
 const Domain = Type.String({ minLength: 1, maxLength: 253, pattern: '^[^\\s,]+$' });
 const Domains = Type.Array(Domain, { maxItems: 50 });
+/** An IANA name (checked against the runtime's zone data in the handler). */
+const TimeZone = Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone, e.g. Europe/Berlin; default UTC' });
+/** The longest retention: 100 years. */
+export const MAX_RETENTION_DAYS = 36_500;
+const RetentionDays = Type.Union([Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS }), Type.Null()], {
+  description: 'Days raw events are kept; null keeps them forever (the default)',
+});
 const MAX_ADMIN_BODY = 16 * 1024;
 
-const CreatedSite = Type.Object({
+const SiteFields = {
   id: Type.String(),
   name: Type.String(),
-  writeKey: Type.String(),
-  secretKey: Type.String(),
   domains: Type.Array(Type.String()),
+  timezone: Type.String(),
+  retentionDays: Type.Union([Type.Integer(), Type.Null()]),
+};
+const SiteSettings = Type.Object(SiteFields, {
+  examples: [{ id: 's_1f3a', name: 'shop.example', domains: ['www.shop.example'], timezone: 'Europe/Berlin', retentionDays: null }],
 });
-const ChangedSite = Type.Object({ id: Type.String(), name: Type.String(), domains: Type.Array(Type.String()) });
+const CreatedSite = Type.Object({ ...SiteFields, writeKey: Type.String(), secretKey: Type.String() });
+const SiteParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+
+/** The settings of a request body, with the time zone checked and spelled as stored. */
+function settingsOf(body: { timezone?: string; retentionDays?: number | null }): Omit<SiteChange, 'domains'> {
+  const change: Omit<SiteChange, 'domains'> = {};
+  if (body.timezone !== undefined) {
+    const timezone = zoneName(body.timezone);
+    if (timezone === null) {
+      throw new TallyError('invalid_request', 'timezone must be an IANA time zone name, such as Europe/Berlin or UTC.', '/timezone');
+    }
+    change.timezone = timezone;
+  }
+  if (body.retentionDays !== undefined) change.retentionDays = body.retentionDays;
+  return change;
+}
 
 export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config; sites: SiteRepository; auth: Auth }): void {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -42,8 +68,18 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
       bodyLimit: MAX_ADMIN_BODY,
       schema: {
         body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }), domains: Type.Optional(Domains) },
-          { examples: [{ name: 'shop.example' }, { name: 'shop.example', domains: ['www.shop.example'] }] },
+          {
+            name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\s].*$' }),
+            domains: Type.Optional(Domains),
+            timezone: Type.Optional(TimeZone),
+            retentionDays: Type.Optional(RetentionDays),
+          },
+          {
+            examples: [
+              { name: 'shop.example' },
+              { name: 'shop.example', domains: ['www.shop.example'], timezone: 'Europe/Berlin', retentionDays: 400 },
+            ],
+          },
         ),
         response: { 201: CreatedSite },
       },
@@ -56,36 +92,47 @@ export function registerSiteRoutes(app: FastifyInstance, deps: { config: Config;
       const name = request.body.name.trim();
       if (!isStorableText(name))
         throw new TallyError('invalid_request', 'name must not contain NUL characters or unpaired UTF-16 surrogates.', '/name');
-      const created = await deps.sites.create(name, request.body.domains);
+      const created = await deps.sites.create(name, request.body.domains, settingsOf(request.body));
       return reply.status(201).send(created);
     },
   );
 
-  // Changes what a site answers to. Only `domains` for now: the site's time zone (API.md) is a
-  // later issue's, and a `timezone` sent meanwhile is refused rather than silently dropped.
+  /** The admin token may read and change any site; a secret key only its own. */
+  async function authorizeSite(request: FastifyRequest, id: string): Promise<void> {
+    if (bearerIsAdmin(request)) return;
+    const own = await deps.auth.secret(request);
+    if (own.id !== id) throw new TallyError('forbidden', "A site's secret key can read and change only that site.");
+  }
+
+  routes.get('/v1/sites/:id', { schema: { params: SiteParams, response: { 200: SiteSettings } } }, async (request) => {
+    await authorizeSite(request, request.params.id);
+    const settings = await deps.sites.settings(request.params.id);
+    if (!settings) throw new TallyError('not_found', `No site has the id "${request.params.id}".`);
+    return settings;
+  });
+
+  // Changes a site's settings; what the body leaves out stays as it is.
   routes.patch(
     '/v1/sites/:id',
     {
       bodyLimit: MAX_ADMIN_BODY,
       schema: {
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }),
-        body: Type.Object({ domains: Domains, timezone: Type.Optional(Type.Unknown()) }),
-        response: { 200: ChangedSite },
+        params: SiteParams,
+        body: Type.Object(
+          { domains: Type.Optional(Domains), timezone: Type.Optional(TimeZone), retentionDays: Type.Optional(RetentionDays) },
+          { examples: [{ timezone: 'Asia/Kolkata' }, { domains: ['www.shop.example'], retentionDays: null }] },
+        ),
+        response: { 200: SiteSettings },
       },
     },
     async (request) => {
       const { id } = request.params;
-      // The admin token may change any site; a secret key only its own.
-      if (!bearerIsAdmin(request)) {
-        const own = await deps.auth.secret(request);
-        if (own.id !== id) throw new TallyError('forbidden', "A site's secret key can change only that site.");
-      }
-      if (request.body.timezone !== undefined)
-        throw new TallyError('invalid_request', "A site's time zone cannot be changed yet.", '/timezone');
-      const site = await deps.sites.byId(id);
-      if (!site) throw new TallyError('not_found', `No site has the id "${id}".`);
-      const domains = await deps.sites.setDomains(site.id, request.body.domains);
-      return { id: site.id, name: site.name, domains };
+      await authorizeSite(request, id);
+      const change: SiteChange = settingsOf(request.body);
+      if (request.body.domains !== undefined) change.domains = request.body.domains;
+      const settings = await deps.sites.update(id, change);
+      if (!settings) throw new TallyError('not_found', `No site has the id "${id}".`);
+      return settings;
     },
   );
 

@@ -126,12 +126,12 @@
   }
 
   const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const pad2 = (n) => String(n).padStart(2, '0');
 
+  // A point's time is written in the site's wall clock (with its offset, or Z for UTC sites):
+  // the label shows those digits, so a Berlin site's day starts at 00:00 whatever the browser's zone.
   function formatTime(iso, interval, long) {
-    const d = new Date(iso);
-    const day = MONTHS[d.getUTCMonth()] + ' ' + d.getUTCDate();
-    const clock = pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes());
+    const day = MONTHS[Number(iso.slice(5, 7)) - 1] + ' ' + Number(iso.slice(8, 10));
+    const clock = iso.slice(11, 16);
     if (interval === 'day') return day;
     return long ? day + ', ' + clock : clock;
   }
