@@ -110,6 +110,12 @@ function parseFilter(value: unknown, path: string, depth: number, budget: { cond
   return { ...condition, goals: goalsNamed(condition.op, strings, goals, `${path}/2`) };
 }
 
+/** A query's filters (null for none, or an empty list), at /filters. */
+export function parseFilters(value: unknown, goals: readonly Goal[]): Filter | null {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return null;
+  return parseFilter(value, '/filters', 0, { conditions: 0 }, goals);
+}
+
 /** The goals a goal condition selects: by exact name for is / is_not, by part of it for contains. */
 function goalsNamed(op: ConditionOp, values: readonly string[], goals: readonly Goal[], path: string): Goal[] {
   if (op === 'contains' || op === 'contains_not') return goals.filter((g) => values.some((v) => g.name.includes(v)));
@@ -189,10 +195,7 @@ export function parseQuery(body: unknown, context: ParseContext): Query {
   const range = parseDateRange(body['date_range'], context.zone, context.nowMs, '/date_range');
   const metrics = parseMetrics(body['metrics']);
   const dimensions = parseDimensions(body['dimensions']);
-  const filters =
-    body['filters'] === undefined || (Array.isArray(body['filters']) && body['filters'].length === 0)
-      ? null
-      : parseFilter(body['filters'], '/filters', 0, { conditions: 0 }, context.goals);
+  const filters = parseFilters(body['filters'], context.goals);
   const orderBy = parseOrderBy(body['order_by'], metrics, dimensions, body['dimensions']);
   const { limit, offset } = parsePagination(body['pagination']);
   const include = parseInclude(body['include']);
