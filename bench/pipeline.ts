@@ -10,7 +10,7 @@ import { hasWrk, runLoad } from './lib/wrk.js';
 // npm run bench:pipeline — end-to-end analytics throughput: wrk (a separate load process) posts
 // Segment batches of 100 events to POST /v1/batch for BENCH_DURATION_S (120) seconds; Tally
 // (external mode: Redis + PostgreSQL on this machine, its own key prefix and schema, removed at
-// the end) collects, processes (enrichment, the atomic step, raw events to PostgreSQL) and
+// the end) collects, processes (enrichment, the atomic step, the event store's Parquet segments) and
 // flushes. Reported: accepted events/s, end-to-end processed events/s (accepted events over the
 // time until the stream backlog is empty), freshness (a probe page view on a site of its own,
 // posted every 250 ms: time until /v1/stats/summary shows it, p50/p99), memory every 10 s, the

@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { IN_MEMORY } from './storage/pglite.js';
 
 // Configuration is read from the environment once, at start, validated and frozen; every module
 // receives it as an argument. Nothing else in src/ reads process.env.
@@ -12,6 +14,12 @@ export interface Config {
   /** 'embedded': PGlite in dataDir + the in-process real-time layer. 'external': Redis + PostgreSQL. */
   readonly mode: Mode;
   readonly dataDir: string;
+  /**
+   * Folder of the columnar event store (Parquet files), shared by every processor and API process
+   * of an installation (TALLY_EVENTS_DIR, default DATA_DIR/events); undefined with an in-memory
+   * DATA_DIR: a temporary folder, deleted at close.
+   */
+  readonly eventsDir: string | undefined;
   readonly redisUrl: string | undefined;
   readonly redisClusterNodes: readonly { host: string; port: number }[] | undefined;
   readonly databaseUrl: string | undefined;
@@ -163,6 +171,7 @@ export function loadConfig(env: Env): Config {
       'TALLY_HTTP_PROCESSES above 1 needs REDIS_URL and DATABASE_URL: the embedded mode keeps its data and buffers in one process.',
     );
   }
+  const dataDir = env['DATA_DIR'] || './data';
   const adminToken = env['ADMIN_TOKEN'] || undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long.');
@@ -172,7 +181,8 @@ export function loadConfig(env: Env): Config {
     host: env['HOST'] || '0.0.0.0',
     adminToken,
     mode: hasRedis ? 'external' : 'embedded',
-    dataDir: env['DATA_DIR'] || './data',
+    dataDir,
+    eventsDir: env['TALLY_EVENTS_DIR'] || (dataDir === IN_MEMORY ? undefined : join(dataDir, 'events')),
     redisUrl,
     redisClusterNodes: redisClusterNodes ? Object.freeze(redisClusterNodes) : undefined,
     databaseUrl,

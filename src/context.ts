@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { UnknownNames } from './counters/counter-names.js';
+import type { EventStore } from './events/event-store.js';
+import { openEventStore } from './events/open-event-store.js';
 import { rebuildSite } from './process/rebuild.js';
 import { SiteRepository } from './sites/site-repository.js';
 import type { Db } from './storage/db.js';
@@ -21,6 +23,8 @@ export interface Context {
   realtime: Realtime;
   keys: Keys;
   sites: SiteRepository;
+  /** The columnar event store (Parquet files under config.eventsDir, read through DuckDB). */
+  events: EventStore;
   /** Where stored names this version cannot read are reported (logged, and counted for /metrics). */
   unknownNames: UnknownNames & { seen(): number };
   close(): Promise<void>;
@@ -66,6 +70,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   // The embedded layer reads its queue's journal from the migrated database.
   const realtime = await openRealtime();
   const sites = new SiteRepository(db);
+  const events = await openEventStore(config);
   const unknownNames = reportUnknownNames(log);
   if (config.mode === 'embedded') {
     // The in-process layer starts empty: PostgreSQL's durable counters are the truth to reload.
@@ -78,10 +83,12 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     realtime,
     keys,
     sites,
+    events,
     unknownNames,
     async close() {
       await realtime.close();
       await db.close();
+      await events.close();
     },
   };
 }

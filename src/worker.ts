@@ -1,19 +1,23 @@
 import type { Context } from './context.js';
+import { startCompactor } from './events/compactor.js';
+import { EVENT_FILE_GRACE_MS } from './events/open-event-store.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
 import { startReconciler } from './inbox/reconcile.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import { inboxTargets } from './inbox/unread-flush.js';
 import type { Metrics } from './ops/metrics.js';
+import { createEventSink } from './process/event-sink.js';
+import { eventRows } from './process/event-rows.js';
 import { type Processor, startProcessor } from './process/processor.js';
-import { createRawEventWriter } from './process/raw-events.js';
 import { rollupTargets } from './process/rollup-targets.js';
 
-// The background half of Tally: the stream processor and the write-behind flusher. `tally serve`
+// The background half of Tally: the stream processor (its sink: the columnar event store), the
+// write-behind flusher, the inbox reconciler and the event compactor. `tally serve`
 // runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
 
 const INBOX_RECONCILE_INTERVAL_MS = 5_000;
-const RAW_CATCH_UP_INTERVAL_MS = 5_000;
+const EVENT_COMPACT_INTERVAL_MS = 10_000;
 
 export interface Worker {
   processor: Processor;
@@ -22,11 +26,9 @@ export interface Worker {
 }
 
 export function startWorker(ctx: Context, metrics?: Metrics): Worker {
-  const rawEvents = createRawEventWriter(ctx);
-  const rawCatchUp = rawEvents.startCatchUp(RAW_CATCH_UP_INTERVAL_MS);
   const processor = startProcessor(ctx, {
     shards: ctx.config.streamShards,
-    sinks: [rawEvents.sink],
+    sinks: [createEventSink(ctx.events, eventRows)],
     claimIdleMs: ctx.config.claimIdleMs,
     deadLetterAttempts: ctx.config.deadLetterAttempts,
     onProcessed: (messages, applied) => {
@@ -45,12 +47,23 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
     { ...ctx, counter: createUnreadCounter(ctx) },
     { intervalMs: INBOX_RECONCILE_INTERVAL_MS, allFirst: ctx.config.mode === 'embedded' },
   );
+  // Every worker runs it; the one holding the lock compacts (src/events/compactor.ts).
+  const compactor = startCompactor(
+    { store: ctx.events, coordination: ctx.realtime.coordination, log: ctx.log },
+    {
+      intervalMs: EVENT_COMPACT_INTERVAL_MS,
+      graceMs: EVENT_FILE_GRACE_MS,
+      lockKey: ctx.keys.lock('event-compactor'),
+      // A site's retention setting (sites.retention_days) is read here once sites carry it; until then events are kept.
+      retentionDays: async () => null,
+    },
+  );
   return {
     processor,
     flusher,
     async stop() {
       // The other loops stop meanwhile: each only ends its wait or finishes its step.
-      const others = Promise.allSettled([reconciler.stop(), rawCatchUp.stop()]);
+      const others = Promise.allSettled([reconciler.stop(), compactor.stop()]);
       try {
         // The embedded queue lives in this process: process all of it before the final flush.
         await processor.stop({ drain: ctx.config.mode === 'embedded' });

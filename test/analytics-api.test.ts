@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker, type Worker } from '../src/worker.js';
 import { eventually, openTestApp, type TestApp } from './helpers.js';
+import { storedEvents } from './stored-events.js';
 
 // The stats API (API.md "Stats") over the whole pipeline, on both modes: what a page view, an
 // event, a click, an engagement and a bot count, every route's shape, and its errors.
@@ -130,10 +131,10 @@ describe.each(['external', 'embedded'] as const)('stats API (%s)', (mode) => {
     await eventually(async () =>
       expect(await summary()).toEqual({ visitors: 0, pageviews: 0, events: 0, clicks: 0, bounceRate: 0, avgEngagedSeconds: 0, bots: 5 }),
     );
-    // All seven were processed (the raw events hold them), so 5 is the final figure.
+    // All seven were processed (the event store holds them), so 5 is the final figure.
     await eventually(async () => {
-      const rows = await t.ctx.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM events WHERE site_id = $1', [site.id]);
-      expect(Number(rows.rows[0]?.n)).toBe(7);
+      const rows = await storedEvents(t.ctx.events, site.id, 'SELECT count(*) AS n FROM events');
+      expect(Number(rows[0]?.['n'])).toBe(7);
     });
     expect(await summary()).toMatchObject({ bots: 5, visitors: 0 });
   });

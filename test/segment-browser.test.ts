@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker, type Worker } from '../src/worker.js';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { eventually, openTestApp, type TestApp, uniqueName } from './helpers.js';
+import { storedEvents } from './stored-events.js';
 
 // Segment's browser library, @segment/analytics-next (what most websites run), unmodified in
 // Debian's Chromium: bundled from npm, served by a site on another origin, loaded with the
@@ -102,11 +103,13 @@ describe.skipIf(skipWithoutChromium('segment-browser.test.ts')).each(['external'
       return res.json();
     };
     const rawTypes = async (userId: string) => {
-      const rows = await t.ctx.db.query<{ type: string; n: number }>(
-        'SELECT type, count(*)::int8 AS n FROM events WHERE site_id = $1 AND user_id = $2 GROUP BY type ORDER BY type',
-        [t.site.id, userId],
+      const rows = await storedEvents(
+        t.ctx.events,
+        t.site.id,
+        'SELECT type, count(*) AS n FROM events WHERE user_id = $2 GROUP BY type ORDER BY type',
+        [userId],
       );
-      return Object.fromEntries(rows.rows.map((r) => [r.type, Number(r.n)]));
+      return Object.fromEntries(rows.map((r) => [r['type'], Number(r['n'])]));
     };
 
     /** Loads the page and makes the calls a shop would: every call type, identified first. */

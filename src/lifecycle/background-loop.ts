@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 
 // Every background loop of Tally (the processor's shards, the flusher, the inbox reconciler,
-// the raw-event catch-up) runs on this one helper, so they stop, back off and log alike. A stop
+// the event compactor) runs on this one helper, so they stop, back off and log alike. A stop
 // ends the loop's waits (the interval, a back-off, through the signal a blocking read or sleep
 // of the step) and waits only for a step that is writing to finish.
 

@@ -13,7 +13,7 @@ import { createEnricher, createSaltSource } from './enrich.js';
 
 // The data processor: one loop per stream shard reads entries through the consumer group,
 // enriches each site's messages and counts them in one atomic step (deduplicated by
-// messageId), hands them to the sinks (raw events to PostgreSQL, …), then acknowledges. A crash
+// messageId), hands them to the sinks (the columnar event store), then acknowledges. A crash
 // before the ack means redelivery, which the dedupe keys make harmless. Entries a dead consumer
 // left unacknowledged are claimed after `claimIdleMs`. A batch that fails every attempt moves to
 // the shard's dead letters (see src/process/dead-letters.ts) instead of blocking the shard.
@@ -23,7 +23,17 @@ import { createEnricher, createSaltSource } from './enrich.js';
  * step counted (new ones), or every message of entries delivered again (a crash may have come
  * between the count and the sink, so the sink must dedupe those itself).
  */
-export type BatchSink = (bySite: ReadonlyMap<string, Counted[]>) => Promise<void>;
+export type BatchSink = (bySite: ReadonlyMap<string, Counted[]>, batch: SinkBatch) => Promise<void>;
+
+export interface SinkBatch {
+  /** Sites whose lists hold every message of entries delivered again (not only the new ones). */
+  redelivered: ReadonlySet<string>;
+  /**
+   * performance.now() from which another processor may claim the batch's entries (they were
+   * read at least half the claim idle time earlier): a write that completes later may race it.
+   */
+  claimableAt: number;
+}
 
 /** Ops in one atomic step at most (a few MB of script argument). */
 const MAX_STEP_OPS = 20_000;
@@ -108,7 +118,7 @@ export function startProcessor(
     return fresh;
   }
 
-  async function handle(reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean): Promise<void> {
+  async function handle(reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean, readAt: number): Promise<void> {
     const bySite = new Map<string, CollectedMessage[]>();
     const replayed = new Set<string>();
     for (const entry of entries) {
@@ -127,13 +137,17 @@ export function startProcessor(
     let messages = 0;
     let applied = 0;
     const counted = new Map<string, Counted[]>();
+    const whole = new Set<string>();
     for (const [siteId, list] of bySite) {
       const { all, fresh } = await count(siteId, list);
-      counted.set(siteId, redelivered || replayed.has(siteId) ? all : fresh);
+      const again = redelivered || replayed.has(siteId);
+      counted.set(siteId, again ? all : fresh);
+      if (again) whole.add(siteId);
       messages += list.length;
       applied += fresh.length;
     }
-    for (const sink of options.sinks ?? []) await sink(counted);
+    const batch: SinkBatch = { redelivered: whole, claimableAt: readAt + claimIdleMs / 2 };
+    for (const sink of options.sinks ?? []) await sink(counted, batch);
     await reader.ack(entries.map((e) => e.id));
     options.onProcessed?.(messages, applied);
   }
@@ -142,9 +156,15 @@ export function startProcessor(
    * Handles a batch; when it failed `deadLetterAttempts` times (the same entries delivered to
    * this consumer again), moves its entries to the shard's dead letters so the shard goes on.
    */
-  async function handleOrDeadLetter(shard: number, reader: QueueConsumer, entries: QueueEntry[], redelivered: boolean): Promise<void> {
+  async function handleOrDeadLetter(
+    shard: number,
+    reader: QueueConsumer,
+    entries: QueueEntry[],
+    redelivered: boolean,
+    readAt: number,
+  ): Promise<void> {
     try {
-      await handle(reader, entries, redelivered);
+      await handle(reader, entries, redelivered, readAt);
     } catch (err) {
       let worst = 0;
       for (const entry of entries) {
@@ -179,6 +199,8 @@ export function startProcessor(
     /** Handles one batch, waiting up to blockMs for one; 'again' when there was one (more may wait). */
     async function next(blockMs: number, stopping?: AbortSignal): Promise<StepResult> {
       reader ??= await realtime.queue.openConsumer(stream, group, consumer);
+      // Before any read: entries this step gets were delivered after it (their idle time starts later).
+      const readAt = performance.now();
       let entries: QueueEntry[] = [];
       let redelivered = false;
       if (retryOwn) {
@@ -203,7 +225,7 @@ export function startProcessor(
       }
       if (entries.length === 0) return undefined;
       try {
-        await handleOrDeadLetter(shard, reader, entries, redelivered);
+        await handleOrDeadLetter(shard, reader, entries, redelivered, readAt);
       } catch (err) {
         retryOwn = true;
         throw err;

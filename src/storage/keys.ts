@@ -75,8 +75,6 @@ export function createKeys(prefix: string) {
     uniquesBuffer: (siteId: string) => buffer(`${site(siteId)}:uniq`, `uniques:${siteId}`),
     /** The visitor-hash salt of one UTC day (shared by every processor). */
     salt: (day: string) => `${prefix}:salt:${day}`,
-    /** Raw events PostgreSQL could not take yet (an outage): written later, in order. */
-    rawBacklog: `${prefix}:{raw}:backlog`,
     inboxBuffer: (siteId: string, shard: number) => buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),
     /** Everything one inbox shard's scripts touch: the counter buffer and its bookkeeping. */
     inbox: (siteId: string, shard: number): InboxKeys => {

@@ -1,0 +1,82 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EXPIRED_MARK, genOf, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
+import { publishIfAbsent } from './fs-atomic.js';
+import { writeFile } from 'node:fs/promises';
+
+// One (site, day) partition as a reader sees it at one instant: the newest manifest names the
+// compacted files; every segment it has not folded in is visible beside them. A manifest
+// generation is committed once (publishIfAbsent), so a partition moves from one consistent set
+// of files to the next, whatever the number of writers and compactors.
+
+export interface Manifest {
+  gen: number;
+  /** Compacted files, visible. */
+  files: string[];
+  /** Files folded into others (segments, superseded compacted files): name → when, deleted a grace period later. */
+  replaced: Record<string, number>;
+  /** Until then a segment may still arrive that repeats message_ids of visible files (docs/events.md). */
+  dirtyUntil: number;
+}
+
+export interface Partition {
+  dir: string;
+  day: string;
+  manifest: Manifest;
+  /** Every visible file's name: the manifest's compacted files, then the segments not folded in. */
+  visible: string[];
+  /** The visible segments. */
+  segments: string[];
+  /** Every name in the folder when it was read. */
+  names: string[];
+}
+
+const EMPTY: Manifest = Object.freeze({ gen: 0, files: [], replaced: {}, dirtyUntil: 0 });
+
+/** Reads a partition; undefined when it is gone or expired (retention). */
+export async function readPartition(dir: string, day: string): Promise<Partition | undefined> {
+  // A manifest may be deleted between the listing and its read (a newer one replaced it long
+  // enough ago): list again.
+  for (let attempt = 0; ; attempt++) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (names.includes(EXPIRED_MARK)) return undefined;
+    const newest = names.filter((n) => kindOf(n) === 'manifest').sort().at(-1);
+    let manifest = EMPTY;
+    if (newest !== undefined) {
+      try {
+        manifest = JSON.parse(await readFile(join(dir, newest), 'utf8')) as Manifest;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
+        throw err;
+      }
+    }
+    const segments = names.filter((n) => kindOf(n) === 'segment' && !(n in manifest.replaced)).sort();
+    return { dir, day, manifest, visible: [...manifest.files, ...segments], segments, names };
+  }
+}
+
+/**
+ * Whether a read must not take the visible files as they are: a segment that may repeat
+ * message_ids is visible, or one may still arrive (the dirty window) and more than one file is
+ * visible. Compacting with dedupe first makes the partition's files hold each message_id once.
+ */
+export function needsDedupe(p: Partition, nowMs: number): boolean {
+  if (p.segments.some((s) => segmentInfo(s).dirty)) return true;
+  return nowMs < p.manifest.dirtyUntil && p.visible.length > 1;
+}
+
+/** Commits the next manifest generation; false when another compaction committed it first. */
+export async function commitManifest(p: Partition, next: Omit<Manifest, 'gen'>): Promise<boolean> {
+  const gen = p.manifest.gen + 1;
+  const temp = join(p.dir, tempName('.json'));
+  await writeFile(temp, JSON.stringify({ gen, ...next } satisfies Manifest));
+  return publishIfAbsent(temp, join(p.dir, manifestName(gen)), p.dir);
+}
+
+export const isStaleGeneration = (p: Partition, name: string) => genOf(name) < p.manifest.gen;
