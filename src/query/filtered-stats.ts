@@ -57,7 +57,7 @@ export function createFilteredStats(runQuery: RunQuery, now: () => number = Date
   }
 
   function rangeOf(scope: StatsScope): TimeRange {
-    const r = resolvePeriod(scope.period, now());
+    const r = resolvePeriod(scope.period, now(), scope.zone);
     return { fromMs: r.from, toMs: r.to };
   }
 
@@ -95,7 +95,7 @@ export function createFilteredStats(runQuery: RunQuery, now: () => number = Date
   }
 
   async function timeseries(scope: StatsScope, args: { metric: CounterMetric; interval?: Interval }) {
-    const r = resolvePeriod(scope.period, now());
+    const r = resolvePeriod(scope.period, now(), scope.zone);
     const unit = args.interval ?? r.interval;
     const starts: number[] = [];
     for (let t = bucketStart(unit, r.from, scope.zone); t < r.to; t = nextBucket(unit, t, scope.zone)) {
