@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '../src/events/event-row.js';
 import { NO_FILTER, type SqlParams } from '../src/query/event-source.js';
 import { type FunnelStep, funnelSteps, queryFunnel } from '../src/query/funnel.js';
-import { type EventFiles, eventRow, openEventFiles } from './event-files.js';
+import { openTestEventStore, type TestEventStore } from './event-files.js';
+import { eventRow } from './event-store-fixture.js';
 import { modelFunnel } from './funnel-model.js';
 import { propertyParams, uniqueName } from './helpers.js';
 
@@ -14,9 +15,9 @@ const T0 = Date.UTC(2026, 2, 1, 12);
 const MIN = 60_000;
 const DAY = 86_400_000;
 
-let files: EventFiles;
+let files: TestEventStore;
 beforeAll(async () => {
-  files = await openEventFiles();
+  files = await openTestEventStore();
 });
 afterAll(async () => {
   await files.close();
@@ -29,7 +30,7 @@ const track = (site: string, visitor: string, at: number, name: string, more: Pa
   view(site, visitor, at, '/app', { type: 'track', kind: 'event', name, ...more });
 
 const visitorsAt = async (site: string, steps: FunnelStep[], windowMs: number | null = null, where = NO_FILTER) =>
-  (await queryFunnel(files, { siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs, where })).map((s) => s.visitors);
+  (await queryFunnel(files.events, { siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs, where })).map((s) => s.visitors);
 
 describe('funnels, checked by hand', () => {
   it('counts a visitor at step k only when steps 1..k happened in that order', async () => {
@@ -191,7 +192,7 @@ describe('funnels against the plain model', () => {
             windowMs: windowUnits === null ? null : windowUnits * 10 * MIN,
           };
           const where = country === null ? NO_FILTER : (p: SqlParams) => `country = ${p.add(country)}`;
-          const got = (await queryFunnel(files, { ...q, where })).map((s) => s.visitors);
+          const got = (await queryFunnel(files.events, { ...q, where })).map((s) => s.visitors);
           expect(got).toEqual(modelFunnel(rows, q, (e) => country === null || e.country === country));
         },
       ),

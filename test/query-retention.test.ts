@@ -3,7 +3,8 @@ import type { EventRow } from '../src/events/event-row.js';
 import { NO_FILTER, type SqlParams } from '../src/query/event-source.js';
 import { queryRetention, type RetentionInterval, retentionPeriods } from '../src/query/retention.js';
 import { instantOf } from '../src/time/zone.js';
-import { type EventFiles, eventRow, openEventFiles } from './event-files.js';
+import { openTestEventStore, type TestEventStore } from './event-files.js';
+import { eventRow } from './event-store-fixture.js';
 import { uniqueName } from './helpers.js';
 
 // Retention cohorts over real Parquet files, in Europe/Berlin across the spring DST change
@@ -12,9 +13,9 @@ import { uniqueName } from './helpers.js';
 const ZONE = 'Europe/Berlin';
 const berlin = (day: number, hour: number, minute = 0) => instantOf(ZONE, 2026, 3, day, hour, minute);
 
-let files: EventFiles;
+let files: TestEventStore;
 beforeAll(async () => {
-  files = await openEventFiles();
+  files = await openTestEventStore();
 });
 afterAll(async () => {
   await files.close();
@@ -25,7 +26,7 @@ const seen = (site: string, visitor: string, at: number, more: Partial<EventRow>
   eventRow({ site_id: site, message_id: `r${++seq}`, ts: at, visitor, ...more });
 
 const retention = (site: string, interval: RetentionInterval, fromMs: number, toMs: number, where = NO_FILTER) =>
-  queryRetention(files, { siteId: site, fromMs, toMs, interval, zone: ZONE, where });
+  queryRetention(files.events, { siteId: site, fromMs, toMs, interval, zone: ZONE, where });
 
 describe('retention', () => {
   it('puts visitors in the local day of their first event and counts local days after it, across the DST change', async () => {

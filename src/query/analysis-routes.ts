@@ -4,11 +4,11 @@ import Type from 'typebox';
 import { MAX_NAME_LENGTH } from '../collect/message.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
-import type { EventQueryDeps } from './event-source.js';
+import { MAX_VALUE_LENGTH } from '../process/enrich.js';
 import { MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS, queryFunnel } from './funnel.js';
-import { MAX_PAGE_PATTERN_LENGTH } from './page-pattern.js';
 import type { QueryInputs } from './query-inputs.js';
 import { MAX_RETENTION_PERIODS, queryRetention, retentionPeriods } from './retention.js';
+import type { EventSource } from './run-query.js';
 
 // POST /v1/stats/funnel and POST /v1/stats/retention (secret key): API.md "Funnels" and
 // "Retention". date_range and filters take the query API's forms and its parser.
@@ -25,7 +25,14 @@ const Filters = Type.Unknown({ description: 'The query API\'s filters, e.g. `["i
 
 const Step = Type.Union([
   Type.Object(
-    { page: Type.String({ minLength: 1, maxLength: MAX_PAGE_PATTERN_LENGTH, description: 'A path pattern, `*` for any characters' }) },
+    {
+      page: Type.String({
+        minLength: 1,
+        maxLength: MAX_VALUE_LENGTH,
+        pattern: '^/',
+        description: 'A path pattern, `*` for any characters (as goals)',
+      }),
+    },
     { additionalProperties: false },
   ),
   Type.Object(
@@ -102,7 +109,7 @@ function windowMs(window: string): number {
 
 export function registerAnalysisRoutes(
   app: FastifyInstance,
-  deps: { auth: Auth; events: EventQueryDeps; inputs: QueryInputs; now?: () => number },
+  deps: { auth: Auth; events: EventSource; inputs: QueryInputs; now?: () => number },
 ): void {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>();
   const { auth, events, inputs } = deps;
@@ -113,7 +120,7 @@ export function registerAnalysisRoutes(
     const body = request.body;
     const range = inputs.dateRange(body.date_range, site.timezone, now(), '/date_range');
     const window = body.window === undefined ? null : windowMs(body.window);
-    const where = await inputs.filters(body.filters, site.id, '/filters');
+    const where = await inputs.filters(body.filters, site.id);
     const steps = await queryFunnel(events, { siteId: site.id, ...range, steps: body.steps, windowMs: window, where });
     return { steps };
   });
@@ -130,7 +137,7 @@ export function registerAnalysisRoutes(
         '/date_range',
       );
     }
-    const where = await inputs.filters(body.filters, site.id, '/filters');
+    const where = await inputs.filters(body.filters, site.id);
     const cohorts = await queryRetention(events, { siteId: site.id, ...range, interval, zone: site.timezone, where });
     return { cohorts };
   });

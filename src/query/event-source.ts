@@ -1,12 +1,7 @@
-import type { EventScan, EventSql } from '../events/event-row.js';
+import type { EventSource } from './run-query.js';
 
-// What the event-scanning queries (funnels, retention, a user's events) share: the store they
-// read, the condition type that filters bring, and the FROM clause over a snapshot's files.
-
-export interface EventQueryDeps {
-  scan: EventScan;
-  sql: EventSql;
-}
+// What the event-scanning queries (funnels, retention, a user's events) share: parameters, the
+// way filters reach their SQL, and the FROM clause over a snapshot's files.
 
 /** The values of a statement's `$n` placeholders, collected as its SQL is written. */
 export class SqlParams {
@@ -42,7 +37,7 @@ const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
  * `empty` when there are none (DuckDB refuses an empty file list).
  */
 export async function withEventSource<T>(
-  deps: EventQueryDeps,
+  deps: EventSource,
   siteId: string,
   fromMs: number,
   toMs: number,

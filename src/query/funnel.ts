@@ -1,5 +1,6 @@
-import { type BuiltSql, type EventQueryDeps, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
-import { pageViewSql } from './page-pattern.js';
+import { likePattern } from './build-sql.js';
+import { type BuiltSql, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import type { EventSource } from './run-query.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
 // step k no later than `window` after their step 1, within the date range; sessions do not bound
@@ -41,7 +42,7 @@ export interface FunnelStepResult {
 }
 
 export function stepSql(step: FunnelStep, params: SqlParams): string {
-  if ('page' in step) return pageViewSql(step.page, params);
+  if ('page' in step) return `(kind = 'pageview' AND page LIKE ${params.add(likePattern(step.page))} ESCAPE '\\')`;
   return `(kind = 'event' AND name = ${params.add(step.event)})`;
 }
 
@@ -76,7 +77,7 @@ export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
 }
 
 /** The funnel's steps, in order. */
-export async function queryFunnel(deps: EventQueryDeps, query: FunnelQuery): Promise<FunnelStepResult[]> {
+export async function queryFunnel(deps: EventSource, query: FunnelQuery): Promise<FunnelStepResult[]> {
   const visitors = await withEventSource(
     deps,
     query.siteId,

@@ -1,5 +1,6 @@
 import { localDate, startOfDay, startOfWeek } from '../time/zone.js';
-import { type BuiltSql, type EventQueryDeps, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import { type BuiltSql, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import type { EventSource } from './run-query.js';
 
 // Retention (API.md "Retention"): cohorts of first-seen visitors, by the day or week (in the
 // site's time zone) of their first event, and how many of each cohort came back in each later
@@ -66,7 +67,7 @@ export function retentionSql(source: string, query: RetentionQuery, starts: read
   return { sql, params: params.values };
 }
 
-export async function queryRetention(deps: EventQueryDeps, query: RetentionQuery): Promise<Cohort[]> {
+export async function queryRetention(deps: EventSource, query: RetentionQuery): Promise<Cohort[]> {
   const starts = retentionPeriods(query.interval, query.zone, query.fromMs, query.toMs);
   const cohorts: Cohort[] = starts.map((start, i) => ({
     start: localDate(query.zone, start),

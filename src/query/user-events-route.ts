@@ -5,7 +5,7 @@ import { MAX_ID_LENGTH, MAX_NAME_LENGTH } from '../collect/message.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
 import { instantOf } from '../time/zone.js';
-import type { EventQueryDeps } from './event-source.js';
+import type { EventSource } from './run-query.js';
 import {
   DEFAULT_USER_EVENTS_LIMIT,
   decodeUserEventsCursor,
@@ -87,7 +87,7 @@ function parseBound(value: string, zone: string, end: boolean, path: string): nu
   return ms;
 }
 
-export function registerUserEventsRoute(app: FastifyInstance, deps: { auth: Auth; events: EventQueryDeps; now?: () => number }): void {
+export function registerUserEventsRoute(app: FastifyInstance, deps: { auth: Auth; events: EventSource; now?: () => number }): void {
   const routes = app.withTypeProvider<TypeBoxTypeProvider>();
   const now = deps.now ?? Date.now;
 

@@ -1,4 +1,5 @@
-import { type EventQueryDeps, SqlParams, tsParam, withEventSource } from './event-source.js';
+import { SqlParams, tsParam, withEventSource } from './event-source.js';
+import type { EventSource } from './run-query.js';
 
 // A signed-in user's events (API.md "A user's events"), newest first, a page at a time. The
 // cursor is the (time, messageId) of the last event of the page before: events with the same
@@ -93,7 +94,7 @@ function toUserEvent(row: Record<string, unknown>): UserEvent {
   return event;
 }
 
-export async function queryUserEvents(deps: EventQueryDeps, query: UserEventsQuery): Promise<UserEventsPage> {
+export async function queryUserEvents(deps: EventSource, query: UserEventsQuery): Promise<UserEventsPage> {
   const toMs = query.after ? Math.min(query.toMs, query.after.ts + 1) : query.toMs;
   if (toMs <= query.fromMs) return { items: [], nextCursor: null };
   const rows = await withEventSource(
