@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
 import { TallyError } from './errors.js';
+import { GoalRepository } from './goals/goal-repository.js';
 import { createAuth } from './http/auth.js';
 import { answerClientError, answerFrameworkError, MAX_PARAM_LENGTH, registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodies } from './http/json-body.js';
@@ -23,6 +24,9 @@ import { registerDashboardRoute } from './present/dashboard-route.js';
 import { createStatsQueries } from './present/stats-queries.js';
 import { createStatsReader } from './present/stats-reader.js';
 import { registerStatsRoutes } from './present/stats-routes.js';
+import { registerAnalysisRoutes } from './query/analysis-routes.js';
+import { createQueryInputs } from './query/query-inputs.js';
+import { registerUserEventsRoute } from './query/user-events-route.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
 import { registerTrackerRoute } from './tracker/tracker-route.js';
 
@@ -108,6 +112,9 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   const now = options.now ?? Date.now;
   registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx, now), now) });
+  const events = { scan: ctx.events, sql: ctx.events.sql };
+  registerAnalysisRoutes(app, { auth, events, inputs: createQueryInputs(new GoalRepository(ctx.db)), now });
+  registerUserEventsRoute(app, { auth, events, now });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);

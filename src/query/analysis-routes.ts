@@ -5,7 +5,7 @@ import { MAX_NAME_LENGTH } from '../collect/message.js';
 import { TallyError } from '../errors.js';
 import type { Auth } from '../http/auth.js';
 import { MAX_VALUE_LENGTH } from '../process/enrich.js';
-import { MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS, queryFunnel } from './funnel.js';
+import { type FunnelStep, MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS, queryFunnel } from './funnel.js';
 import type { QueryInputs } from './query-inputs.js';
 import { MAX_RETENTION_PERIODS, queryRetention, retentionPeriods } from './retention.js';
 import type { EventSource } from './run-query.js';
@@ -23,23 +23,22 @@ const DateRange = Type.Union([Type.String({ maxLength: 40 }), Type.Array(Type.St
 });
 const Filters = Type.Unknown({ description: 'The query API\'s filters, e.g. `["is", "country", ["DE"]]`' });
 
-const Step = Type.Union([
-  Type.Object(
-    {
-      page: Type.String({
+// One object with exactly one of the two, not a union: the body validator drops unknown fields,
+// and in a union it would drop `event` from {page, event} to make the first branch match.
+const Step = Type.Object(
+  {
+    page: Type.Optional(
+      Type.String({
         minLength: 1,
         maxLength: MAX_VALUE_LENGTH,
         pattern: '^/',
         description: 'A path pattern, `*` for any characters (as goals)',
       }),
-    },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    { event: Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, description: 'A custom event name' }) },
-    { additionalProperties: false },
-  ),
-]);
+    ),
+    event: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, description: 'A custom event name' })),
+  },
+  { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'Either page or event' },
+);
 
 const FunnelBody = Type.Object(
   {
@@ -101,6 +100,10 @@ const RetentionAnswer = Type.Object(
   { examples: [{ cohorts: [{ start: '2026-03-02', visitors: 40, returning: [12, 9] }] }] },
 );
 
+/** A step as validated: exactly one of page and event is there. */
+const toStep = (step: { page?: string; event?: string }): FunnelStep =>
+  step.page !== undefined ? { page: step.page } : { event: step.event ?? '' };
+
 function windowMs(window: string): number {
   const ms = Number(window.slice(0, -1)) * UNIT_MS[window.slice(-1) as keyof typeof UNIT_MS];
   if (ms > MAX_FUNNEL_WINDOW_MS) throw new TallyError('invalid_request', 'A funnel window is at most a year (365d).', '/window');
@@ -121,7 +124,7 @@ export function registerAnalysisRoutes(
     const range = inputs.dateRange(body.date_range, site.timezone, now(), '/date_range');
     const window = body.window === undefined ? null : windowMs(body.window);
     const where = await inputs.filters(body.filters, site.id);
-    const steps = await queryFunnel(events, { siteId: site.id, ...range, steps: body.steps, windowMs: window, where });
+    const steps = await queryFunnel(events, { siteId: site.id, ...range, steps: body.steps.map(toStep), windowMs: window, where });
     return { steps };
   });
 
