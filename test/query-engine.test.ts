@@ -17,7 +17,18 @@ const DATA: EventRow[] = [
   // Visitor A, session A1 on the 10th: from Google, Germany; signs up for pro on /pricing.
   row({ ts: at(10, 10, 0), visitor: 'A', session: 'A1', page: '/', entry_page: '/', country: 'DE', ...google }),
   row({ ts: at(10, 10, 1), visitor: 'A', session: 'A1', page: '/pricing', entry_page: '/', country: 'DE', ...google }),
-  row({ ts: at(10, 10, 2), visitor: 'A', session: 'A1', type: 'track', kind: 'engagement', page: '/pricing', entry_page: '/', country: 'DE', engaged_ms: 30_000, ...google }),
+  row({
+    ts: at(10, 10, 2),
+    visitor: 'A',
+    session: 'A1',
+    type: 'track',
+    kind: 'engagement',
+    page: '/pricing',
+    entry_page: '/',
+    country: 'DE',
+    engaged_ms: 30_000,
+    ...google,
+  }),
   row({
     ts: at(10, 10, 3),
     visitor: 'A',
@@ -62,13 +73,35 @@ const DATA: EventRow[] = [
   }),
   row({ ts: at(10, 15, 0), visitor: 'C', session: 'C2', page: '/', entry_page: '/', country: 'DE' }),
   row({ ts: at(10, 15, 5), visitor: 'C', session: 'C2', page: '/pricing', entry_page: '/', country: 'DE' }),
-  row({ ts: at(10, 15, 6), visitor: 'C', session: 'C2', type: 'track', kind: 'engagement', page: '/pricing', entry_page: '/', country: 'DE', engaged_ms: 10_000 }),
+  row({
+    ts: at(10, 15, 6),
+    visitor: 'C',
+    session: 'C2',
+    type: 'track',
+    kind: 'engagement',
+    page: '/pricing',
+    entry_page: '/',
+    country: 'DE',
+    engaged_ms: 10_000,
+  }),
   // A bot, and an identify call: in no figure.
   row({ ts: at(10, 13, 0), visitor: 'X', session: 'X1', page: '/', bot: true }),
   row({ ts: at(10, 13, 1), visitor: 'D', session: 'D1', type: 'identify', kind: 'other', page: null }),
   // The day before: A from Google, a free signup.
   row({ ts: at(9, 9, 0), visitor: 'A', session: 'A0', page: '/', entry_page: '/', country: 'DE', ...google }),
-  row({ ts: at(9, 9, 1), visitor: 'A', session: 'A0', type: 'track', kind: 'event', name: 'Signed Up', page: '/', entry_page: '/', country: 'DE', props: { plan: 'free' }, ...google }),
+  row({
+    ts: at(9, 9, 1),
+    visitor: 'A',
+    session: 'A0',
+    type: 'track',
+    kind: 'event',
+    name: 'Signed Up',
+    page: '/',
+    entry_page: '/',
+    country: 'DE',
+    props: { plan: 'free' },
+    ...google,
+  }),
 ];
 
 const GOALS: Goal[] = [
@@ -100,7 +133,18 @@ const rows = (a: QueryAnswer) => a.results.map((r) => [...r.dimensions, ...r.met
 describe('query engine: metrics', () => {
   it('answers every metric of a day without dimensions', async () => {
     const answer = await ask({
-      metrics: ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration', 'events', 'clicks', 'time_on_page', 'revenue'],
+      metrics: [
+        'visitors',
+        'visits',
+        'pageviews',
+        'views_per_visit',
+        'bounce_rate',
+        'visit_duration',
+        'events',
+        'clicks',
+        'time_on_page',
+        'revenue',
+      ],
     });
     // 3 visitors (the bot and the identify-only D are not), 4 visits (A1, B1, C1, C2), 6 page
     // views; B1 and C1 bounced; durations 180 + 30 + 0 + 360 s; engagements 30 s and 10 s.
@@ -192,7 +236,12 @@ describe('query engine: dimensions', () => {
   it('orders, and pages through the groups', async () => {
     const all = await ask({ metrics: ['pageviews'], dimensions: ['page'], order_by: [['page', 'desc']] });
     expect(all.results.map((r) => r.dimensions[0])).toEqual(['/pricing', '/blog/b', '/blog/a', '/']);
-    const page = await ask({ metrics: ['pageviews'], dimensions: ['page'], order_by: [['page', 'desc']], pagination: { limit: 2, offset: 1 } });
+    const page = await ask({
+      metrics: ['pageviews'],
+      dimensions: ['page'],
+      order_by: [['page', 'desc']],
+      pagination: { limit: 2, offset: 1 },
+    });
     expect(page.results.map((r) => r.dimensions[0])).toEqual(['/blog/b', '/blog/a']);
     expect(page.meta.total_rows).toBe(4);
   });
@@ -223,10 +272,37 @@ describe('query engine: filters', () => {
   });
 
   it('combines conditions with and, or, not', async () => {
-    expect(await visitors(['and', [['is', 'country', ['DE']], ['contains', 'page', ['/blog']]]])).toEqual([1, 1, 1]);
-    expect(await visitors(['or', [['is', 'country', ['FR']], ['is', 'source', ['Newsletter']]]])).toEqual([2, 2, 2]);
+    expect(
+      await visitors([
+        'and',
+        [
+          ['is', 'country', ['DE']],
+          ['contains', 'page', ['/blog']],
+        ],
+      ]),
+    ).toEqual([1, 1, 1]);
+    expect(
+      await visitors([
+        'or',
+        [
+          ['is', 'country', ['FR']],
+          ['is', 'source', ['Newsletter']],
+        ],
+      ]),
+    ).toEqual([2, 2, 2]);
     expect(await visitors(['not', ['is', 'country', ['DE']]])).toEqual([1, 1, 1]);
-    expect(await visitors(['not', ['or', [['is', 'country', ['FR']], ['is', 'source', ['Google']]]]])).toEqual([1, 2, 3]);
+    expect(
+      await visitors([
+        'not',
+        [
+          'or',
+          [
+            ['is', 'country', ['FR']],
+            ['is', 'source', ['Google']],
+          ],
+        ],
+      ]),
+    ).toEqual([1, 2, 3]);
   });
 
   it('binds values: quotes and SQL in a value are text', async () => {
@@ -246,11 +322,25 @@ describe('query engine: goals', () => {
   });
 
   it('filters by goal; conversion_rate per group divides by the group’s visitors', async () => {
-    expect(rows(await ask({ metrics: ['visitors', 'conversions', 'conversion_rate', 'revenue'], filters: ['is', 'event:goal', ['Pro signup']] }))).toEqual([
-      [1, 1, 33.33, 20],
-    ]);
     expect(
-      rows(await ask({ metrics: ['visitors', 'conversion_rate'], dimensions: ['country'], filters: ['and', [['is', 'goal', ['Pricing']], ['is', 'source', ['Direct', 'Google']]]] })),
+      rows(
+        await ask({ metrics: ['visitors', 'conversions', 'conversion_rate', 'revenue'], filters: ['is', 'event:goal', ['Pro signup']] }),
+      ),
+    ).toEqual([[1, 1, 33.33, 20]]);
+    expect(
+      rows(
+        await ask({
+          metrics: ['visitors', 'conversion_rate'],
+          dimensions: ['country'],
+          filters: [
+            'and',
+            [
+              ['is', 'goal', ['Pricing']],
+              ['is', 'source', ['Direct', 'Google']],
+            ],
+          ],
+        }),
+      ),
     ).toEqual([['DE', 2, 100]]);
     expect(rows(await ask({ metrics: ['conversions'], filters: ['contains', 'goal', ['ign']] }))).toEqual([[1]]);
     // Filters select events: B's product click is an event that is no Blog page view.
@@ -337,7 +427,11 @@ describe('query engine: time zones', () => {
       ['2026-03-29T03:00:00+02:00', 1],
       ['2026-03-29T23:00:00+02:00', 1],
     ]);
-    const cmp = await askDst({ date_range: ['2026-03-29', '2026-03-29'], metrics: ['pageviews'], include: { comparison: 'previous_period' } });
+    const cmp = await askDst({
+      date_range: ['2026-03-29', '2026-03-29'],
+      metrics: ['pageviews'],
+      include: { comparison: 'previous_period' },
+    });
     expect(cmp.meta.comparison_date_range).toEqual(['2026-03-27T23:00:00.000Z', '2026-03-28T22:59:59.999Z']);
     expect(cmp.results[0]?.comparison).toEqual({ metrics: [1], change: [300] });
   });

@@ -43,7 +43,21 @@ describe('parseQuery refuses a bad query with the path of the bad part', () => {
     ['an unknown metric', { ...base, metrics: ['visitors', 'sales'] }, '/metrics/1'],
     ['a metric twice', { ...base, metrics: ['visitors', 'visitors'] }, '/metrics/1'],
     ['conversions without a goal', { ...base, metrics: ['visitors', 'conversions'] }, '/metrics/1'],
-    ['conversion_rate with a goal under or', { ...base, metrics: ['conversion_rate'], filters: ['or', [['is', 'goal', ['Signup']], ['is', 'page', ['/']]]] }, '/metrics/0'],
+    [
+      'conversion_rate with a goal under or',
+      {
+        ...base,
+        metrics: ['conversion_rate'],
+        filters: [
+          'or',
+          [
+            ['is', 'goal', ['Signup']],
+            ['is', 'page', ['/']],
+          ],
+        ],
+      },
+      '/metrics/0',
+    ],
     ['dimensions not a list', { ...base, dimensions: 'page' }, '/dimensions'],
     ['an unknown dimension', { ...base, dimensions: ['page', 'planet'] }, '/dimensions/1'],
     ['an empty property name', { ...base, dimensions: ['props:'] }, '/dimensions/0'],
@@ -51,7 +65,20 @@ describe('parseQuery refuses a bad query with the path of the bad part', () => {
     ['two time dimensions', { ...base, dimensions: ['time:day', 'time:hour'] }, '/dimensions/1'],
     ['too many dimensions', { ...base, dimensions: ['page', 'source', 'country', 'os', 'device', 'browser'] }, '/dimensions'],
     ['a filter that is no list', { ...base, filters: 'page==/' }, '/filters'],
-    ['an unknown operator', { ...base, filters: ['and', [['is', 'page', ['/']], ['matches', 'page', ['/']]]] }, '/filters/1/1/0'],
+    [
+      'an unknown operator',
+      {
+        ...base,
+        filters: [
+          'and',
+          [
+            ['is', 'page', ['/']],
+            ['matches', 'page', ['/']],
+          ],
+        ],
+      },
+      '/filters/1/1/0',
+    ],
     ['an unknown filter dimension', { ...base, filters: ['is', 'planet', ['Mars']] }, '/filters/1'],
     ['a time filter', { ...base, filters: ['is', 'time:day', ['2026-01-01']] }, '/filters/1'],
     ['values not a list', { ...base, filters: ['is', 'page', '/'] }, '/filters/2'],
@@ -59,7 +86,11 @@ describe('parseQuery refuses a bad query with the path of the bad part', () => {
     ['a value not a string', { ...base, filters: ['not', ['is', 'page', ['/', 3]]] }, '/filters/1/2/1'],
     ['a value too long', { ...base, filters: ['is', 'page', ['x'.repeat(QUERY_LIMITS.valueLength + 1)]] }, '/filters/2/0'],
     ['too many values', { ...base, filters: ['is', 'page', many(QUERY_LIMITS.valuesPerCondition + 1, String)] }, '/filters/2'],
-    ['too many conditions', { ...base, filters: ['or', many(QUERY_LIMITS.conditions + 1, () => ['is', 'page', ['/']])] }, `/filters/1/${QUERY_LIMITS.conditions}`],
+    [
+      'too many conditions',
+      { ...base, filters: ['or', many(QUERY_LIMITS.conditions + 1, () => ['is', 'page', ['/']])] },
+      `/filters/1/${QUERY_LIMITS.conditions}`,
+    ],
     ['nesting too deep', { ...base, filters: nest(QUERY_LIMITS.depth + 1) }, `/filters${'/1'.repeat(QUERY_LIMITS.depth)}`],
     ['an empty and', { ...base, filters: ['and', []] }, '/filters/1'],
     ['a condition of two parts', { ...base, filters: ['is', 'page'] }, '/filters'],
@@ -85,7 +116,14 @@ describe('parseQuery refuses a bad query with the path of the bad part', () => {
     const q = parse({
       ...base,
       dimensions: ['page', 'source', 'country', 'os', 'device'],
-      filters: ['or', many(QUERY_LIMITS.conditions, () => ['is', 'page', many(QUERY_LIMITS.valuesPerCondition, () => 'x'.repeat(QUERY_LIMITS.valueLength))])],
+      filters: [
+        'or',
+        many(QUERY_LIMITS.conditions, () => [
+          'is',
+          'page',
+          many(QUERY_LIMITS.valuesPerCondition, () => 'x'.repeat(QUERY_LIMITS.valueLength)),
+        ]),
+      ],
       pagination: { limit: QUERY_LIMITS.limit, offset: QUERY_LIMITS.offset },
     });
     expect(q.dimensions).toHaveLength(5);
@@ -93,7 +131,12 @@ describe('parseQuery refuses a bad query with the path of the bad part', () => {
   });
 
   it("accepts Plausible's names and resolves goals", () => {
-    const q = parse({ ...base, metrics: ['conversion_rate'], dimensions: ['event:goal', 'visit:source', 'event:props:plan'], filters: ['is', 'event:goal', ['Signup']] });
+    const q = parse({
+      ...base,
+      metrics: ['conversion_rate'],
+      dimensions: ['event:goal', 'visit:source', 'event:props:plan'],
+      filters: ['is', 'event:goal', ['Signup']],
+    });
     expect(q.dimensions.map((d) => d.name)).toEqual(['goal', 'source', 'props:plan']);
     expect(q.filters).toMatchObject({ op: 'is', goals: [GOALS[0]] });
   });
@@ -113,7 +156,10 @@ describe('date ranges in the site zone', () => {
 
   it('reads dates, zone-less times in the zone, and times with offsets; both ends included', () => {
     expect(iso(range(['2026-03-29', '2026-03-29']))).toEqual(['2026-03-28T23:00:00.000Z', '2026-03-29T22:00:00.000Z']);
-    expect(iso(range(['2026-01-01T10:00:00', '2026-01-01T11:00:00+00:00']))).toEqual(['2026-01-01T09:00:00.000Z', '2026-01-01T11:00:00.001Z']);
+    expect(iso(range(['2026-01-01T10:00:00', '2026-01-01T11:00:00+00:00']))).toEqual([
+      '2026-01-01T09:00:00.000Z',
+      '2026-01-01T11:00:00.001Z',
+    ]);
   });
 
   it('compares with as many days before, and the same dates a year before', () => {
