@@ -11,6 +11,7 @@ import type { Context } from './context.js';
 import type { Flusher } from './counters/flusher.js';
 import { TallyError } from './errors.js';
 import { GoalRepository } from './goals/goal-repository.js';
+import { registerGoalRoutes } from './goals/goal-routes.js';
 import { createAuth } from './http/auth.js';
 import { answerClientError, answerFrameworkError, MAX_PARAM_LENGTH, registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodies } from './http/json-body.js';
@@ -25,7 +26,10 @@ import { createStatsQueries } from './present/stats-queries.js';
 import { createStatsReader } from './present/stats-reader.js';
 import { registerStatsRoutes } from './present/stats-routes.js';
 import { registerAnalysisRoutes } from './query/analysis-routes.js';
+import { createFilteredStats } from './query/filtered-stats.js';
 import { createQueryInputs } from './query/query-inputs.js';
+import { registerQueryRoutes } from './query/query-routes.js';
+import { createQueryEngine } from './query/run-query.js';
 import { registerUserEventsRoute } from './query/user-events-route.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
 import { registerTrackerRoute } from './tracker/tracker-route.js';
@@ -111,10 +115,18 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   });
   registerCounterRoutes(app, { auth, stats: createCounterStats(ctx) });
   const now = options.now ?? Date.now;
-  registerStatsRoutes(app, { auth, queries: createStatsQueries(createStatsReader(ctx, now), now) });
-  const events = { scan: ctx.events, sql: ctx.events.sql };
-  registerAnalysisRoutes(app, { auth, events, inputs: createQueryInputs(new GoalRepository(ctx.db)), now });
-  registerUserEventsRoute(app, { auth, events, now });
+  const goals = new GoalRepository(ctx.db);
+  const runQuery = createQueryEngine(ctx.events);
+  registerStatsRoutes(app, {
+    auth,
+    queries: createStatsQueries(createStatsReader(ctx, now), now),
+    filtered: createFilteredStats(runQuery),
+    goals,
+  });
+  registerQueryRoutes(app, { auth, goals, runQuery, now });
+  registerGoalRoutes(app, { auth, goals });
+  registerAnalysisRoutes(app, { auth, events: ctx.events, inputs: createQueryInputs(goals), now });
+  registerUserEventsRoute(app, { auth, events: ctx.events, now });
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);

@@ -16,7 +16,7 @@ export interface TestEventStore {
 export async function openTestEventStore(): Promise<TestEventStore> {
   const store = await openEventStore({ eventsDir: undefined, claimIdleMs: 30_000 });
   return {
-    events: { scan: store, sql: store.sql },
+    events: store,
     async write(rows) {
       const bySite = new Map<string, EventRow[]>();
       for (const row of rows) bySite.set(row.site_id, [...(bySite.get(row.site_id) ?? []), row]);

@@ -28,7 +28,7 @@ export const ErrorBody = Type.Object({
 
 /** Groups of the reference, by path. */
 function tagOf(url: string): string {
-  if (url.startsWith('/v1/stats') || url.startsWith('/user/') || url.endsWith('/events')) return 'Stats';
+  if (url.startsWith('/v1/stats') || url.startsWith('/v1/goals') || url.startsWith('/user/') || url.endsWith('/events')) return 'Stats';
   if (url.startsWith('/v1/sites') || url.endsWith('/token')) return 'Sites and keys';
   if (url.includes('notifications')) return 'Notifications';
   if (url.startsWith('/v1/') || url === '/click' || url === '/api/event') return 'Collect';

@@ -45,10 +45,9 @@ export class GoalRepository {
   }
 
   async list(siteId: string): Promise<Goal[]> {
-    const result = await this.db.query<Row>(
-      'SELECT id, name, page, event, props FROM goals WHERE site_id = $1 ORDER BY created_at, id',
-      [siteId],
-    );
+    const result = await this.db.query<Row>('SELECT id, name, page, event, props FROM goals WHERE site_id = $1 ORDER BY created_at, id', [
+      siteId,
+    ]);
     return result.rows.map(toGoal);
   }
 

@@ -46,13 +46,22 @@ export function registerGoalRoutes(app: FastifyInstance, deps: { auth: Auth; goa
     const site = await auth.secret(request);
     const { name, page, event, props } = request.body;
     if ((page === undefined) === (event === undefined)) {
-      throw new TallyError('invalid_request', 'A goal has exactly one of page (a path pattern) or event (an event name).', page === undefined ? '/page' : '/event');
+      throw new TallyError(
+        'invalid_request',
+        'A goal has exactly one of page (a path pattern) or event (an event name).',
+        page === undefined ? '/page' : '/event',
+      );
     }
     if (props !== undefined && page !== undefined) throw new TallyError('invalid_request', 'props go with an event goal.', '/props');
-    const texts: [string, string][] = [['/name', name], ['/page', page ?? ''], ['/event', event ?? '']];
+    const texts: [string, string][] = [
+      ['/name', name],
+      ['/page', page ?? ''],
+      ['/event', event ?? ''],
+    ];
     for (const [k, v] of Object.entries(props ?? {})) texts.push([`/props/${k}`, k + v]);
     for (const [path, text] of texts) {
-      if (!isStorableText(text)) throw new TallyError('invalid_request', 'Text must not contain NUL characters or unpaired UTF-16 surrogates.', path);
+      if (!isStorableText(text))
+        throw new TallyError('invalid_request', 'Text must not contain NUL characters or unpaired UTF-16 surrogates.', path);
     }
     const goal = await goals.create(site.id, page !== undefined ? { name, page } : { name, event: event as string, props: props ?? {} });
     return reply.status(201).send(goal);
@@ -65,10 +74,16 @@ export function registerGoalRoutes(app: FastifyInstance, deps: { auth: Auth; goa
 
   routes.delete(
     '/v1/goals/:id',
-    { schema: { params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }), response: { 200: Type.Object({ deleted: Type.Boolean() }) } } },
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }),
+        response: { 200: Type.Object({ deleted: Type.Boolean() }) },
+      },
+    },
     async (request) => {
       const site = await auth.secret(request);
-      if (!(await goals.delete(site.id, request.params.id))) throw new TallyError('not_found', 'This site has no goal with that id.', '/id');
+      if (!(await goals.delete(site.id, request.params.id)))
+        throw new TallyError('not_found', 'This site has no goal with that id.', '/id');
       return { deleted: true };
     },
   );

@@ -6,8 +6,8 @@ import type { Condition, Filter, Query, TimeRange } from './query.js';
 import { bucketSql } from './time-buckets.js';
 
 // The one place a Query becomes SQL (DuckDB, over the event store's Parquet files). Every value
-// from the request is a bound parameter; the SQL text holds only names from the catalogues and
-// the snapshot's own file paths.
+// from the request (and the snapshot's file list) is a bound parameter; the SQL text holds only
+// the catalogues' names.
 //
 //   all_  the site's human events of the range (site and time first: files are partitioned by
 //         day, row groups carry ts statistics)
@@ -33,8 +33,6 @@ class Params {
     return `$${this.values.length}`;
   }
 }
-
-const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /** A path pattern (`*` = any characters) as a LIKE pattern with `\` escaping. */
 export function likePattern(pattern: string): string {
@@ -139,9 +137,9 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const needBase = query.metrics.includes('conversion_rate');
   const byGoal = query.dimensions.some((d) => d.kind === 'goal');
 
-  const files = options.files.map(quoteLiteral).join(', ');
+  const files = p.add(options.files);
   const ctes: string[] = [
-    `all_ AS (SELECT * FROM read_parquet([${files}], hive_partitioning = false)
+    `all_ AS (SELECT * FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
       WHERE site_id = ${site} AND ts >= epoch_ms(${from}::BIGINT) AND ts < epoch_ms(${to}::BIGINT)
         AND kind IN ('pageview', 'event', 'engagement')${bots})`,
   ];

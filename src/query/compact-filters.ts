@@ -30,7 +30,7 @@ function splitEscaped(text: string, separator: string): string[] {
   return out;
 }
 
-const unescape = (text: string) => text.replace(/\\(.)/g, '$1');
+const unescaped = (text: string) => text.replace(/\\([\s\S])/g, '$1');
 
 /** The compact form as ["and", [[op, dimension, [values…]], …]]; a 400 at /filters when it is not one. */
 export function parseCompactFilters(text: string): unknown[] {
@@ -53,8 +53,8 @@ export function parseCompactFilters(text: string): unknown[] {
           '/filters',
         );
       }
-      const values = splitEscaped(part.slice(at + 2), '|').map(unescape);
-      return [op, unescape(part.slice(0, at)), values];
+      const values = splitEscaped(part.slice(at + 2), '|').map(unescaped);
+      return [op, unescaped(part.slice(0, at)), values];
     });
   if (conditions.length === 0) throw new TallyError('invalid_request', 'filters holds no condition (e.g. country==DE).', '/filters');
   return ['and', conditions];

@@ -44,7 +44,7 @@ export async function withEventSource<T>(
   query: (source: string) => Promise<T>,
   empty: () => T,
 ): Promise<T> {
-  const snapshot = await deps.scan.snapshot(siteId, fromMs, toMs);
+  const snapshot = await deps.snapshot(siteId, fromMs, toMs);
   try {
     if (snapshot.files.length === 0) return empty();
     return await query(`read_parquet([${snapshot.files.map(literal).join(', ')}])`);

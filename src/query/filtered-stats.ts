@@ -38,7 +38,10 @@ export function createFilteredStats(runQuery: RunQuery, now: () => number = Date
     }
   }
 
-  function query(scope: StatsScope, parts: { metrics: Metric[]; dimensions?: Dimension[]; filters?: Filter | null; limit?: number; bots?: BotsChoice; range?: TimeRange }): Query {
+  function query(
+    scope: StatsScope,
+    parts: { metrics: Metric[]; dimensions?: Dimension[]; filters?: Filter | null; limit?: number; bots?: BotsChoice; range?: TimeRange },
+  ): Query {
     const range = parts.range ?? rangeOf(scope);
     return {
       siteId: scope.siteId,
@@ -89,7 +92,12 @@ export function createFilteredStats(runQuery: RunQuery, now: () => number = Date
     const present: Filter = { op: 'is_not', dimension, values: [NONE] };
     const filters = filterOf(scope);
     const answer = await runQuery(
-      query(scope, { metrics: [args.metric], dimensions: [dimension], filters: filters === null ? present : { op: 'and', filters: [filters, present] }, limit: args.limit }),
+      query(scope, {
+        metrics: [args.metric],
+        dimensions: [dimension],
+        filters: filters === null ? present : { op: 'and', filters: [filters, present] },
+        limit: args.limit,
+      }),
     );
     return answer.results.map((r) => ({ value: r.dimensions[0] as string, count: r.metrics[0] ?? 0 }));
   }
@@ -105,7 +113,9 @@ export function createFilteredStats(runQuery: RunQuery, now: () => number = Date
       }
     }
     const range = { fromMs: r.from, toMs: r.to };
-    const answer = await runQuery(query(scope, { metrics: [args.metric], dimensions: [{ kind: 'time', name: `time:${unit}`, unit }], range }));
+    const answer = await runQuery(
+      query(scope, { metrics: [args.metric], dimensions: [{ kind: 'time', name: `time:${unit}`, unit }], range }),
+    );
     // The engine labels buckets for people; the route's points are UTC instants.
     const counts = new Map<string, number>();
     for (const row of answer.results) counts.set(row.dimensions[0] as string, row.metrics[0] ?? 0);

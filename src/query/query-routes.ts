@@ -16,10 +16,28 @@ export const zoneOf = (site: Site): string => (site as Site & { timezone?: strin
 
 const QueryBody = Type.Object(
   {
-    date_range: Type.Optional(Type.Unknown({ description: '`realtime|today|24h|7d|30d|12mo|all`, or `["<from>", "<to>"]` (dates or ISO times, both included), in the site zone' })),
-    metrics: Type.Optional(Type.Unknown({ description: 'visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, clicks, time_on_page, conversions, conversion_rate, revenue' })),
-    dimensions: Type.Optional(Type.Unknown({ description: 'page, entry_page, exit_page, hostname, source, referrer, utm_*, browser, os, device, country, region, event, goal, product, user, props:<name>, time:minute|hour|day|week|month' })),
-    filters: Type.Optional(Type.Unknown({ description: '[op, dimension, [values…]] with op is|is_not|contains|contains_not, or ["and"|"or", [filters…]], or ["not", filter]' })),
+    date_range: Type.Optional(
+      Type.Unknown({
+        description: '`realtime|today|24h|7d|30d|12mo|all`, or `["<from>", "<to>"]` (dates or ISO times, both included), in the site zone',
+      }),
+    ),
+    metrics: Type.Optional(
+      Type.Unknown({
+        description:
+          'visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, clicks, time_on_page, conversions, conversion_rate, revenue',
+      }),
+    ),
+    dimensions: Type.Optional(
+      Type.Unknown({
+        description:
+          'page, entry_page, exit_page, hostname, source, referrer, utm_*, browser, os, device, country, region, event, goal, product, user, props:<name>, time:minute|hour|day|week|month',
+      }),
+    ),
+    filters: Type.Optional(
+      Type.Unknown({
+        description: '[op, dimension, [values…]] with op is|is_not|contains|contains_not, or ["and"|"or", [filters…]], or ["not", filter]',
+      }),
+    ),
     order_by: Type.Optional(Type.Unknown({ description: '[[metric or dimension, "asc"|"desc"], …]' })),
     include: Type.Optional(Type.Unknown({ description: '{"comparison": "previous_period"|"year_over_year", "bots": boolean}' })),
     pagination: Type.Optional(Type.Unknown({ description: '{"limit": 1–10000, "offset": n}' })),
@@ -30,7 +48,13 @@ const QueryBody = Type.Object(
         date_range: '30d',
         metrics: ['visitors', 'pageviews'],
         dimensions: ['source'],
-        filters: ['and', [['is', 'country', ['DE', 'FR']], ['contains', 'page', ['/blog']]]],
+        filters: [
+          'and',
+          [
+            ['is', 'country', ['DE', 'FR']],
+            ['contains', 'page', ['/blog']],
+          ],
+        ],
         order_by: [['visitors', 'desc']],
         include: { comparison: 'previous_period' },
         pagination: { limit: 100, offset: 0 },
@@ -42,7 +66,9 @@ const QueryBody = Type.Object(
 const Row = Type.Object({
   dimensions: Type.Array(Type.String()),
   metrics: Type.Array(Type.Number()),
-  comparison: Type.Optional(Type.Object({ metrics: Type.Array(Type.Number()), change: Type.Array(Type.Union([Type.Number(), Type.Null()])) })),
+  comparison: Type.Optional(
+    Type.Object({ metrics: Type.Array(Type.Number()), change: Type.Array(Type.Union([Type.Number(), Type.Null()])) }),
+  ),
 });
 const QueryAnswer = Type.Object({
   results: Type.Array(Row),

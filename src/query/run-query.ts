@@ -7,11 +7,8 @@ import { bucketLabel, bucketOrdinal } from './time-buckets.js';
 // Runs a parsed Query over a snapshot of the event store and shapes API.md's answer: rows of
 // dimension values and metrics in the query's order, each with its comparison when asked.
 
-/** The event store as the query API reads it. */
-export interface EventSource {
-  scan: EventScan;
-  sql: EventSql;
-}
+/** The event store as the query API reads it: snapshots of a site's files, and SQL over them. */
+export type EventSource = EventScan & { readonly sql: EventSql };
 
 export interface ResultRow {
   dimensions: string[];
@@ -50,7 +47,7 @@ export function change(metric: Metric, now: number, before: number): number | nu
 
 export function createQueryEngine(events: EventSource) {
   async function grouped(query: Query, range: TimeRange, paginate: boolean): Promise<{ rows: Grouped[]; total: number }> {
-    const snapshot = await events.scan.snapshot(query.siteId, range.fromMs, range.toMs);
+    const snapshot = await events.snapshot(query.siteId, range.fromMs, range.toMs);
     try {
       if (snapshot.files.length === 0) {
         // Nothing stored: a query without dimensions still answers its one row of zeros.
