@@ -14,6 +14,8 @@ import type { EventSource } from './run-query.js';
 // latest start is the one to keep because it leaves the most room for the steps after it. Each
 // c_k is one window function over the rows c_(k-1) left, so a funnel of n steps is one read and
 // n-1 window passes, where a join per step would read the events n times.
+// (A list_reduce over each visitor's list of events, one sort instead of n-1, was measured
+// slower: DuckDB evaluates its lambdas event by event.)
 
 export const MIN_FUNNEL_STEPS = 2;
 export const MAX_FUNNEL_STEPS = 8;
