@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { bindAll, type EventEngine, sqlPath } from './engine.js';
 import { EVENT_COLUMNS } from './event-row.js';
 import { publish, removeIfPresent } from './fs-atomic.js';
-import { compactedName, dayOf, segmentInfo, tempName } from './layout.js';
+import { compactedName, dayOf, manifestName, segmentInfo, tempName } from './layout.js';
 import { commitManifest, needsDedupe, type Partition } from './partition.js';
 
 // Compaction of one partition. 'merge' folds the clean segments into one new compacted file
@@ -58,6 +58,8 @@ export async function compactPartition(
   const present = new Set(p.names);
   const replaced: Record<string, number> = {};
   for (const [file, at] of Object.entries(p.manifest.replaced)) if (present.has(file)) replaced[file] = at;
+  // The manifest this one supersedes goes like any replaced file (a reader may have just listed it).
+  if (p.manifest.gen > 0) replaced[manifestName(p.manifest.gen)] = nowMs;
   let dirtyUntil = p.manifest.dirtyUntil;
   for (const input of inputs) {
     replaced[input] = nowMs;

@@ -1,8 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EXPIRED_MARK, genOf, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
 import { publishIfAbsent } from './fs-atomic.js';
-import { writeFile } from 'node:fs/promises';
+import { EXPIRED_MARK, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
 
 // One (site, day) partition as a reader sees it at one instant: the newest manifest names the
 // compacted files; every segment it has not folded in is visible beside them. A manifest
@@ -46,7 +45,10 @@ export async function readPartition(dir: string, day: string): Promise<Partition
       throw err;
     }
     if (names.includes(EXPIRED_MARK)) return undefined;
-    const newest = names.filter((n) => kindOf(n) === 'manifest').sort().at(-1);
+    const newest = names
+      .filter((n) => kindOf(n) === 'manifest')
+      .sort()
+      .at(-1);
     let manifest = EMPTY;
     if (newest !== undefined) {
       try {
@@ -78,5 +80,3 @@ export async function commitManifest(p: Partition, next: Omit<Manifest, 'gen'>):
   await writeFile(temp, JSON.stringify({ gen, ...next } satisfies Manifest));
   return publishIfAbsent(temp, join(p.dir, manifestName(gen)), p.dir);
 }
-
-export const isStaleGeneration = (p: Partition, name: string) => genOf(name) < p.manifest.gen;
