@@ -23,7 +23,7 @@ export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | 
   if (needsDedupe(p, nowMs)) return 'dedupe';
   // A finished day ends as one file; so does one whose merges piled up.
   if (p.visible.length > 1 && (p.day < dayOf(nowMs) || p.manifest.files.length >= MAX_FILES)) return 'dedupe';
-  if (p.segments.length > 1) return 'merge';
+  if (p.segments.filter((s) => !segmentInfo(s).dirty).length > 1) return 'merge';
   return undefined;
 }
 
