@@ -114,14 +114,15 @@ async function main() {
     if (held.size !== again.length) throw new Error(`lookup found ${held.size} of ${again.length}`);
 
     // A dirty segment (half of it already stored): the next read dedupes the whole day first.
-    await store.append(SITE, [...again.slice(0, 500), ...Array.from({ length: 500 }, (_, i) => eventAt(EVENTS + i))], { dirty: true });
+    const fresh = Array.from({ length: 500 }, (_, i) => ({ ...eventAt(i), message_id: `late-${i}` }));
+    await store.append(SITE, [...again.slice(0, 500), ...fresh], { dirty: true });
     const d0 = performance.now();
     const snapshot = await store.snapshot(SITE, DAY, DAY + 86_400_000);
     const dedupe = performance.now() - d0;
     const [count] = await store.sql.all('SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM read_parquet($1)', [snapshot.files]);
     snapshot.release();
     if (Number(count?.['n']) !== EVENTS + 500 || Number(count?.['ids']) !== EVENTS + 500)
-      throw new Error(`after dedupe: ${JSON.stringify(count)}`);
+      throw new Error(`after dedupe: ${count?.['n']} rows, ${count?.['ids']} ids`);
 
     process.stdout.write(
       `${table(
