@@ -47,7 +47,7 @@ export async function withEventSource<T>(
   const snapshot = await deps.snapshot(siteId, fromMs, toMs);
   try {
     if (snapshot.files.length === 0) return empty();
-    return await query(`read_parquet([${snapshot.files.map(literal).join(', ')}])`);
+    return await query(`read_parquet([${snapshot.files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false)`);
   } finally {
     snapshot.release();
   }
