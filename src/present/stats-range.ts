@@ -49,8 +49,6 @@ export interface Bucket {
 
 const invalid = (path: string, message: string) => new TallyError('invalid_request', message, path);
 
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-
 /** A date, or a date and time without an offset: the site's wall clock. */
 const WALL = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?$/;
 
