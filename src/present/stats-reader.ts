@@ -1,16 +1,15 @@
 import { figureSuffix, RES_SECONDS, type Res } from '../counters/counter-names.js';
 import { type Dimension, heldInRealtime, type RankMetric } from '../process/buckets.js';
 import type { Db } from '../storage/db.js';
-import { count, HyperLogLog } from '../storage/hyperloglog.js';
 import type { Realtime } from '../storage/realtime.js';
 import type { Bucket } from './stats-range.js';
 
 // Reads time buckets wherever they are: the real-time layer while it holds them (minutes 48 h,
 // hours 90 days, days forever), the PostgreSQL rollups after that. Callers see one answer; raw
-// events are never read. Uniques over several buckets are a HyperLogLog union: in the real-time
-// layer when it holds them all; else of the sketches themselves, the real-time layer's copies
-// and the ones PostgreSQL keeps (a local day in a zone offset by 30 minutes has minute buckets
-// at its edges, which only PostgreSQL holds after 48 hours).
+// events are never read. Uniques over several buckets are a HyperLogLog union in the real-time
+// layer, with PostgreSQL's copies of the buckets it no longer holds sent along (a local day in
+// a zone offset by 30 minutes has minute buckets at its edges, which only PostgreSQL holds
+// after 48 hours).
 
 export interface Ranked {
   value: string;
@@ -96,14 +95,12 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
     const suffixes = held.map((b) => uniqueOf(b, dim, value));
     if (cold.length === 0) return hot.countUniques(siteId, suffixes);
     const q = coldQuery('uniques', 'hll', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
-    const [copies, rows] = await Promise.all([
-      suffixes.length > 0 ? hot.copyUniques(siteId, suffixes) : [],
-      db.query<{ hll: Uint8Array }>(q.text, q.values),
-    ]);
-    const sketches: HyperLogLog[] = [];
-    for (const copy of copies) if (copy) sketches.push(HyperLogLog.fromBytes(copy.hll));
-    for (const row of rows.rows) sketches.push(HyperLogLog.fromBytes(row.hll));
-    return sketches.length === 0 ? 0 : count(...sketches);
+    const rows = await db.query<{ hll: Uint8Array }>(q.text, q.values);
+    return hot.countUniques(
+      siteId,
+      suffixes,
+      rows.rows.map((r) => r.hll),
+    );
   }
 
   /** A ranking summed over the buckets, highest first (limit 0: all). */
