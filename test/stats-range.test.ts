@@ -109,6 +109,19 @@ describe('stats ranges in a time zone', () => {
             expect(Date.parse(slot.t)).toBe(from);
             const w = wallTime(z, from);
             expect(slot.t.slice(11, 16)).toBe(`${String(w.hour).padStart(2, '0')}:${String(w.minute).padStart(2, '0')}`);
+            if (slot.terms) {
+              // Added and taken away, the terms hold every instant of the point once, and nothing else.
+              const edges = new Set<number>([from - MINUTE, to, to - MINUTE]);
+              for (const { bucket: b } of slot.terms)
+                for (const t of [b.bucket * 1000, (b.bucket + RES_SECONDS[b.res]) * 1000]) edges.add(t).add(t - MINUTE);
+              for (const t of edges) {
+                let held = 0;
+                for (const { bucket: b, sign } of slot.terms)
+                  if (t >= b.bucket * 1000 && t < (b.bucket + RES_SECONDS[b.res]) * 1000) held += sign;
+                expect(held, new Date(t).toISOString()).toBe(t >= from && t < to ? 1 : 0);
+              }
+              expect(slot.terms.length).toBeLessThan(slot.buckets.length);
+            }
             if (interval === 'day') {
               expect(from).toBe(dayStart(z, from));
               expect(to).toBe(dayStart(z, to));
