@@ -349,6 +349,8 @@ describe('sites', () => {
         writeKey: expect.stringMatching(/^twk_/),
         secretKey: expect.stringMatching(/^tsk_/),
         domains: [],
+        timezone: 'UTC',
+        retentionDays: null,
       });
       expect((await create(`Bearer ${admin}`, 'shop')).json().error.code).toBe('conflict');
       const stored = await t.ctx.db.query<{ write_key_hash: string }>('SELECT write_key_hash FROM sites WHERE id = $1', [site.id]);

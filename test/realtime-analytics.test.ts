@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { AggregateOp } from '../src/storage/analytics-realtime.js';
+import { HyperLogLog } from '../src/storage/hyperloglog.js';
 import { createKeys, type Keys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
 import { eventually, uniqueName } from './helpers.js';
@@ -170,5 +171,25 @@ describe.each(realtimeLayers())('analytics: %s', (_name, open) => {
     ]);
     await rt.analytics.restore('a4', [{ kind: 'counters', suffix: 't:d:0', values: { pv: 1 } }]);
     expect(await rt.analytics.counters('a4', 't:d:0')).toEqual({ pv: 1 });
+  });
+
+  it('counts HyperLogLogs together with sketches sent along (buckets only PostgreSQL holds)', async () => {
+    await apply('a5', [{ op: 'pfadd', key: keys.siteKey('a5', 'h:d:0'), members: ['u1', 'u2'] }]);
+    const sketch = (members: string[]) => {
+      const hll = new HyperLogLog();
+      for (const m of members) hll.add(m);
+      return hll.toBytes();
+    };
+    expect(await rt.analytics.countUniques('a5', ['h:d:0'], [sketch(['u2', 'u3'])])).toBe(3);
+    expect(await rt.analytics.countUniques('a5', ['h:d:0', 'h:d:9'], [sketch(['u4']), sketch(['u1', 'u5'])])).toBe(4);
+    expect(await rt.analytics.countUniques('a5', [], [sketch(['u7'])])).toBe(1);
+    expect(await rt.analytics.countUniques('a5', ['h:d:0'], [])).toBe(2);
+    // A copy taken from the layer itself is a sketch like any other.
+    const [copy] = await rt.analytics.copyUniques('a5', ['h:d:0']);
+    expect(await rt.analytics.countUniques('a5', ['h:d:9'], [copy?.hll as Buffer, sketch(['u9'])])).toBe(3);
+    // Bytes that are not a HyperLogLog are refused, and the sources stay as they were.
+    await expect(rt.analytics.countUniques('a5', ['h:d:0'], [Buffer.from('HYLL-not-really')])).rejects.toThrow();
+    expect(await rt.analytics.countUniques('a5', ['h:d:0'])).toBe(2);
+    expect((await rt.analytics.copyUniques('a5', ['h:d:0']))[0]?.hll.equals(copy?.hll as Buffer)).toBe(true);
   });
 });

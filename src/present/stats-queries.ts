@@ -97,11 +97,7 @@ export function createStatsQueries(reader: StatsReader, now: () => number = Date
     const range = resolvePeriod(query, now(), site.timezone);
     const slots = intervalSlots(range, query.interval ?? range.interval);
     const field = query.metric === 'visitors' ? 'visitors' : TOTALS[query.metric];
-    const counts = await reader.series(
-      site.id,
-      slots.map((s) => s.buckets),
-      field,
-    );
+    const counts = await reader.series(site.id, slots, field);
     return slots.map((s, i) => ({ t: s.t, count: counts[i] ?? 0 }));
   }
 

@@ -39,6 +39,13 @@ export interface Range {
 export interface Slot {
   t: string;
   buckets: Bucket[];
+  /** For sums only, when shorter than `buckets`: the same span as buckets added and taken away. */
+  terms?: Term[];
+}
+
+export interface Term {
+  bucket: Bucket;
+  sign: 1 | -1;
 }
 
 export interface Bucket {
@@ -48,8 +55,6 @@ export interface Bucket {
 }
 
 const invalid = (path: string, message: string) => new TallyError('invalid_request', message, path);
-
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A date, or a date and time without an offset: the site's wall clock. */
 const WALL = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?$/;
@@ -165,8 +170,30 @@ export function intervalSlots(range: Range, interval: Interval): Slot[] {
       throw tooMany(MAX_POINTS + Math.ceil((range.to - t) / size), interval);
     }
     const end = next(t);
-    out.push({ t: localIso(zone, t), buckets: cover({ from: t, to: end }) });
+    const buckets = cover({ from: t, to: end });
+    const terms = interval === 'day' ? dayTerms(t, end) : undefined;
+    out.push(terms && terms.length < buckets.length ? { t: localIso(zone, t), buckets, terms } : { t: localIso(zone, t), buckets });
     t = end;
   }
   return out;
+}
+
+/**
+ * A local day holds no UTC day (Berlin's runs 23:00 to 23:00 UTC), so its cover is 23–25 hours;
+ * as a sum it is the UTC day it overlaps most, plus the hours before it, less the hours after
+ * (or the reverse, for zones behind UTC): one day and a few hours to read instead of 24 hours.
+ */
+function dayTerms(from: number, to: number): Term[] {
+  const add = (range: { from: number; to: number }, sign: 1 | -1) => cover(range).map((bucket) => ({ bucket, sign }));
+  const days = (a: number, b: number) => {
+    const out: Term[] = [];
+    for (let d = a; d < b; d += DAY) out.push({ bucket: { res: 'd', bucket: d / 1000 }, sign: 1 });
+    return out;
+  };
+  const [upFrom, upTo] = [Math.ceil(from / DAY) * DAY, Math.ceil(to / DAY) * DAY];
+  const [downFrom, downTo] = [Math.floor(from / DAY) * DAY, Math.floor(to / DAY) * DAY];
+  if (upFrom - from + (upTo - to) <= from - downFrom + (to - downTo)) {
+    return [...add({ from, to: upFrom }, 1), ...days(upFrom, upTo), ...add({ from: to, to: upTo }, -1)];
+  }
+  return [...days(downFrom, downTo), ...add({ from: downFrom, to: from }, -1), ...add({ from: downTo, to }, 1)];
 }

@@ -1,16 +1,15 @@
 import { figureSuffix, RES_SECONDS, type Res } from '../counters/counter-names.js';
 import { type Dimension, heldInRealtime, type RankMetric } from '../process/buckets.js';
 import type { Db } from '../storage/db.js';
-import { count, HyperLogLog } from '../storage/hyperloglog.js';
 import type { Realtime } from '../storage/realtime.js';
-import type { Bucket } from './stats-range.js';
+import type { Bucket, Slot, Term } from './stats-range.js';
 
 // Reads time buckets wherever they are: the real-time layer while it holds them (minutes 48 h,
 // hours 90 days, days forever), the PostgreSQL rollups after that. Callers see one answer; raw
-// events are never read. Uniques over several buckets are a HyperLogLog union: in the real-time
-// layer when it holds them all; else of the sketches themselves, the real-time layer's copies
-// and the ones PostgreSQL keeps (a local day in a zone offset by 30 minutes has minute buckets
-// at its edges, which only PostgreSQL holds after 48 hours).
+// events are never read. Uniques over several buckets are a HyperLogLog union in the real-time
+// layer, with PostgreSQL's copies of the buckets it no longer holds sent along (a local day in
+// a zone offset by 30 minutes has minute buckets at its edges, which only PostgreSQL holds
+// after 48 hours).
 
 export interface Ranked {
   value: string;
@@ -96,14 +95,12 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
     const suffixes = held.map((b) => uniqueOf(b, dim, value));
     if (cold.length === 0) return hot.countUniques(siteId, suffixes);
     const q = coldQuery('uniques', 'hll', 'dim = $2 AND value = $3', siteId, [dim ?? '', value ?? ''], cold);
-    const [copies, rows] = await Promise.all([
-      suffixes.length > 0 ? hot.copyUniques(siteId, suffixes) : [],
-      db.query<{ hll: Uint8Array }>(q.text, q.values),
-    ]);
-    const sketches: HyperLogLog[] = [];
-    for (const copy of copies) if (copy) sketches.push(HyperLogLog.fromBytes(copy.hll));
-    for (const row of rows.rows) sketches.push(HyperLogLog.fromBytes(row.hll));
-    return sketches.length === 0 ? 0 : count(...sketches);
+    const rows = await db.query<{ hll: Uint8Array }>(q.text, q.values);
+    return hot.countUniques(
+      siteId,
+      suffixes,
+      rows.rows.map((r) => r.hll),
+    );
   }
 
   /** A ranking summed over the buckets, highest first (limit 0: all). */
@@ -131,35 +128,47 @@ export function createStatsReader(deps: { realtime: Pick<Realtime, 'analytics'>;
 
   /**
    * One totals field (or the visitors) per slot of buckets, in the order given: a UTC site's
-   * slots are one bucket each, a zoned site's local hours and days may be several.
+   * slots are one bucket each, a zoned site's local hours and days may be several; a sum reads
+   * a slot's `terms` when it has them, and each bucket once however many slots name it.
    */
-  async function series(siteId: string, slots: readonly (readonly Bucket[])[], field: string | 'visitors'): Promise<number[]> {
+  async function series(siteId: string, slots: readonly Pick<Slot, 'buckets' | 'terms'>[], field: string | 'visitors'): Promise<number[]> {
     // Visitors of a slot of several buckets are a union, not a sum of per-bucket counts.
-    const summed = field === 'visitors' ? slots.filter((s) => s.length === 1) : slots;
-    const { cold } = split(summed.flat());
-    const fromPg = new Map<string, number>();
+    const summed: Term[][] = [];
+    for (const slot of slots) {
+      if (field === 'visitors' && slot.buckets.length > 1) continue;
+      summed.push(slot.terms ?? slot.buckets.map((bucket) => ({ bucket, sign: 1 })));
+    }
+    const distinct = new Map<string, Bucket>();
+    for (const terms of summed) for (const { bucket } of terms) distinct.set(`${bucket.res}${bucket.bucket}`, bucket);
+    const { held, cold } = split([...distinct.values()]);
+    const values = new Map<string, number>();
     if (cold.length > 0) {
       const q =
         field === 'visitors'
           ? coldQuery('uniques', 'res, bucket, visitors AS n', "dim = ''", siteId, [], cold)
           : coldQuery('rollups', 'res, bucket, count AS n', "dim = '' AND metric = $2", siteId, [field], cold);
       const rows = await db.query<{ res: Res; bucket: number; n: number }>(q.text, q.values);
-      for (const r of rows.rows) fromPg.set(`${r.res}${r.bucket}`, r.n);
+      for (const r of rows.rows) values.set(`${r.res}${r.bucket}`, Number(r.n));
     }
-    const t = now();
-    const one = async (b: Bucket) => {
-      if (!heldInRealtime(b.res, b.bucket, t)) return fromPg.get(`${b.res}${b.bucket}`) ?? 0;
-      if (field === 'visitors') return hot.countUniques(siteId, [uniqueOf(b)]);
-      return (await hot.counters(siteId, totalsOf(b)))[field] ?? 0;
-    };
-    return Promise.all(
-      slots.map(async (slot) => {
-        if (slot.length === 1) return one(slot[0] as Bucket);
-        if (field === 'visitors') return visitors(siteId, slot);
-        let sum = 0;
-        for (const n of await Promise.all(slot.map(one))) sum += n;
-        return sum;
+    await Promise.all(
+      held.map(async (b) => {
+        const n =
+          field === 'visitors' ? await hot.countUniques(siteId, [uniqueOf(b)]) : ((await hot.counters(siteId, totalsOf(b)))[field] ?? 0);
+        values.set(`${b.res}${b.bucket}`, n);
       }),
+    );
+    const sumOf = (terms: readonly Term[]) => {
+      let n = 0;
+      for (const { bucket, sign } of terms) n += sign * (values.get(`${bucket.res}${bucket.bucket}`) ?? 0);
+      // A day and an hour taken away are read at slightly different moments: an event landing
+      // in between could make the current day -1 for that moment.
+      return Math.max(0, n);
+    };
+    let next = 0;
+    return Promise.all(
+      slots.map((slot) =>
+        field === 'visitors' && slot.buckets.length > 1 ? visitors(siteId, slot.buckets) : sumOf(summed[next++] as Term[]),
+      ),
     );
   }
 

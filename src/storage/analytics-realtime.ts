@@ -76,8 +76,12 @@ export interface AnalyticsRealtime {
   apply(batch: AggregateBatch): Promise<number[]>;
   /** A hash of counters (0 for a missing field). */
   counters(siteId: string, suffix: string): Promise<Record<string, number>>;
-  /** Distinct visitors of the union of the HyperLogLogs. */
-  countUniques(siteId: string, suffixes: readonly string[]): Promise<number>;
+  /**
+   * Distinct visitors of the union of the HyperLogLogs, and of `sketches` when given
+   * (HyperLogLog bytes as copyUniques gives them: PostgreSQL's copies of buckets the real-time
+   * layer no longer holds).
+   */
+  countUniques(siteId: string, suffixes: readonly string[], sketches?: readonly Uint8Array[]): Promise<number>;
   /** Top `limit` members (0: all) of the sum of the rankings, highest first, ties by member. */
   rank(siteId: string, suffixes: readonly string[], limit: number): Promise<RankedMember[]>;
   /** Visitors of the live set last seen at or after sinceMs. */

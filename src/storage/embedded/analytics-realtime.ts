@@ -172,14 +172,14 @@ export function createEmbeddedAnalytics(deps: {
       return live(k) ? Object.fromEntries(counters.get(k) ?? []) : {};
     },
 
-    async countUniques(siteId, suffixes) {
+    async countUniques(siteId, suffixes, sketches = []) {
       // A missing HyperLogLog stays in the list: PFCOUNT of one key caches its count in the key,
       // of several (missing ones included) it does not, and the bytes show the difference.
       const hlls = suffixes.map((suffix) => {
         const k = key(siteId, suffix);
         return live(k) ? uniques.get(k) : undefined;
       });
-      return countUnion(...hlls);
+      return countUnion(...hlls, ...sketches.map((bytes) => HyperLogLog.fromBytes(bytes)));
     },
 
     async rank(siteId, suffixes, limit) {

@@ -24,7 +24,13 @@ export function createRedisAnalytics(client: RedisClient, call: CallScript, keys
       return out;
     },
 
-    countUniques: async (siteId, suffixes) => (suffixes.length === 0 ? 0 : client.pfcount(...suffixes.map((s) => key(siteId, s)))),
+    async countUniques(siteId, suffixes, sketches = []) {
+      const keys = suffixes.map((s) => key(siteId, s));
+      if (sketches.length === 0) return keys.length === 0 ? 0 : client.pfcount(...keys);
+      const scratch = `tmp:${randomBytes(6).toString('hex')}`;
+      const scratchKeys = sketches.map((_, i) => key(siteId, `${scratch}:${i}`));
+      return Number(await call('count-uniques-with', [...scratchKeys, ...keys], [sketches.length, ...sketches.map((b) => Buffer.from(b))]));
+    },
 
     async rank(siteId, suffixes, limit): Promise<RankedMember[]> {
       if (suffixes.length === 0) return [];

@@ -16,6 +16,7 @@ export const SCRIPTS = [
   'release-lock',
   'apply-aggregate',
   'rank-union',
+  'count-uniques-with',
   'inbox-begin',
   'inbox-finish',
   'inbox-state',
