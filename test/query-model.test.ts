@@ -116,7 +116,7 @@ const filterArb: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   ),
 })).f;
 const queryArb = fc.record({
-  from: fc.integer({ min: -2, max: 2 }),
+  from: fc.integer({ min: -1, max: 1 }),
   days: fc.integer({ min: 1, max: 3 }),
   metrics: fc.subarray(
     [
@@ -328,6 +328,6 @@ describe('query engine against an in-memory model', () => {
       }),
       propertyParams(40, 100_000),
     );
-    expect(substantial).toBeGreaterThan(40);
+    expect(substantial).toBeGreaterThanOrEqual(30);
   }, 120_000);
 });
