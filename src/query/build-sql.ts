@@ -226,11 +226,15 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // One pass over the range's events per session: its figures, its visit-level values, and
       // whether one of its events matches the filters.
       const values = dims.flatMap((d) => (d.kind === 'column' && !isExitPage(d) ? [`any_value(${d.sql}) AS ${d.sql}`] : []));
-      const hit = query.filters === null ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
+      // Filters on visit-level values alone hold for every event of a session or for none: they
+      // pick the sessions' rows before grouping (a referrer's visits are a small share of all).
+      const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
+      const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
-      ctes.push(`s AS (SELECT session, ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM all_ GROUP BY session)`);
+      const rows = query.filters !== null && visitLevel ? `all_${where}` : 'all_';
+      ctes.push(`s AS (SELECT session, ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
       ctes.push(
-        `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${query.filters === null ? '' : ' WHERE hit'}${groupBy(names())})`,
+        `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
     } else {
       // Visits per group of an event-level dimension: the (session, values) pairs of the matching
