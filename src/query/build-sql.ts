@@ -107,6 +107,43 @@ const METRIC_SQL: Record<Metric, string> = {
   revenue: `${ROUND('coalesce(e.revenue, 0)::DOUBLE', 2)}`,
 };
 
+/** Event aggregates (over m) and the metrics that read them. */
+const EVENT_AGGREGATES: Record<string, string> = {
+  pageviews: "count(*) FILTER (WHERE kind = 'pageview')",
+  events: "count(*) FILTER (WHERE kind = 'event')",
+  clicks: "count(*) FILTER (WHERE kind = 'event' AND product IS NOT NULL)",
+  visitors: 'count(DISTINCT visitor)',
+  engagements: "count(*) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
+  engaged_ms: "sum(engaged_ms) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
+  conversions: 'count(*)',
+  revenue: 'sum(revenue)',
+};
+const EVENT_NEEDS: Partial<Record<Metric, readonly string[]>> = {
+  visitors: ['visitors'],
+  pageviews: ['pageviews'],
+  events: ['events'],
+  clicks: ['clicks'],
+  time_on_page: ['engagements', 'engaged_ms'],
+  conversions: ['conversions'],
+  conversion_rate: ['visitors'],
+  revenue: ['revenue'],
+};
+/** Columns of the event rows each metric reads beyond ts, kind, visitor and session. */
+const METRIC_COLUMNS: Partial<Record<Metric, readonly string[]>> = {
+  clicks: ['product'],
+  time_on_page: ['engaged_ms'],
+  revenue: ['revenue'],
+};
+const GOAL_COLUMNS = ['page', 'name', 'props'];
+
+function conditions(f: Filter | null): Condition[] {
+  if (f === null) return [];
+  if ('dimension' in f) return [f];
+  return f.op === 'not' ? conditions(f.filter) : f.filters.flatMap(conditions);
+}
+
+const isExitPage = (d: FilterDimension | Dimension) => d.kind === 'column' && d.perSession === true;
+
 export interface BuildOptions {
   range: TimeRange;
   /** Parquet files of the snapshot (at least one). */
@@ -121,79 +158,119 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const site = p.add(query.siteId);
   const from = p.add(options.range.fromMs);
   const to = p.add(options.range.toMs);
+  const files = p.add(options.files);
   const zone = query.dimensions.some((d) => d.kind === 'time') ? p.add(query.zone) : '';
   const bots = query.bots === 'exclude' ? ' AND NOT bot' : query.bots === 'only' ? ' AND bot' : '';
+  const dims = query.dimensions;
+  const conds = conditions(query.filters);
 
-  const usesExitPage = (f: Filter | null): boolean =>
-    f !== null &&
-    ('dimension' in f
-      ? f.dimension.kind === 'column' && f.dimension.perSession === true
-      : f.op === 'not'
-        ? usesExitPage(f.filter)
-        : f.filters.some(usesExitPage));
+  const eventNeeds = new Set(query.metrics.flatMap((m) => EVENT_NEEDS[m] ?? []));
   const sessionMetrics = query.metrics.some((m) => SESSION_METRICS.has(m));
-  const needSessions =
-    sessionMetrics || usesExitPage(query.filters) || query.dimensions.some((d) => d.kind === 'column' && d.perSession === true);
   const needBase = query.metrics.includes('conversion_rate');
-  const byGoal = query.dimensions.some((d) => d.kind === 'goal');
+  const exitInFilter = conds.some((c) => isExitPage(c.dimension));
+  const needExit = exitInFilter || dims.some(isExitPage);
+  /** Visits grouped from the sessions alone: no dimension that differs between a session's events. */
+  const bySessions = !exitInFilter && dims.every((d) => d.kind === 'time' || (d.kind === 'column' && d.session === true));
 
-  const files = p.add(options.files);
+  // Only the columns the query reads: the scan projects them, and nothing else is carried.
+  const columns = new Set(['ts', 'kind', 'visitor', 'session']);
+  for (const m of query.metrics) for (const c of METRIC_COLUMNS[m] ?? []) columns.add(c);
+  if (needExit) ['page', 'message_id'].forEach((c) => columns.add(c));
+  for (const d of [...dims, ...conds.map((c) => c.dimension)]) {
+    if (d.kind === 'column' && !isExitPage(d)) columns.add(d.sql);
+    else if (d.kind === 'prop') columns.add('props');
+    else if (d.kind === 'goal') GOAL_COLUMNS.forEach((c) => columns.add(c));
+  }
+
   const ctes: string[] = [
-    `all_ AS (SELECT * FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
+    `all_ AS (SELECT ${[...columns].join(', ')} FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
       WHERE site_id = ${site} AND ts >= epoch_ms(${from}::BIGINT) AND ts < epoch_ms(${to}::BIGINT)
         AND kind IN ('pageview', 'event', 'engagement')${bots})`,
   ];
-  if (needSessions) {
-    ctes.push(`s AS (SELECT session, count(*) FILTER (WHERE kind = 'pageview') AS s_pv, min(ts) AS s_t0, max(ts) AS s_t1,
-        arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page FROM all_ GROUP BY session)`);
-    ctes.push('ev AS (SELECT * FROM all_ JOIN s USING (session))');
-  } else {
-    ctes.push('ev AS (SELECT * FROM all_)');
-  }
-
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
-  if (byGoal) {
-    const parts = query.goals.map((g) => `SELECT ev.*, ${p.add(g.name)}::VARCHAR AS goal FROM ev WHERE ${goalSql(g, p)}`);
-    const union = parts.length === 0 ? 'SELECT ev.*, NULL::VARCHAR AS goal FROM ev WHERE false' : parts.join(' UNION ALL ');
-    ctes.push(`m AS (SELECT * FROM (${union})${where})`);
-  } else {
-    ctes.push(`m AS (SELECT * FROM ev${where})`);
-  }
+  const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";
+  const sessionStats = "count(*) FILTER (WHERE kind = 'pageview') AS s_pv, min(ts) AS s_t0, max(ts) AS s_t1";
 
   /** Dimension columns d0…dn; time at `timeOf` (the event's, or the session's start). */
-  const dims = (timeOf: string, skipGoal = false) =>
-    query.dimensions.flatMap((d, i) => {
+  const dimCols = (timeOf: string, skipGoal = false) =>
+    dims.flatMap((d, i) => {
       if (d.kind === 'goal') return skipGoal ? [] : [`goal AS d${i}`];
       if (d.kind === 'time') return [`${bucketSql(d.unit, timeOf, zone)} AS d${i}`];
       return [`coalesce(${columnSql(d, p)}, '${NONE}') AS d${i}`];
     });
-  const names = (skipGoal = false) => query.dimensions.flatMap((d, i) => (skipGoal && d.kind === 'goal' ? [] : [`d${i}`]));
+  const names = (skipGoal = false) => dims.flatMap((d, i) => (skipGoal && d.kind === 'goal' ? [] : [`d${i}`]));
   const groupBy = (cols: string[]) => (cols.length === 0 ? '' : ` GROUP BY ${cols.join(', ')}`);
   const select = (cols: string[]) => (cols.length === 0 ? '' : `${cols.join(', ')}, `);
 
-  ctes.push(`e AS (SELECT ${select(dims('ts'))}count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
-      count(*) FILTER (WHERE kind = 'event') AS events,
-      count(*) FILTER (WHERE kind = 'event' AND product IS NOT NULL) AS clicks,
-      count(DISTINCT visitor) AS visitors,
-      count(*) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0) AS engagements,
-      sum(engaged_ms) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0) AS engaged_ms,
-      count(*) AS conversions, sum(revenue) AS revenue
-    FROM m${groupBy(names())})`);
+  // The events the filters select, with their session's exit page when a filter or an event
+  // figure grouped by it needs it on the rows.
+  const exitOnRows = exitInFilter || (dims.some(isExitPage) && (eventNeeds.size > 0 || needBase));
+  if (exitOnRows) {
+    ctes.push(`x AS (SELECT session, ${exitSql} FROM all_ GROUP BY session)`);
+    ctes.push('ev AS (SELECT * FROM all_ JOIN x USING (session))');
+  } else ctes.push('ev AS (SELECT * FROM all_)');
+  if (dims.some((d) => d.kind === 'goal')) {
+    const parts = query.goals.map((g) => `SELECT ev.*, ${p.add(g.name)}::VARCHAR AS goal FROM ev WHERE ${goalSql(g, p)}`);
+    const union = parts.length === 0 ? 'SELECT ev.*, NULL::VARCHAR AS goal FROM ev WHERE false' : parts.join(' UNION ALL ');
+    ctes.push(`m AS (SELECT * FROM (${union})${where})`);
+  } else ctes.push(`m AS (SELECT * FROM ev${where})`);
+
+  if (eventNeeds.size > 0) {
+    const aggregates = [...eventNeeds].map((n) => `${EVENT_AGGREGATES[n]} AS ${n}`);
+    ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM m${groupBy(names())})`);
+  }
   if (sessionMetrics) {
-    ctes.push(`v AS (SELECT ${select(names())}count(*) AS visits, sum(s_pv) AS session_pageviews,
-        count(*) FILTER (WHERE s_pv <= 1) AS bounces, sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms
-      FROM (SELECT DISTINCT ${select(dims('s_t0'))}session, s_pv, s_t0, s_t1 FROM m)${groupBy(names())})`);
+    const visitAggregates = `count(*) AS visits, sum(s_pv) AS session_pageviews, count(*) FILTER (WHERE s_pv <= 1) AS bounces,
+        sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms`;
+    if (bySessions) {
+      // One pass over the range's events per session: its figures, its visit-level values, and
+      // whether one of its events matches the filters.
+      const values = dims.flatMap((d) => (d.kind === 'column' && !isExitPage(d) ? [`any_value(${d.sql}) AS ${d.sql}`] : []));
+      // Filters on visit-level values alone hold for every event of a session or for none: they
+      // pick the sessions' rows before grouping (a referrer's visits are a small share of all).
+      const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
+      const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
+      const exit = dims.some(isExitPage) ? [exitSql] : [];
+      const rows = query.filters !== null && visitLevel ? `all_${where}` : 'all_';
+      ctes.push(`s AS (SELECT session, ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
+      ctes.push(
+        `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
+      );
+    } else {
+      // Visits per group of an event-level dimension: the (session, values) pairs of the matching
+      // events, each joined to its session's figures.
+      const exit = needExit ? [exitSql] : [];
+      ctes.push(`s AS (SELECT session, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY session)`);
+      const pairCols = dims.flatMap((d, i) =>
+        d.kind === 'time'
+          ? []
+          : d.kind === 'goal'
+            ? [`goal AS d${i}`]
+            : isExitPage(d)
+              ? []
+              : [`coalesce(${columnSql(d, p)}, '${NONE}') AS d${i}`],
+      );
+      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}session FROM m)`);
+      const outer = dims.flatMap((d, i) =>
+        d.kind === 'time'
+          ? [`${bucketSql(d.unit, 's_t0', zone)} AS d${i}`]
+          : isExitPage(d)
+            ? [`coalesce(exit_page, '${NONE}') AS d${i}`]
+            : [`d${i}`],
+      );
+      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session)${groupBy(names())})`);
+    }
   }
   if (needBase) {
     const base = withoutGoals(query.filters);
-    ctes.push(`b AS (SELECT ${select(dims('ts', true))}count(DISTINCT visitor) AS base_visitors
+    ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor) AS base_visitors
       FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}${groupBy(names(true))})`);
   }
 
   const join = (alias: string, cols: string[], kind: 'FULL' | 'LEFT') =>
     cols.length === 0 ? ` CROSS JOIN ${alias}` : ` ${kind} JOIN ${alias} USING (${cols.join(', ')})`;
-  let from_ = 'e';
-  if (sessionMetrics) from_ += join('v', names(), 'FULL');
+  let from_ = eventNeeds.size > 0 ? 'e' : 'v';
+  if (sessionMetrics && eventNeeds.size > 0) from_ += join('v', names(), 'FULL');
   if (needBase) from_ += join('b', names(true), 'LEFT');
 
   const metricCols = query.metrics.map((m, i) => `${METRIC_SQL[m]} AS m${i}`);
@@ -202,7 +279,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     (o) => `${o.target.kind === 'metric' ? 'm' : 'd'}${o.target.index} ${o.direction.toUpperCase()}`,
   );
   if (query.orderBy.length === 0) {
-    const time = query.dimensions.findIndex((d) => d.kind === 'time');
+    const time = dims.findIndex((d) => d.kind === 'time');
     order.push(time >= 0 ? `d${time} ASC` : 'm0 DESC');
   }
   for (const name of names()) order.push(`${name} ASC`);
@@ -211,6 +288,6 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
 
   const sql = `WITH ${ctes.join(',\n')}
 SELECT *, count(*) OVER () AS total_rows FROM (SELECT ${select(names())}${metricCols.join(', ')} FROM ${from_}) r
-${query.dimensions.length > 0 ? `WHERE ${nonZero}\n` : ''}ORDER BY ${order.join(', ')}${paging}`;
+${dims.length > 0 ? `WHERE ${nonZero}\n` : ''}ORDER BY ${order.join(', ')}${paging}`;
   return { sql, params: p.values };
 }

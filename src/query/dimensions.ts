@@ -9,6 +9,8 @@ export interface ColumnDimension {
   name: string;
   /** SQL over one row of the scanned events (`ev`); never user text. */
   sql: string;
+  /** The same on every event of a session (the session's first values): groups visits without looking at events. */
+  session?: true;
   /** exit_page: needs the per-session aggregate. */
   perSession?: true;
 }
@@ -39,22 +41,23 @@ export type Dimension = ColumnDimension | PropDimension | GoalDimension | TimeDi
 export type FilterDimension = ColumnDimension | PropDimension | GoalDimension;
 
 const column = (name: string, sql = name): ColumnDimension => ({ kind: 'column', name, sql });
+const sessionColumn = (name: string): ColumnDimension => ({ kind: 'column', name, sql: name, session: true });
 
 export const COLUMN_DIMENSIONS: ReadonlyMap<string, ColumnDimension> = new Map(
   [
     column('page'),
-    column('entry_page'),
-    { kind: 'column', name: 'exit_page', sql: 'exit_page', perSession: true } satisfies ColumnDimension,
+    sessionColumn('entry_page'),
+    { kind: 'column', name: 'exit_page', sql: 'exit_page', session: true, perSession: true } satisfies ColumnDimension,
     column('hostname'),
-    column('source'),
-    column('referrer'),
+    sessionColumn('source'),
+    sessionColumn('referrer'),
     // The referrer's host alone (what GET /v1/stats/top?dimension=referrer ranks).
-    column('referrer_host'),
-    column('utm_source'),
-    column('utm_medium'),
-    column('utm_campaign'),
-    column('utm_term'),
-    column('utm_content'),
+    sessionColumn('referrer_host'),
+    sessionColumn('utm_source'),
+    sessionColumn('utm_medium'),
+    sessionColumn('utm_campaign'),
+    sessionColumn('utm_term'),
+    sessionColumn('utm_content'),
     column('browser'),
     column('os'),
     column('device'),
