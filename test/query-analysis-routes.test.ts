@@ -43,7 +43,8 @@ describe.each<Mode>(['embedded', 'external'])('analysis routes (%s)', (mode) => 
     }
     rows.push(row({ ts: T0, visitor: 'u2', user_id: 'u2', page: '/other' }));
     await t.ctx.events.append(t.site.id, rows, { dirty: false });
-  });
+    // Opening PGlite takes long on a busy machine.
+  }, 180_000);
   afterAll(() => t.close());
 
   it('answers a funnel with its window and filters', async () => {

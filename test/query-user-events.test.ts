@@ -84,7 +84,7 @@ describe('pages of a user’s events', () => {
           expect(seen).toEqual(expected);
         },
       ),
-      propertyParams(60, 60_000),
+      propertyParams(60, 100_000),
     );
-  });
+  }, 120_000);
 });
