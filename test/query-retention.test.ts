@@ -1,11 +1,12 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '../src/events/event-row.js';
 import { NO_FILTER, type SqlParams } from '../src/query/event-source.js';
 import { queryRetention, type RetentionInterval, retentionPeriods } from '../src/query/retention.js';
-import { instantOf } from '../src/time/zone.js';
+import { instantOf, localDate } from '../src/time/zone.js';
 import { openTestEventStore, type TestEventStore } from './event-files.js';
 import { eventRow } from './event-store-fixture.js';
-import { uniqueName } from './helpers.js';
+import { propertyParams, uniqueName } from './helpers.js';
 
 // Retention cohorts over real Parquet files, in Europe/Berlin across the spring DST change
 // (Sunday 2026-03-29, a 23-hour day), checked by hand.
@@ -108,4 +109,53 @@ describe('retention', () => {
     const autumn = retentionPeriods('day', ZONE, instantOf(ZONE, 2026, 10, 25), instantOf(ZONE, 2026, 10, 26) + 1);
     expect((autumn[1] ?? 0) - (autumn[0] ?? 0)).toBe(25 * 3_600_000);
   });
+});
+
+describe('retention against a plain model', () => {
+  it('gives the model’s cohorts, by local date, around a DST change (fixed seed)', async () => {
+    const HOUR = 3_600_000;
+    const start = berlin(27, 0);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            visitor: fc.integer({ min: 1, max: 8 }),
+            hour: fc.integer({ min: -30, max: 5 * 24 }),
+            bot: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+            de: fc.boolean(),
+          }),
+          { maxLength: 50, size: 'large' },
+        ),
+        fc.boolean(),
+        async (drawn, onlyDe) => {
+          const site = uniqueName('rp');
+          const rows = drawn.map((d) =>
+            seen(site, `v${d.visitor}`, start + d.hour * HOUR + 7 * 60_000, { bot: d.bot, country: d.de ? 'DE' : 'FR' }),
+          );
+          if (rows.length > 0) await files.write(rows);
+          const toMs = berlin(31, 0);
+          const got = await retention(site, 'day', start, toMs, onlyDe ? (p: SqlParams) => `country = ${p.add('DE')}` : NO_FILTER);
+          // The model: local dates of each visitor's kept events; cohorts are the dates of the range.
+          const dates = ['2026-03-27', '2026-03-28', '2026-03-29', '2026-03-30'];
+          const expected = dates.map((date, i) => ({
+            start: date,
+            visitors: 0,
+            returning: new Array<number>(dates.length - 1 - i).fill(0),
+          }));
+          const kept = rows.filter((r) => !r.bot && r.ts < toMs && (!onlyDe || r.country === 'DE'));
+          for (const visitor of new Set(kept.map((r) => r.visitor))) {
+            const mine = kept.filter((r) => r.visitor === visitor);
+            if (Math.min(...mine.map((r) => r.ts)) < start) continue;
+            const active = new Set(mine.map((r) => dates.indexOf(localDate(ZONE, r.ts))));
+            const cohort = Math.min(...active);
+            const entry = expected[cohort] as (typeof expected)[number];
+            entry.visitors += 1;
+            for (const i of active) if (i > cohort) entry.returning[i - cohort - 1] = (entry.returning[i - cohort - 1] ?? 0) + 1;
+          }
+          expect(got).toEqual(expected);
+        },
+      ),
+      propertyParams(40, 100_000),
+    );
+  }, 120_000);
 });
