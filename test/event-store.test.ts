@@ -186,6 +186,15 @@ describe('event store', () => {
     expect(await ids(store)).toEqual(['new']);
   });
 
+  it('runs SELECT statements only, with bound values', async () => {
+    const { store } = freshStore();
+    await expect(store.sql.all("COPY (SELECT 1) TO '/tmp/tally-never.parquet'")).rejects.toThrow(/SELECT statements only/);
+    await expect(store.sql.all('CREATE TABLE t (a INT)')).rejects.toThrow(/SELECT statements only/);
+    expect(await store.sql.all('SELECT $1 AS text, $2 AS n, $3 AS list', ["it's", 2.5, ['a', 'b']])).toEqual([
+      { text: "it's", n: 2.5, list: ['a', 'b'] },
+    ]);
+  });
+
   it('leaves nothing visible of a write that died before its rename', async () => {
     const { store } = freshStore();
     await store.append(SITE, [row('k1', T0)], { dirty: false });

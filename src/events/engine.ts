@@ -45,11 +45,8 @@ export function bindAll(params: readonly unknown[]): { values: DuckDBValue[]; ty
 /** A path (ours, never a user's value) as an SQL string literal, for statements that take no parameter there (COPY … TO). */
 export const sqlPath = (path: string) => `'${path.replace(/'/g, "''")}'`;
 
-export async function openEventEngine(options: { threads: number; memoryLimit?: string }): Promise<EventEngine> {
-  const instance = await DuckDBInstance.create(':memory:', {
-    threads: String(options.threads),
-    ...(options.memoryLimit ? { memory_limit: options.memoryLimit } : {}),
-  });
+export async function openEventEngine(options: { threads: number }): Promise<EventEngine> {
+  const instance = await DuckDBInstance.create(':memory:', { threads: String(options.threads) });
 
   async function withConnection<T>(work: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
     const connection = await instance.connect();
