@@ -63,7 +63,7 @@ export function isTimeZone(zone: string): boolean {
   return zoneName(zone) !== null;
 }
 
-/** The wall time as Intl reads it (slow: a few microseconds; offsetMs caches what it learns). */
+/** The wall time as Intl reads it: slow, so offsetMs keeps what it learns. */
 function readWallTime(zone: string, ms: number): WallTime {
   const parts: Record<string, number> = {};
   for (const p of formatter(zone).formatToParts(new Date(ms))) {
