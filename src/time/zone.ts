@@ -63,8 +63,8 @@ export function isTimeZone(zone: string): boolean {
   return zoneName(zone) !== null;
 }
 
-/** The wall time in `zone` at instant `ms`. */
-export function wallTime(zone: string, ms: number): WallTime {
+/** The wall time as Intl reads it: slow, so offsetMs keeps what it learns. */
+function readWallTime(zone: string, ms: number): WallTime {
   const parts: Record<string, number> = {};
   for (const p of formatter(zone).formatToParts(new Date(ms))) {
     if (p.type !== 'literal') parts[p.type] = Number(p.value);
@@ -79,11 +79,42 @@ export function wallTime(zone: string, ms: number): WallTime {
   };
 }
 
-/** Offset of `zone` from UTC at instant `ms`, in ms (Berlin in winter: +3,600,000). */
-export function offsetMs(zone: string, ms: number): number {
-  const w = wallTime(zone, ms);
+function readOffset(zone: string, ms: number): number {
+  const w = readWallTime(zone, ms);
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
   return asUtc - (ms - (((ms % 1000) + 1000) % 1000));
+}
+
+/** Offsets of whole UTC hours in which the zone's offset does not change, by zone and hour. */
+const hourOffsets = new Map<string, number>();
+const MAX_CACHED_HOURS = 100_000;
+
+/** Offset of `zone` from UTC at instant `ms`, in ms (Berlin in winter: +3,600,000). */
+export function offsetMs(zone: string, ms: number): number {
+  // Zones change their offset at most once in an hour: the same offset at an hour's first and
+  // last second holds for the whole hour, and is kept; an hour with a change is read each time.
+  const hour = Math.floor(ms / HOUR);
+  const key = `${zone}|${hour}`;
+  const cached = hourOffsets.get(key);
+  if (cached !== undefined) return cached;
+  const first = readOffset(zone, hour * HOUR);
+  if (first !== readOffset(zone, hour * HOUR + HOUR - 1000)) return readOffset(zone, ms);
+  if (hourOffsets.size >= MAX_CACHED_HOURS) hourOffsets.clear();
+  hourOffsets.set(key, first);
+  return first;
+}
+
+/** The wall time in `zone` at instant `ms`. */
+export function wallTime(zone: string, ms: number): WallTime {
+  const d = new Date(ms + offsetMs(zone, ms));
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+  };
 }
 
 /**
