@@ -95,6 +95,13 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
     expect((await post('/v1/stats/query', { metrics: ['visitors'], date_range: '7d' }, '')).statusCode).toBe(401);
   });
 
+  it('refuses a query body over 64 KB, and compact filters over 4,000 characters', async () => {
+    const big = await query({ metrics: ['visitors'], filters: ['is', 'page', Array.from({ length: 70 }, () => 'x'.repeat(1000))] });
+    expect([big.statusCode, big.json().error.code]).toEqual([413, 'payload_too_large']);
+    const long = await get(`/v1/stats/summary?filters=page==${'x'.repeat(4001)}`);
+    expect([long.statusCode, long.json().error.path]).toEqual([400, '/filters']);
+  });
+
   it('creates, lists and deletes goals; a new goal answers for past events', async () => {
     const created = await post('/v1/goals', { name: 'Pro signup', event: 'Signed Up', props: { plan: 'pro' } });
     expect(created.statusCode).toBe(201);
