@@ -7,7 +7,10 @@ export async function storedEvents(store: Pick<EventStore, 'snapshot' | 'sql'>, 
   const snapshot = await store.snapshot(siteId, -8.64e15, 8.64e15);
   try {
     if (snapshot.files.length === 0) return [];
-    return await store.sql.all(`WITH events AS (SELECT * FROM read_parquet($1, union_by_name = true)) ${sql}`, [snapshot.files, ...params]);
+    return await store.sql.all(`WITH events AS (SELECT * FROM read_parquet($1, union_by_name = true)) ${sql}`, [
+      snapshot.files,
+      ...params,
+    ]);
   } finally {
     snapshot.release();
   }

@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compactionNeeded, compactPartition } from './compaction.js';
 import { bindAll, type EventEngine } from './engine.js';
 import type { EventRow, EventScan, EventSnapshot, EventSql } from './event-row.js';
+import { compactionNeeded, compactPartition } from './compaction.js';
 import { collectGarbage } from './garbage.js';
 import { dayOf, dayOfFolder, partitionPath, siteOfFolder, sitePath } from './layout.js';
 import { needsDedupe, type Partition, readPartition } from './partition.js';
@@ -129,7 +129,12 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           min = Math.min(min, r.ts);
           max = Math.max(max, r.ts);
         }
-        const { values, types } = bindAll([p.visible.map((f) => join(p.dir, f)), list.map((r) => r.message_id), min, max]);
+        const { values, types } = bindAll([
+          p.visible.map((f) => join(p.dir, f)),
+          list.map((r) => r.message_id),
+          min,
+          max,
+        ]);
         // A redelivered message has the time it had: the ts range lets row groups be skipped.
         const result = await engine.withConnection((c) =>
           c.runAndReadAll(
@@ -170,3 +175,4 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     },
   };
 }
+

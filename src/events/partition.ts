@@ -1,7 +1,8 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { publishIfAbsent } from './fs-atomic.js';
 import { EXPIRED_MARK, genOf, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
+import { publishIfAbsent } from './fs-atomic.js';
+import { writeFile } from 'node:fs/promises';
 
 // One (site, day) partition as a reader sees it at one instant: the newest manifest names the
 // compacted files; every segment it has not folded in is visible beside them. A manifest
@@ -45,10 +46,7 @@ export async function readPartition(dir: string, day: string): Promise<Partition
       throw err;
     }
     if (names.includes(EXPIRED_MARK)) return undefined;
-    const newest = names
-      .filter((n) => kindOf(n) === 'manifest')
-      .sort()
-      .at(-1);
+    const newest = names.filter((n) => kindOf(n) === 'manifest').sort().at(-1);
     let manifest = EMPTY;
     if (newest !== undefined) {
       try {
