@@ -1,14 +1,14 @@
 import type { Context } from './context.js';
-import { startCompactor } from './events/compactor.js';
-import { EVENT_FILE_GRACE_MS } from './events/open-event-store.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
+import { startCompactor } from './events/compactor.js';
+import { EVENT_FILE_GRACE_MS } from './events/open-event-store.js';
 import { startReconciler } from './inbox/reconcile.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import { inboxTargets } from './inbox/unread-flush.js';
 import type { Metrics } from './ops/metrics.js';
-import { createEventSink } from './process/event-sink.js';
 import { eventRows } from './process/event-rows.js';
+import { createEventSink } from './process/event-sink.js';
 import { type Processor, startProcessor } from './process/processor.js';
 import { rollupTargets } from './process/rollup-targets.js';
 

@@ -15,6 +15,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TALLY_REQUEST_TIMEOUT_MS: '10s' })).toThrow(/whole number/);
   });
 
+  it('keeps the event store in DATA_DIR/events unless TALLY_EVENTS_DIR names a folder (a temporary one for an in-memory DATA_DIR)', () => {
+    expect(loadConfig({}).eventsDir).toBe('data/events');
+    expect(loadConfig({ DATA_DIR: '/var/lib/tally' }).eventsDir).toBe('/var/lib/tally/events');
+    expect(loadConfig({ DATA_DIR: '/var/lib/tally', TALLY_EVENTS_DIR: '/mnt/shared/events' }).eventsDir).toBe('/mnt/shared/events');
+    expect(loadConfig({ DATA_DIR: 'memory://' }).eventsDir).toBeUndefined();
+  });
+
   it('uses Redis and PostgreSQL when both URLs are set', () => {
     const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://u@h/db', PORT: '9000' });
     expect(config).toMatchObject({ mode: 'external', port: 9000, httpProcesses: 1 });

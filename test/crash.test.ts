@@ -1,11 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openEventEngine } from '../src/events/engine.js';
+import { createEventStore } from '../src/events/event-store.js';
 import { connectPostgres } from '../src/storage/postgres.js';
 import { DATABASE_URL, dropTestData, eventually, REDIS_URL, testConfig, uniqueName } from './helpers.js';
 import { type ServerProcess, startServerProcess, stopServerProcess } from './server-process.js';
 
 // kill -9 of the whole server (collector, processor and flusher in one process) while clients
 // keep sending and retrying, as SDKs do: nothing acknowledged is lost, nothing is counted twice,
-// in Redis and, once flushed, in PostgreSQL.
+// in Redis, once flushed, in PostgreSQL, and in the columnar event store (a kill may land in the
+// middle of a segment's write: the redelivered entries are written once).
 
 const USERS = 10;
 const PRODUCTS = 5;
@@ -20,11 +26,13 @@ describe('crash of a Tally process (kill -9)', () => {
     TALLY_REDIS_PREFIX: uniqueName('crash'),
     TALLY_CLAIM_IDLE_MS: '500',
     TALLY_FLUSH_INTERVAL_MS: '50',
+    TALLY_EVENTS_DIR: mkdtempSync(join(tmpdir(), 'tally-crash-events-')),
   };
   const servers: ServerProcess[] = [];
   afterAll(async () => {
     for (const s of servers) await stopServerProcess(s, 'SIGKILL');
     await dropTestData(testConfig('external', env));
+    rmSync(env['TALLY_EVENTS_DIR'] as string, { recursive: true, force: true });
   });
 
   it('loses no acknowledged event and counts each once, across two kills', { timeout: 180_000 }, async () => {
@@ -105,6 +113,25 @@ describe('crash of a Tally process (kill -9)', () => {
         30_000,
         250,
       );
+      const site = (await db.query<{ id: string }>('SELECT id FROM sites')).rows[0]!.id;
+      const engine = await openEventEngine({ threads: 1 });
+      try {
+        const store = createEventStore({ root: env['TALLY_EVENTS_DIR'] as string, engine, graceMs: 60_000, dirtyWindowMs: 500 });
+        // Written before the acknowledgement, after the count: the last writes may still be landing.
+        await eventually(async () => {
+          const snapshot = await store.snapshot(site, -8.64e15, 8.64e15);
+          try {
+            const [stored] = await store.sql.all('SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM read_parquet($1)', [
+              snapshot.files,
+            ]);
+            expect({ n: Number(stored!['n']), ids: Number(stored!['ids']) }).toEqual({ n: BATCHES * PER_BATCH, ids: BATCHES * PER_BATCH });
+          } finally {
+            snapshot.release();
+          }
+        });
+      } finally {
+        engine.close();
+      }
     } finally {
       await db.close();
     }

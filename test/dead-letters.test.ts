@@ -68,8 +68,10 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
     // The fix is deployed: a processor whose sink takes every message.
     await processors.splice(0)[0]!.stop();
     const sunk: string[] = [];
-    const fixed: BatchSink = async (bySite) => {
+    const redelivered: string[] = [];
+    const fixed: BatchSink = async (bySite, batch) => {
       for (const counted of bySite.values()) sunk.push(...counted.map((c) => c.message.messageId));
+      redelivered.push(...batch.redelivered);
     };
     processors.push(startProcessor({ ...ctx, log: silentLog }, { shards: 1, blockMs: 50, sinks: [fixed] }));
     expect(await replayDeadLetters(ctx, 1, 1000)).toBe(1);
@@ -77,6 +79,8 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
     expect(await listDeadLetters(ctx, 1)).toEqual([]);
     // The first attempt had counted the message already: the sink gets it, the counter does not again.
     await eventually(async () => expect(sunk).toEqual(['poison']));
+    // …marked as delivered again, so a sink that stores events looks up what it holds first.
+    expect(redelivered).toEqual([t.site.id]);
     await eventually(async () => expect(await ctx.realtime.queue.length(ctx.keys.stream(0))).toBe(0));
     expect(await clicks('ann')).toBe(1);
   });

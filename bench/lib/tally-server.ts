@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -7,7 +9,8 @@ import { freePort, run, type Spawned, start, stop, waitForHttp } from './process
 
 // A Tally server under test: the built CLI (`node dist/cli.js serve`, so run `npm run build`
 // first) in external mode, in a Redis key prefix and PostgreSQL schema of its own, with a fresh
-// site. `cleanup()` removes the prefix's keys and drops the schema.
+// site and an event store folder in the temp dir. `cleanup()` removes the prefix's keys, drops
+// the schema and deletes the folder.
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -96,6 +99,7 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
     DATABASE_URL,
     TALLY_REDIS_PREFIX: name,
     TALLY_PG_SCHEMA: name,
+    TALLY_EVENTS_DIR: mkdtempSync(join(tmpdir(), `${name}-events-`)),
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
@@ -104,6 +108,7 @@ export async function startTally(options: TallyOptions = {}): Promise<TallyServe
   const cleanup = async () => {
     await unlinkMatching(REDIS_URL, `${name}:*`);
     await dropSchema(name);
+    rmSync(env['TALLY_EVENTS_DIR'] as string, { recursive: true, force: true });
   };
 
   // `site create` migrates the fresh schema and prints the new site's keys as JSON.

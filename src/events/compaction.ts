@@ -1,17 +1,23 @@
 import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { bindAll, type EventEngine, sqlPath } from './engine.js';
 import { EVENT_COLUMNS } from './event-row.js';
 import { publish, removeIfPresent } from './fs-atomic.js';
-import { compactedName, dayOf, segmentInfo, tempName } from './layout.js';
+import { compactedName, dayOf, manifestName, segmentInfo, tempName } from './layout.js';
 import { commitManifest, needsDedupe, type Partition } from './partition.js';
 
-// Compaction of one partition. 'merge' folds the clean segments into one new compacted file
-// (cheap: the day's big file is not rewritten); 'dedupe' rewrites every visible file into one,
-// keeping one row per message_id, sorted by ts (so Parquet's per-row-group min/max of ts lets a
-// scan skip what a time range excludes). The new file becomes visible, and its inputs invisible,
-// in one step: the next manifest generation, committed once.
+// Compaction of one partition. Compacted files never share a message_id, and segments share one
+// only where one of them is dirty or inside a dirty window (docs/events.md). So:
+// - 'merge' folds the clean segments into one new compacted file, as they are;
+// - 'dedupe' folds every visible segment into one new compacted file, one row per message_id,
+//   without the ids the compacted files already hold (looked up in the segments' time span only):
+//   the day's big files are read where the time matches, not rewritten;
+// - 'rewrite' makes one file of every visible file (a finished day, or too many files), sorted by
+//   ts, so Parquet's per-row-group min/max of ts lets a scan skip what a time range excludes.
+// The new file becomes visible, and its inputs invisible, in one step: the next manifest
+// generation, committed once.
 
-export type CompactionMode = 'merge' | 'dedupe';
+export type CompactionMode = 'merge' | 'dedupe' | 'rewrite';
 
 /** Past this many compacted files, a day is rewritten into one. */
 const MAX_FILES = 8;
@@ -21,10 +27,37 @@ const COLUMNS = Object.keys(EVENT_COLUMNS).join(', ');
 /** What a partition needs now, if anything. */
 export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | undefined {
   if (needsDedupe(p, nowMs)) return 'dedupe';
-  // A finished day ends as one file; so does one whose merges piled up.
-  if (p.visible.length > 1 && (p.day < dayOf(nowMs) || p.manifest.files.length >= MAX_FILES)) return 'dedupe';
-  if (p.segments.length > 1) return 'merge';
+  if (p.visible.length > 1 && (p.day < dayOf(nowMs) || p.manifest.files.length >= MAX_FILES)) return 'rewrite';
+  if (p.segments.filter((s) => !segmentInfo(s).dirty).length > 1) return 'merge';
   return undefined;
+}
+
+/** The statement that writes the compacted file's rows (sorted by ts) from the inputs. */
+async function selectRows(
+  connection: DuckDBConnection,
+  p: Partition,
+  mode: CompactionMode,
+  inputs: readonly string[],
+): Promise<{ sql: string; params: unknown[] }> {
+  const paths = (names: readonly string[]) => names.map((f) => join(p.dir, f));
+  const from = 'read_parquet($1, union_by_name = true, hive_partitioning = false)';
+  if (mode !== 'dedupe') return { sql: `SELECT ${COLUMNS} FROM ${from} ORDER BY ts`, params: [paths(inputs)] };
+  const unique = 'QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY ts) = 1';
+  if (p.manifest.files.length === 0) return { sql: `SELECT ${COLUMNS} FROM ${from} ${unique} ORDER BY ts`, params: [paths(inputs)] };
+  // A repeated message has the same ts everywhere: only the compacted files' row groups that
+  // overlap the segments' time span are read.
+  const { values, types } = bindAll([paths(inputs)]);
+  const span = (
+    await connection.runAndReadAll(`SELECT epoch_ms(min(ts)) AS lo, epoch_ms(max(ts)) AS hi FROM ${from}`, values, types)
+  ).getRowObjectsJS()[0];
+  return {
+    sql: `SELECT ${COLUMNS} FROM ${from}
+          WHERE message_id NOT IN (
+            SELECT message_id FROM read_parquet($2, union_by_name = true, hive_partitioning = false)
+            WHERE ts BETWEEN epoch_ms($3::BIGINT) AND epoch_ms($4::BIGINT))
+          ${unique} ORDER BY ts`,
+    params: [paths(inputs), paths(p.manifest.files), Number(span?.['lo']), Number(span?.['hi'])],
+  };
 }
 
 /**
@@ -39,25 +72,22 @@ export async function compactPartition(
   nowMs: number,
   dirtyWindowMs: number,
 ): Promise<boolean> {
-  const inputs = mode === 'dedupe' ? p.visible : p.segments.filter((s) => !segmentInfo(s).dirty);
+  const inputs = mode === 'rewrite' ? p.visible : mode === 'dedupe' ? p.segments : p.segments.filter((s) => !segmentInfo(s).dirty);
   if (inputs.length === 0) return true;
   const name = compactedName(p.manifest.gen + 1);
   const temp = join(p.dir, tempName('.parquet'));
-  const dedupe = mode === 'dedupe' ? 'QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY ts) = 1' : '';
-  const { values, types } = bindAll([inputs.map((f) => join(p.dir, f))]);
   await engine.withConnection(async (connection) => {
-    await connection.run(
-      `COPY (SELECT ${COLUMNS} FROM read_parquet($1, union_by_name = true) ${dedupe} ORDER BY ts)
-       TO ${sqlPath(temp)} (FORMAT parquet, COMPRESSION zstd)`,
-      values,
-      types,
-    );
+    const { sql, params } = await selectRows(connection, p, mode, inputs);
+    const { values, types } = bindAll(params);
+    await connection.run(`COPY (${sql}) TO ${sqlPath(temp)} (FORMAT parquet, COMPRESSION zstd)`, values, types);
   });
   await publish(temp, join(p.dir, name), p.dir);
 
   const present = new Set(p.names);
   const replaced: Record<string, number> = {};
   for (const [file, at] of Object.entries(p.manifest.replaced)) if (present.has(file)) replaced[file] = at;
+  // The manifest this one supersedes goes like any replaced file (a reader may have just listed it).
+  if (p.manifest.gen > 0) replaced[manifestName(p.manifest.gen)] = nowMs;
   let dirtyUntil = p.manifest.dirtyUntil;
   for (const input of inputs) {
     replaced[input] = nowMs;
@@ -66,7 +96,7 @@ export async function compactPartition(
       if (info.dirty) dirtyUntil = Math.max(dirtyUntil, info.atMs + dirtyWindowMs);
     }
   }
-  const files = mode === 'dedupe' ? [name] : [...p.manifest.files, name];
+  const files = mode === 'rewrite' ? [name] : [...p.manifest.files, name];
   const committed = await commitManifest(p, { files, replaced, dirtyUntil });
   if (!committed) await removeIfPresent(join(p.dir, name));
   return committed;

@@ -1,10 +1,10 @@
 import {
   BOOLEAN,
+  DOUBLE,
   type DuckDBConnection,
   DuckDBInstance,
   type DuckDBType,
   type DuckDBValue,
-  DOUBLE,
   LIST,
   listValue,
   SQLNULL,

@@ -1,10 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compactionNeeded, compactPartition } from './compaction.js';
 import { bindAll, type EventEngine } from './engine.js';
 import type { EventRow, EventScan, EventSnapshot, EventSql } from './event-row.js';
-import { compactionNeeded, compactPartition } from './compaction.js';
 import { collectGarbage } from './garbage.js';
-import { dayOf, dayOfFolder, partitionPath, siteOfFolder, sitePath } from './layout.js';
+import { DAY_MS, dayOf, dayOfFolder, dayStart, partitionPath, siteOfFolder, sitePath } from './layout.js';
 import { needsDedupe, type Partition, readPartition } from './partition.js';
 import { writeSegment } from './segment-writer.js';
 
@@ -74,11 +74,10 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   }
 
   async function snapshot(siteId: string, fromMs: number, toMs: number): Promise<EventSnapshot> {
-    const first = dayOf(Math.max(fromMs, -8.64e15));
-    const last = dayOf(Math.min(toMs - 1, 8.64e15));
     const files: string[] = [];
     for (const day of await days(siteId)) {
-      if (day < first || day > last) continue;
+      const start = dayStart(day);
+      if (start + DAY_MS <= fromMs || start >= toMs) continue;
       const p = await readDeduped(siteId, day);
       if (p) for (const name of p.visible) files.push(join(p.dir, name));
     }
@@ -129,12 +128,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
           min = Math.min(min, r.ts);
           max = Math.max(max, r.ts);
         }
-        const { values, types } = bindAll([
-          p.visible.map((f) => join(p.dir, f)),
-          list.map((r) => r.message_id),
-          min,
-          max,
-        ]);
+        const { values, types } = bindAll([p.visible.map((f) => join(p.dir, f)), list.map((r) => r.message_id), min, max]);
         // A redelivered message has the time it had: the ts range lets row groups be skipped.
         const result = await engine.withConnection((c) =>
           c.runAndReadAll(
@@ -175,4 +169,3 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     },
   };
 }
-

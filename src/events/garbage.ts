@@ -6,8 +6,9 @@ import type { Partition } from './partition.js';
 
 // Deletes what no reader can need any more: files a manifest replaced, once a grace period has
 // passed since (longer than any query runs, in any process: a snapshot taken before the
-// replacement keeps reading them meanwhile), superseded manifests, and what crashed writers and
-// compactions left (temp files, compacted files no manifest names) once as old.
+// replacement keeps reading them meanwhile; superseded manifests are among them), and what
+// crashed writers and compactions left (temp files, compacted files no manifest names) once as
+// old.
 
 async function ageMs(path: string, nowMs: number): Promise<number | undefined> {
   try {
@@ -36,8 +37,8 @@ export async function collectGarbage(p: Partition, nowMs: number, graceMs: numbe
       continue;
     }
     const kind = kindOf(name);
-    // A compacted file or manifest of a newer generation belongs to a compaction still running.
-    const leftOver = kind === 'temp' || ((kind === 'compacted' || kind === 'manifest') && genOf(name) < p.manifest.gen);
+    // A compacted file of a newer generation belongs to a compaction still running.
+    const leftOver = kind === 'temp' || (kind === 'compacted' && genOf(name) < p.manifest.gen);
     if (leftOver && ((await ageMs(join(p.dir, name), nowMs)) ?? 0) >= graceMs) await drop(name);
   }
   return deleted;

@@ -1,8 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EXPIRED_MARK, genOf, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
 import { publishIfAbsent } from './fs-atomic.js';
-import { writeFile } from 'node:fs/promises';
+import { EXPIRED_MARK, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
 
 // One (site, day) partition as a reader sees it at one instant: the newest manifest names the
 // compacted files; every segment it has not folded in is visible beside them. A manifest
@@ -46,7 +45,10 @@ export async function readPartition(dir: string, day: string): Promise<Partition
       throw err;
     }
     if (names.includes(EXPIRED_MARK)) return undefined;
-    const newest = names.filter((n) => kindOf(n) === 'manifest').sort().at(-1);
+    const newest = names
+      .filter((n) => kindOf(n) === 'manifest')
+      .sort()
+      .at(-1);
     let manifest = EMPTY;
     if (newest !== undefined) {
       try {
@@ -63,12 +65,13 @@ export async function readPartition(dir: string, day: string): Promise<Partition
 
 /**
  * Whether a read must not take the visible files as they are: a segment that may repeat
- * message_ids is visible, or one may still arrive (the dirty window) and more than one file is
- * visible. Compacting with dedupe first makes the partition's files hold each message_id once.
+ * message_ids is visible, or one may still arrive (the dirty window) and segments are visible
+ * beside other files. Compacted files never repeat each other's ids; deduping the segments into
+ * one more of them makes the partition's files hold each message_id once.
  */
 export function needsDedupe(p: Partition, nowMs: number): boolean {
   if (p.segments.some((s) => segmentInfo(s).dirty)) return true;
-  return nowMs < p.manifest.dirtyUntil && p.visible.length > 1;
+  return nowMs < p.manifest.dirtyUntil && p.segments.length > 0 && p.visible.length > 1;
 }
 
 /** Commits the next manifest generation; false when another compaction committed it first. */
@@ -78,5 +81,3 @@ export async function commitManifest(p: Partition, next: Omit<Manifest, 'gen'>):
   await writeFile(temp, JSON.stringify({ gen, ...next } satisfies Manifest));
   return publishIfAbsent(temp, join(p.dir, manifestName(gen)), p.dir);
 }
-
-export const isStaleGeneration = (p: Partition, name: string) => genOf(name) < p.manifest.gen;

@@ -11,7 +11,13 @@ import { DAY_MS, dayOf, dayOfFolder, EXPIRED_MARK, sitePath } from './layout.js'
 export const firstKeptDay = (retentionDays: number, nowMs: number) => dayOf(nowMs - (retentionDays - 1) * DAY_MS);
 
 /** Marks and deletes a site's partitions older than its retention; returns the days deleted. */
-export async function applyRetention(root: string, siteId: string, retentionDays: number | null, nowMs: number, graceMs: number): Promise<string[]> {
+export async function applyRetention(
+  root: string,
+  siteId: string,
+  retentionDays: number | null,
+  nowMs: number,
+  graceMs: number,
+): Promise<string[]> {
   if (retentionDays === null) return [];
   const first = firstKeptDay(retentionDays, nowMs);
   const site = sitePath(root, siteId);

@@ -1,0 +1,197 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compactionNeeded } from '../src/events/compaction.js';
+import { type EventEngine, openEventEngine } from '../src/events/engine.js';
+import type { EventRow } from '../src/events/event-row.js';
+import { createEventStore, type EventStore } from '../src/events/event-store.js';
+import { DAY_MS, dayOf, kindOf, partitionPath, segmentInfo } from '../src/events/layout.js';
+import { readPartition } from '../src/events/partition.js';
+import { applyRetention } from '../src/events/retention.js';
+import { eventRow, storedEvents } from './stored-events.js';
+
+// The columnar event store on real Parquet files in a temp folder: what goes in comes out, once;
+// segments that may repeat message_ids are deduped before any read sees them; compaction keeps
+// one sorted file per finished day and deletes what it replaced only after the grace period;
+// retention drops whole days.
+
+const SITE = 'site/with odd=chars';
+const row = (id: string, ts: number, extra: Partial<EventRow> = {}) => eventRow(SITE, id, ts, extra);
+const T0 = Date.parse('2026-03-01T10:00:00Z');
+
+describe('event store', () => {
+  let engine: EventEngine;
+  let dir: string;
+  let n = 0;
+  beforeAll(async () => {
+    engine = await openEventEngine({ threads: 1 });
+    dir = await mkdtemp(join(tmpdir(), 'tally-store-test-'));
+  });
+  afterAll(async () => {
+    engine.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A store on a fresh folder; `clock` moves its time. */
+  function freshStore(options: { graceMs?: number; dirtyWindowMs?: number } = {}) {
+    const clock = { now: T0 + DAY_MS };
+    const store = createEventStore({
+      root: join(dir, `s${n++}`),
+      engine,
+      graceMs: options.graceMs ?? 60_000,
+      dirtyWindowMs: options.dirtyWindowMs ?? 30_000,
+      now: () => clock.now,
+    });
+    return { store, clock };
+  }
+
+  const ids = async (store: EventStore, from = -8.64e15, to = 8.64e15) => {
+    const snapshot = await store.snapshot(SITE, from, to);
+    try {
+      if (snapshot.files.length === 0) return [];
+      const rows = await store.sql.all('SELECT message_id FROM read_parquet($1) ORDER BY message_id', [snapshot.files]);
+      return rows.map((r) => r['message_id'] as string);
+    } finally {
+      snapshot.release();
+    }
+  };
+
+  it('reads back every column as written', async () => {
+    const { store } = freshStore();
+    const written = row('a', T0 + 1, {
+      type: 'track',
+      kind: 'event',
+      name: 'Order "Completed"',
+      user_id: 'u\n1',
+      product: 'sku-1',
+      revenue: 19.99,
+      engaged_ms: 1234,
+      props: { plan: 'pro', ünï: '😀' },
+      bot: true,
+      country: 'DE',
+      utm_source: 'news',
+    });
+    await store.append(SITE, [written], { dirty: false });
+    const [got] = await storedEvents(store, SITE, 'SELECT * FROM events');
+    expect(got).toBeDefined();
+    const props = Object.fromEntries((got!['props'] as { key: string; value: string }[]).map((e) => [e.key, e.value]));
+    expect({ ...got, ts: (got!['ts'] as Date).getTime(), engaged_ms: Number(got!['engaged_ms']), props }).toEqual(written);
+  });
+
+  it('names the partition keys in the path (site=, day=), as Hive-style readers expect', async () => {
+    const { store } = freshStore();
+    await store.append(SITE, [row('p1', T0)], { dirty: false });
+    const snapshot = await store.snapshot(SITE, T0, T0 + 1);
+    const rows = await store.sql.all('SELECT site, day, site_id FROM read_parquet($1, hive_partitioning = true)', [snapshot.files]);
+    snapshot.release();
+    expect(rows).toEqual([{ site: SITE, day: new Date(`${dayOf(T0)}T00:00:00Z`), site_id: SITE }]);
+  });
+
+  it('partitions by UTC day and snapshots only the days of a range', async () => {
+    const { store } = freshStore();
+    await store.append(SITE, [row('d1', T0 - DAY_MS), row('d2', T0), row('d3', T0 + 2 * DAY_MS)], { dirty: false });
+    const days = (await readdir(join(store.root, (await readdir(store.root))[0]!))).sort();
+    expect(days).toEqual([`day=${dayOf(T0 - DAY_MS)}`, `day=${dayOf(T0)}`, `day=${dayOf(T0 + 2 * DAY_MS)}`]);
+    expect(await ids(store, T0 - 1000, T0 + 1000)).toEqual(['d2']);
+    expect(await ids(store, T0 - DAY_MS, T0 + 1)).toEqual(['d1', 'd2']);
+    expect(await ids(store)).toEqual(['d1', 'd2', 'd3']);
+  });
+
+  it('finds the message_ids it holds, and only those', async () => {
+    const { store } = freshStore();
+    await store.append(SITE, [row('h1', T0), row('h2', T0 + 5)], { dirty: false });
+    const held = await store.heldIds(SITE, [row('h1', T0), row('h2', T0 + 5), row('h3', T0 + 5), row('h1', T0 + DAY_MS)]);
+    expect([...held].sort()).toEqual(['h1', 'h2']);
+  });
+
+  it('dedupes a partition holding a possibly repeating segment before a snapshot shows it', async () => {
+    const { store } = freshStore();
+    await store.append(SITE, [row('x1', T0), row('x2', T0 + 1)], { dirty: false });
+    // A redelivery that raced the first write: the same rows again, marked as possibly repeating.
+    await store.append(SITE, [row('x2', T0 + 1), row('x3', T0 + 2)], { dirty: true });
+    expect(await ids(store)).toEqual(['x1', 'x2', 'x3']);
+    const p = await readPartition(partitionPath(store.root, SITE, dayOf(T0)), dayOf(T0));
+    expect(p!.visible).toHaveLength(1);
+    expect(p!.visible[0]!.startsWith('c-')).toBe(true);
+  });
+
+  it('marks a segment written after its entries became claimable, and keeps deduping in the dirty window', async () => {
+    const { store, clock } = freshStore({ dirtyWindowMs: 30_000 });
+    await store.append(SITE, [row('l1', T0)], { dirty: false, claimableAt: performance.now() - 1 });
+    const day = dayOf(T0);
+    const before = await readPartition(partitionPath(store.root, SITE, day), day);
+    expect(before!.segments.map((s) => segmentInfo(s).dirty)).toEqual([true]);
+    expect(await ids(store)).toEqual(['l1']);
+    // A segment the slow writer's race partner finishes inside the window is deduped too.
+    clock.now = Date.now();
+    await store.append(SITE, [row('l1', T0), row('l2', T0 + 1)], { dirty: false });
+    expect(await ids(store)).toEqual(['l1', 'l2']);
+    // After the window, a clean new segment is visible as it is.
+    clock.now = Date.now() + 60_000;
+    await store.append(SITE, [row('l3', T0 + 2)], { dirty: false });
+    const after = await readPartition(partitionPath(store.root, SITE, day), day);
+    expect(compactionNeeded(after!, Date.parse(`${day}T12:00:00Z`))).toBe('dedupe');
+    // Two compacted files (the second without l1, which the first holds) and the new segment.
+    expect(after!.visible).toHaveLength(3);
+    expect(await ids(store)).toEqual(['l1', 'l2', 'l3']);
+  });
+
+  it("merges today's segments, rewrites a finished day into one sorted file, and deletes replaced files after the grace period", async () => {
+    const { store, clock } = freshStore({ graceMs: 60_000 });
+    const day = dayOf(T0);
+    const dirOf = partitionPath(store.root, SITE, day);
+    clock.now = T0 + 3600_000; // the day is today: segments are merged, not rewritten
+    for (let i = 0; i < 5; i++) await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000)], { dirty: false });
+    expect(await store.maintainSite(SITE)).toBe(1);
+    let p = await readPartition(dirOf, day);
+    expect(p!.manifest.files).toHaveLength(1);
+    expect(p!.segments).toEqual([]);
+    // A snapshot taken now holds the merged file; the day then ends and is rewritten into one.
+    await store.append(SITE, [row('m5', T0 + 500)], { dirty: false });
+    const held = await store.snapshot(SITE, T0, T0 + DAY_MS);
+    clock.now = T0 + DAY_MS + 1;
+    expect(await store.maintainSite(SITE)).toBe(1);
+    p = await readPartition(dirOf, day);
+    expect(p!.visible).toHaveLength(1);
+    const rows = await store.sql.all('SELECT message_id FROM read_parquet($1)', [p!.visible.map((f) => join(dirOf, f))]);
+    expect(rows.map((r) => r['message_id'])).toEqual(['m5', 'm4', 'm3', 'm2', 'm1', 'm0']);
+    const onDisk = async () => (await readdir(dirOf)).filter((f) => f.endsWith('.parquet')).length;
+    // The segments merged during the day are gone (their grace period passed); the merged file
+    // and the last segment were replaced just now and stay.
+    expect(await onDisk()).toBe(3);
+    // After the grace period, what this process's snapshot holds stays until it is released.
+    clock.now += 60_000;
+    await store.maintainSite(SITE);
+    expect(await onDisk()).toBe(3);
+    held.release();
+    await store.maintainSite(SITE);
+    expect(await onDisk()).toBe(1);
+    expect((await readdir(dirOf)).filter((f) => kindOf(f) === 'manifest')).toHaveLength(1);
+    expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+  });
+
+  it('drops whole days past a site retention: hidden at once, deleted after the grace period', async () => {
+    const { store } = freshStore();
+    // Retention compares with the expiry marks' file times: real time.
+    const now = Date.now();
+    await store.append(SITE, [row('old', now - 10 * DAY_MS), row('edge', now - 6 * DAY_MS), row('new', now)], { dirty: false });
+    expect(await applyRetention(store.root, SITE, null, now, 60_000)).toEqual([]);
+    expect(await ids(store)).toEqual(['edge', 'new', 'old']);
+    // 7 days: today and the 6 before it stay.
+    expect(await applyRetention(store.root, SITE, 7, now, 60_000)).toEqual([]);
+    expect(await ids(store)).toEqual(['edge', 'new']);
+    expect(await applyRetention(store.root, SITE, 7, now + 61_000, 60_000)).toEqual([dayOf(now - 10 * DAY_MS)]);
+    expect(await applyRetention(store.root, SITE, 1, now, 0)).toEqual([dayOf(now - 6 * DAY_MS)]);
+    expect(await ids(store)).toEqual(['new']);
+  });
+
+  it('leaves nothing visible of a write that died before its rename', async () => {
+    const { store } = freshStore();
+    await store.append(SITE, [row('k1', T0)], { dirty: false });
+    const dirOf = partitionPath(store.root, SITE, dayOf(T0));
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dirOf, '.tmp-deadbeef.parquet'), 'half a file');
+    expect(await ids(store)).toEqual(['k1']);
+  });
+});
