@@ -49,7 +49,7 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
   beforeAll(async () => {
     t = await openTestApp(mode);
     await t.ctx.events.append(t.site.id, events(t.site.id), { dirty: false });
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await t?.close();
   });
@@ -155,7 +155,7 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
       await t.app.inject({ method: 'DELETE', url: `/v1/goals/${g.id}`, headers: { authorization: t.bearer } });
     }
     expect((await get('/v1/goals')).json()).toEqual({ goals: [] });
-  }, 60_000);
+  }, 120_000);
 
   describe('GET stats routes with filters', () => {
     const period = 'period=custom&from=2026-01-10&to=2026-01-11';
