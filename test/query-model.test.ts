@@ -153,7 +153,7 @@ const completes = (g: Goal, r: EventRow) =>
 
 type ModelRow = EventRow & { exit_page: string | null; s_t0: number; s_t1: number; s_pv: number };
 
-function valueOf(r: ModelRow, dimension: string): string | null {
+function valueIn(r: ModelRow, dimension: string): string | null {
   if (dimension.startsWith('props:')) return r.props[dimension.slice(6)] ?? null;
   if (dimension === 'event') return r.name;
   return (r as unknown as Record<string, string | null>)[dimension] ?? null;
@@ -164,7 +164,7 @@ function holds(f: Filter, r: ModelRow): boolean {
     let positive: boolean;
     if (f.dimension.kind === 'goal') positive = (f.goals ?? []).some((g) => completes(g, r));
     else {
-      const v = valueOf(r, f.dimension.name);
+      const v = valueIn(r, f.dimension.name);
       if (v === null) positive = (f.op === 'is' || f.op === 'is_not') && f.values.includes(NONE);
       else positive = f.op === 'is' || f.op === 'is_not' ? f.values.includes(v) : f.values.some((x) => x !== NONE && v.includes(x));
     }
@@ -199,7 +199,7 @@ function model(query: Query, all: EventRow[]): Map<string, number[]> {
   const keyOf = (r: ModelRow, time: 'ts' | 's_t0'): string => {
     if (dim === undefined) return '';
     if (dim.kind === 'time') return bucketLabel(dim.unit, bucketStart(dim.unit, r[time], query.zone), query.zone);
-    return valueOf(r, dim.name) ?? NONE;
+    return valueIn(r, dim.name) ?? NONE;
   };
   const matched: [ModelRow, string, string][] = []; // row, event key, session key
   for (const r of ev) {

@@ -68,7 +68,7 @@ describe.each(['external', 'embedded'] as const)('query API over the pipeline (%
     }
     await eventually(async () => expect((await query({ metrics: ['pageviews', 'events'] })).results[0].metrics).toEqual([3, 2]), 20_000);
     await eventually(async () => expect((await get('/v1/stats/summary?period=24h')).pageviews).toBe(3), 20_000);
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await worker?.stop();
     await t?.close();

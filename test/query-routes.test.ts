@@ -49,7 +49,7 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
   beforeAll(async () => {
     t = await openTestApp(mode);
     await t.ctx.events.append(t.site.id, events(t.site.id), { dirty: false });
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await t?.close();
   });
@@ -93,6 +93,13 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
     expect((await query({ metrics: 'visitors' })).json().error.path).toBe('/metrics');
     expect((await post('/v1/stats/query', { metrics: ['visitors'], date_range: '7d' }, t.basic)).statusCode).toBe(403);
     expect((await post('/v1/stats/query', { metrics: ['visitors'], date_range: '7d' }, '')).statusCode).toBe(401);
+  });
+
+  it('refuses a query body over 64 KB, and compact filters over 4,000 characters', async () => {
+    const big = await query({ metrics: ['visitors'], filters: ['is', 'page', Array.from({ length: 70 }, () => 'x'.repeat(1000))] });
+    expect([big.statusCode, big.json().error.code]).toEqual([413, 'payload_too_large']);
+    const long = await get(`/v1/stats/summary?filters=page==${'x'.repeat(4001)}`);
+    expect([long.statusCode, long.json().error.path]).toEqual([400, '/filters']);
   });
 
   it('creates, lists and deletes goals; a new goal answers for past events', async () => {
@@ -148,7 +155,7 @@ describe.each<Mode>(['external', 'embedded'])('query API and goals (%s)', (mode)
       await t.app.inject({ method: 'DELETE', url: `/v1/goals/${g.id}`, headers: { authorization: t.bearer } });
     }
     expect((await get('/v1/goals')).json()).toEqual({ goals: [] });
-  }, 60_000);
+  }, 120_000);
 
   describe('GET stats routes with filters', () => {
     const period = 'period=custom&from=2026-01-10&to=2026-01-11';
