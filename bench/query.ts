@@ -76,7 +76,10 @@ async function main(): Promise<void> {
     const site = await ctx.sites.create('bench');
     const auth = { authorization: `Bearer ${site.secretKey}` };
     const build = createAggregator(ctx.keys);
-    const enrich = createEnricher(createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt));
+    const enrich = createEnricher(
+      createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt),
+      ctx.geo,
+    );
     const flusher = startFlusher(ctx, {
       intervalMs: 1000,
       providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)],

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { UnknownNames } from './counters/counter-names.js';
+import { type GeoLookup, openGeoDatabase } from './process/geo.js';
 import { rebuildSite } from './process/rebuild.js';
 import { SiteRepository } from './sites/site-repository.js';
 import type { Db } from './storage/db.js';
@@ -23,6 +24,8 @@ export interface Context {
   sites: SiteRepository;
   /** Where stored names this version cannot read are reported (logged, and counted for /metrics). */
   unknownNames: UnknownNames & { seen(): number };
+  /** Places a client's IP (the processor's enrichment); its database is read once, at start. */
+  geo: GeoLookup;
   close(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     keys,
     sites,
     unknownNames,
+    geo: openGeoDatabase(config.geoipDatabase),
     async close() {
       await realtime.close();
       await db.close();

@@ -105,7 +105,10 @@ describe.each(['external', 'embedded'] as const)('raw events (%s)', (mode) => {
         throw new Error('connection refused');
       },
     };
-    const enrich = createEnricher(createSaltSource((k, v, ttl) => t.ctx.realtime.coordination.getOrSet(k, v, ttl), t.ctx.keys.salt));
+    const enrich = createEnricher(
+      createSaltSource((k, v, ttl) => t.ctx.realtime.coordination.getOrSet(k, v, ttl), t.ctx.keys.salt),
+      () => ({ country: undefined, region: undefined }),
+    );
     const messages: CollectedMessage[] = [1, 2, 3].map((n) => ({
       type: 'track',
       event: 'Parked',

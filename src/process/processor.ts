@@ -10,6 +10,7 @@ import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { type Counted, createAggregator } from './aggregate.js';
 import { createEnricher, createSaltSource } from './enrich.js';
+import type { GeoLookup } from './geo.js';
 
 // The data processor: one loop per stream shard reads entries through the consumer group,
 // enriches each site's messages and counts them in one atomic step (deduplicated by
@@ -55,7 +56,7 @@ export interface Processor {
 }
 
 export function startProcessor(
-  deps: { realtime: Pick<Realtime, 'kind' | 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger },
+  deps: { realtime: Pick<Realtime, 'kind' | 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger; geo: GeoLookup },
   options: ProcessorOptions,
 ): Processor {
   const { realtime, keys, log } = deps;
@@ -65,7 +66,10 @@ export function startProcessor(
   const blockMs = options.blockMs ?? 1000;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
-  const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt));
+  const enrich = createEnricher(
+    createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt),
+    deps.geo,
+  );
   const deadLetterAttempts = options.deadLetterAttempts ?? 5;
   /** Failed attempts of entries this consumer is retrying (cleared when they succeed or move). */
   const attempts = new Map<string, number>();
