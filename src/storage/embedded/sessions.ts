@@ -65,18 +65,15 @@ export function createEmbeddedSessions(keys: Keys, now: () => number): Sessions 
     async assign(siteId, visits) {
       if (++assigns % SWEEP_EVERY === 0) sweep();
       const out: AssignedSession[] = [];
-      const touched = new Set<VisitorState>();
+      const until = now() + SESSION_STATE_TTL_SECONDS * 1000;
       for (const v of visits) {
         const key = keys.sessionState(siteId, v.visitor);
         let state = states.get(key);
-        if (state && state.until <= now()) state = undefined;
-        if (!state) states.set(key, (state = { sessions: [], until: 0 }));
-        touched.add(state);
+        if (!state || state.until <= now()) states.set(key, (state = { sessions: [], until }));
+        state.until = until;
         const session = assignOne(state.sessions, v.at, v.id, { ...v.fields });
         out.push({ session: session.id, fields: { ...session.fields } });
       }
-      const until = now() + SESSION_STATE_TTL_SECONDS * 1000;
-      for (const state of touched) state.until = until;
       return out;
     },
   };
