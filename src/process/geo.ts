@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { Reader, type Response } from 'mmdb-lib';
 
 // Where a visitor's address is: looked up in the processor from an offline IP database, so
@@ -24,13 +24,41 @@ export type GeoLookup = (ip: string) => Place;
 
 const UNKNOWN: Place = { country: undefined, region: undefined };
 
+/**
+ * Addresses that name no place: private, shared (carrier NAT), loopback, link-local, multicast
+ * and reserved ranges. Whois-derived databases give some of them a country (the bundled one
+ * puts 192.168.0.0/16 in AU), which a visitor behind a proxy that forwards no address would get.
+ */
+function nowhere(): BlockList {
+  const list = new BlockList();
+  const v4: [string, number][] = [
+    ['0.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['100.64.0.0', 10],
+    ['127.0.0.0', 8],
+    ['169.254.0.0', 16],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['224.0.0.0', 3],
+  ];
+  for (const [net, prefix] of v4) list.addSubnet(net, prefix, 'ipv4');
+  for (const [net, prefix] of [
+    ['::', 127],
+    ['fc00::', 7],
+    ['fe80::', 10],
+    ['ff00::', 8],
+  ] as const)
+    list.addSubnet(net, prefix, 'ipv6');
+  return list;
+}
+
 /** The bundled CC0 country database. */
 export function defaultGeoDatabasePath(): string {
   return createRequire(import.meta.url).resolve('@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb');
 }
 
 /** What the record layouts this reader knows may hold. */
-interface GeoRecord {
+export interface GeoRecord {
   country_code?: unknown;
   state1?: unknown;
   country?: { iso_code?: unknown };
@@ -39,7 +67,8 @@ interface GeoRecord {
 
 const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
 
-function placeOf(record: GeoRecord | null): Place {
+/** The place a record of one of the known layouts names. */
+export function placeOfRecord(record: GeoRecord | null): Place {
   if (record === null) return UNKNOWN;
   const country = text(record.country_code) ?? text(record.country?.iso_code);
   if (country === undefined || !/^[A-Za-z]{2}$/.test(country)) return UNKNOWN;
@@ -50,15 +79,17 @@ function placeOf(record: GeoRecord | null): Place {
 
 /**
  * Reads the MMDB file once (a few MB, kept in memory: lookups are a walk of its tree, a few
- * microseconds) and answers lookups from it. Addresses the database cannot place (private
- * ranges, malformed text) are unknown, never an error: a bad address must not stop a batch.
+ * microseconds) and answers lookups from it. Addresses that name no place, or that the database
+ * cannot place, and malformed text are unknown, never an error: a bad address must not stop a batch.
  */
 export function openGeoDatabase(path: string = defaultGeoDatabasePath()): GeoLookup {
   const reader = new Reader<Response>(readFileSync(path));
+  const unplaced = nowhere();
   return (ip) => {
     // Node reports IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d.
     const address = ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-    if (!isIPv4(address) && !isIPv6(address)) return UNKNOWN;
-    return placeOf(reader.get(address) as GeoRecord | null);
+    const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+    if (family === undefined || unplaced.check(address, family)) return UNKNOWN;
+    return placeOfRecord(reader.get(address) as GeoRecord | null);
   };
 }
