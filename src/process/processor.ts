@@ -35,6 +35,16 @@ const MAX_STEP_OPS = 20_000;
  */
 const STEP_EVENTS = 1000;
 
+/** A stream entry for the log: the clients' IPs (context.ip) are never logged. */
+function withoutAddresses(payload: string): unknown {
+  try {
+    const entry = JSON.parse(payload) as StreamPayload;
+    return { ...entry, m: entry.m.map((m) => ({ ...m, context: { ...m.context, ip: undefined } })) };
+  } catch {
+    return 'an unreadable entry';
+  }
+}
+
 export interface ProcessorOptions {
   shards: number;
   batchSize?: number;
@@ -163,7 +173,7 @@ export function startProcessor(
       for (const id of ids) attempts.delete(id);
       options.onDeadLettered?.(ids.length);
       // The CLI cannot reach an embedded server's dead letters while it runs: its log shows them.
-      const payloads = realtime.kind === 'embedded' ? entries.map((e) => e.payload) : undefined;
+      const payloads = realtime.kind === 'embedded' ? entries.map((e) => withoutAddresses(e.payload)) : undefined;
       log.error(
         { err, stream: keys.stream(shard), deadStream, ids, payloads, attempts: worst },
         'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)',
