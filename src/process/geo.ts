@@ -23,6 +23,8 @@ export interface Place {
 export type GeoLookup = (ip: string) => Place;
 
 const UNKNOWN: Place = { country: undefined, region: undefined };
+/** Addresses remembered per process (a few MB at most). */
+const GEO_CACHE_SIZE = 20_000;
 
 /**
  * Addresses that name no place: private, shared (carrier NAT), loopback, link-local, multicast
@@ -78,18 +80,28 @@ export function placeOfRecord(record: GeoRecord | null): Place {
 }
 
 /**
- * Reads the MMDB file once (a few MB, kept in memory: lookups are a walk of its tree, a few
- * microseconds) and answers lookups from it. Addresses that name no place, or that the database
+ * Reads the MMDB file once (a few MB, kept in memory: a lookup is a walk of its tree) and answers lookups from it. Addresses that name no place, or that the database
  * cannot place, and malformed text are unknown, never an error: a bad address must not stop a batch.
  */
 export function openGeoDatabase(path: string = defaultGeoDatabasePath()): GeoLookup {
   const reader = new Reader<Response>(readFileSync(path));
   const unplaced = nowhere();
-  return (ip) => {
+  const lookUp = (ip: string): Place => {
     // Node reports IPv4 clients of a dual-stack socket as ::ffff:a.b.c.d.
     const address = ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
     const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
     if (family === undefined || unplaced.check(address, family)) return UNKNOWN;
     return placeOfRecord(reader.get(address) as GeoRecord | null);
+  };
+  // A visitor sends several events from one address; the walk and its checks cost more than
+  // enriching the rest of an event, so recent addresses are remembered (in this process only).
+  const recent = new Map<string, Place>();
+  return (ip) => {
+    let place = recent.get(ip);
+    if (place) return place;
+    place = lookUp(ip);
+    if (recent.size >= GEO_CACHE_SIZE) recent.clear();
+    recent.set(ip, place);
+    return place;
   };
 }
