@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type CollectedMessage, normalizeMessage } from '../src/collect/message.js';
 import { plausibleMessage } from '../src/collect/plausible-route.js';
 import { EVENT_COLUMNS, type EventRow } from '../src/events/event-row.js';
@@ -12,9 +12,10 @@ import {
 } from '../src/process/enrich.js';
 import { createEventRows } from '../src/process/event-rows.js';
 import { openGeoDatabase } from '../src/process/geo.js';
+import { type BatchSink, type Processor, startProcessor } from '../src/process/processor.js';
 import { createEmbeddedSessions } from '../src/storage/embedded/sessions.js';
 import { createKeys } from '../src/storage/keys.js';
-import { uniqueName } from './helpers.js';
+import { eventually, type Mode, openTestApp, silentLog, type TestApp, uniqueName } from './helpers.js';
 
 // What the event store's row of an event holds: enrichment (src/process/enrich.ts) and the
 // session's columns (src/process/event-rows.ts), from messages as the collector normalises them.
@@ -318,4 +319,71 @@ describe('event rows', () => {
     const [row] = await rows([track('Product Clicked', { product_id: 'sku-1' })]);
     expect(row).toMatchObject({ kind: 'event', name: 'Product Clicked', product: 'sku-1', props: { product_id: 'sku-1' } });
   });
+});
+
+// The whole way: the collector's routes, the stream, the processor's enrichment (the context's
+// geo database, the mode's sessions) and a sink that builds the rows, as the event store's does.
+describe.each(['external', 'embedded'] as Mode[])('event rows from collected events (%s)', (mode) => {
+  let t: TestApp | undefined;
+  let processor: Processor | undefined;
+  afterEach(async () => {
+    await processor?.stop();
+    processor = undefined;
+    await t?.close();
+    t = undefined;
+  });
+
+  it('places the client by its forwarded address, keeps sessions, and gives a redelivered batch the same rows', async () => {
+    t = await openTestApp(mode, { TALLY_STREAM_SHARDS: '1' });
+    const { ctx } = t;
+    const eventRows = createEventRows({ sessions: ctx.realtime.sessions });
+    const attempts: EventRow[][] = [];
+    // The first attempt fails after building its rows: the entry comes again, as after a crash.
+    const sink: BatchSink = async (bySite) => {
+      for (const [siteId, counted] of bySite) attempts.push(await eventRows(siteId, counted));
+      if (attempts.length === 1) throw new Error('the store is not there yet');
+    };
+    processor = startProcessor({ ...ctx, log: silentLog }, { shards: 1, blockMs: 50, sinks: [sink] });
+    const at = (minutes: number) => new Date(Date.now() - 60 * MIN + minutes * MIN).toISOString();
+    const page = (messageId: string, minutes: number, path: string, referrer: string) => ({
+      type: 'page',
+      anonymousId: 'browser-1',
+      messageId,
+      timestamp: at(minutes),
+      context: { page: { url: `https://shop.example${path}?utm_medium=email`, path, referrer }, userAgent: CHROME },
+    });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { authorization: t.basic, 'x-forwarded-for': CLIENT_IP },
+      payload: {
+        batch: [
+          page('p1', 0, '/landing', 'https://news.example/item'),
+          page('p2', 10, '/pricing', 'https://shop.example/landing'),
+          {
+            type: 'track',
+            anonymousId: 'browser-1',
+            messageId: 't1',
+            event: 'Order Completed',
+            timestamp: at(12),
+            properties: { revenue: 30, coupon: 'X' },
+          },
+          page('p3', 50, '/again', ''),
+        ],
+      },
+    });
+    expect(response.statusCode).toBe(200);
+    await eventually(async () => expect(attempts).toHaveLength(2), 30_000);
+    const [first, again] = attempts as [EventRow[], EventRow[]];
+    expect(again).toEqual(first);
+    const byId = new Map(first.map((r) => [r.message_id, r]));
+    expect(first.map((r) => r.country)).toEqual(['GB', 'GB', 'GB', 'GB']);
+    expect(JSON.stringify(first)).not.toContain(CLIENT_IP);
+    const landing = byId.get('p1');
+    expect(landing).toMatchObject({ site_id: t.site.id, entry_page: '/landing', source: 'news.example', utm_medium: 'email' });
+    expect(byId.get('p2')).toMatchObject({ session: landing?.session, entry_page: '/landing', source: 'news.example', page: '/pricing' });
+    expect(byId.get('t1')).toMatchObject({ session: landing?.session, revenue: 30, props: { coupon: 'X' }, source: 'news.example' });
+    expect(byId.get('p3')).toMatchObject({ entry_page: '/again', source: 'Direct' });
+    expect(byId.get('p3')?.session).not.toBe(landing?.session);
+  }, 120_000);
 });
