@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CollectedMessage, normalizeMessage } from '../src/collect/message.js';
 import { plausibleMessage } from '../src/collect/plausible-route.js';
@@ -15,7 +16,7 @@ import { openGeoDatabase } from '../src/process/geo.js';
 import { type BatchSink, type Processor, startProcessor } from '../src/process/processor.js';
 import { createEmbeddedSessions } from '../src/storage/embedded/sessions.js';
 import { createKeys } from '../src/storage/keys.js';
-import { eventually, type Mode, openTestApp, silentLog, type TestApp, uniqueName } from './helpers.js';
+import { eventually, type Mode, openTestApp, propertyParams, silentLog, type TestApp, uniqueName } from './helpers.js';
 
 // What the event store's row of an event holds: enrichment (src/process/enrich.ts) and the
 // session's columns (src/process/event-rows.ts), from messages as the collector normalises them.
@@ -312,6 +313,40 @@ describe('event rows', () => {
       ]);
       expect(got.map((r) => r.revenue)).toEqual([null, null, null, null, null, null, null]);
     });
+  });
+
+  it('keeps every limit for any properties and revenue a message may carry, and never fails', async () => {
+    const rows = setup();
+    const value = fc.oneof(fc.string({ maxLength: 2500 }), fc.double(), fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 2 }));
+    const properties = fc.dictionary(fc.string({ maxLength: 320 }), value, { maxKeys: 40 });
+    const revenue = fc.oneof(
+      fc.double(),
+      fc.string({ maxLength: 20 }),
+      fc.record({ amount: fc.oneof(fc.double(), fc.string()) }),
+      fc.jsonValue(),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('page', 'track'), properties, revenue, async (type, props, rev) => {
+        const json = JSON.parse(JSON.stringify({ ...props, revenue: rev })) as Record<string, unknown>;
+        // What the collector refuses (a message over 32 KB) never reaches the processor.
+        fc.pre(JSON.stringify(json).length < 30_000);
+        const [row] = await rows([message({ type, event: 'Random', properties: json })]);
+        const kept = Object.entries(row?.props ?? {});
+        expect(kept.length).toBeLessThanOrEqual(MAX_PROPS);
+        for (const [key, text] of kept) {
+          expect(key.length).toBeGreaterThanOrEqual(1);
+          expect(key.length).toBeLessThanOrEqual(MAX_PROP_KEY_LENGTH);
+          expect(typeof text).toBe('string');
+          expect(text.length).toBeLessThanOrEqual(MAX_PROP_VALUE_LENGTH);
+        }
+        const r = row?.revenue ?? null;
+        if (r !== null) {
+          expect(type).toBe('track');
+          expect(Number.isFinite(r) && Math.abs(r) < MAX_REVENUE).toBe(true);
+        }
+      }),
+      propertyParams(200, 20_000),
+    );
   });
 
   it('names the product of a Product Clicked and the event of a track', async () => {
