@@ -12,7 +12,7 @@ import { analyticsTargets } from '../src/counters/analytics-counters.js';
 import { startFlusher } from '../src/counters/flusher.js';
 import { createAggregator } from '../src/process/aggregate.js';
 import { createEnricher, createSaltSource } from '../src/process/enrich.js';
-import { eventRows } from '../src/process/event-rows.js';
+import { createEventRows } from '../src/process/event-rows.js';
 import { createEventSink } from '../src/process/event-sink.js';
 import { rollupTargets } from '../src/process/rollup-targets.js';
 import { int, ms, table } from './lib/report.js';
@@ -257,8 +257,11 @@ async function main(): Promise<void> {
     } else {
       say(`site ${site.id} (${TIMEZONE}); loading up to ${int(TARGET)} events`);
       const build = createAggregator(ctx.keys);
-      const enrich = createEnricher(createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt));
-      const sink = createEventSink(ctx.events, eventRows);
+      const enrich = createEnricher(
+        createSaltSource((k, v, t) => ctx.realtime.coordination.getOrSet(k, v, t), ctx.keys.salt),
+        ctx.geo,
+      );
+      const sink = createEventSink(ctx.events, createEventRows({ sessions: ctx.realtime.sessions }));
       const flusher = startFlusher(ctx, {
         intervalMs: 1000,
         providers: [analyticsTargets(ctx), rollupTargets(ctx, ctx.unknownNames)],

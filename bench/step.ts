@@ -11,6 +11,7 @@ import { REDIS_URL, unlinkMatching } from './lib/tally-server.js';
 const dist = async <T>(path: string): Promise<T> => (await import(new URL(`../dist/${path}`, import.meta.url).href)) as T;
 const { createAggregator } = await dist<typeof import('../src/process/aggregate.js')>('process/aggregate.js');
 const { createEnricher } = await dist<typeof import('../src/process/enrich.js')>('process/enrich.js');
+const { openGeoDatabase } = await dist<typeof import('../src/process/geo.js')>('process/geo.js');
 const { createKeys } = await dist<typeof import('../src/storage/keys.js')>('storage/keys.js');
 const { connectRedis, createRedisRealtime } = await dist<typeof import('../src/storage/redis/index.js')>('storage/redis/index.js');
 
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   const keys = createKeys(prefix);
   const realtime = createRedisRealtime(client, keys);
   const build = createAggregator(keys);
-  const enrich = createEnricher(async () => 'bench-salt');
+  const enrich = createEnricher(async () => 'bench-salt', openGeoDatabase());
   try {
     let buildMs = 0;
     let ops = 0;

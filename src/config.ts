@@ -60,6 +60,8 @@ export interface Config {
    * counter deltas live only in Redis until flushed, so an evicting Redis loses counts silently.
    */
   readonly allowEvictingRedis: boolean;
+  /** An MMDB file to place visitors' addresses in (country, region); unset: the bundled CC0 country database. */
+  readonly geoipDatabase: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -200,5 +202,6 @@ export function loadConfig(env: Env): Config {
     trustProxy: trustProxyVar(env['TALLY_TRUST_PROXY']),
     requestTimeoutMs: intVar(env, 'TALLY_REQUEST_TIMEOUT_MS', 10_000, 100, 600_000),
     allowEvictingRedis: boolVar(env, 'TALLY_ALLOW_EVICTING_REDIS', false),
+    geoipDatabase: env['TALLY_GEOIP_DATABASE'] || undefined,
   } satisfies Config);
 }

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { UnknownNames } from './counters/counter-names.js';
 import type { EventStore } from './events/event-store.js';
 import { openEventStore } from './events/open-event-store.js';
+import { type GeoLookup, openGeoDatabase } from './process/geo.js';
 import { rebuildSite } from './process/rebuild.js';
 import { SiteRepository } from './sites/site-repository.js';
 import type { Db } from './storage/db.js';
@@ -27,6 +28,8 @@ export interface Context {
   events: EventStore;
   /** Where stored names this version cannot read are reported (logged, and counted for /metrics). */
   unknownNames: UnknownNames & { seen(): number };
+  /** Places a client's IP (the processor's enrichment); its database is read once, at start. */
+  geo: GeoLookup;
   close(): Promise<void>;
 }
 
@@ -85,6 +88,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     sites,
     events,
     unknownNames,
+    geo: openGeoDatabase(config.geoipDatabase),
     async close() {
       await realtime.close();
       await db.close();

@@ -7,7 +7,7 @@ import { startReconciler } from './inbox/reconcile.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import { inboxTargets } from './inbox/unread-flush.js';
 import type { Metrics } from './ops/metrics.js';
-import { eventRows } from './process/event-rows.js';
+import { createEventRows } from './process/event-rows.js';
 import { createEventSink } from './process/event-sink.js';
 import { type Processor, startProcessor } from './process/processor.js';
 import { rollupTargets } from './process/rollup-targets.js';
@@ -28,7 +28,7 @@ export interface Worker {
 export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   const processor = startProcessor(ctx, {
     shards: ctx.config.streamShards,
-    sinks: [createEventSink(ctx.events, eventRows)],
+    sinks: [createEventSink(ctx.events, createEventRows({ sessions: ctx.realtime.sessions }))],
     claimIdleMs: ctx.config.claimIdleMs,
     deadLetterAttempts: ctx.config.deadLetterAttempts,
     onProcessed: (messages, applied) => {

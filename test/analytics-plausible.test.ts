@@ -100,6 +100,9 @@ describe.each(['external', 'embedded'] as const)('Plausible Events API (%s)', (m
       [{ n: 'pageview', u: 'https://a.example/' }, '/domain'],
       [{ n: 'x', u: 'https://a.example/', d: domain, p: '[1]' }, '/p'],
       [{ n: 'x', u: 'https://a.example/', d: domain, sd: 101 }, '/sd'],
+      [{ n: 'Purchase', u: 'https://a.example/', d: domain, revenue: 12 }, '/revenue'],
+      [{ n: 'Purchase', u: 'https://a.example/', d: domain, $: { currency: 'USD' } }, '/$/amount'],
+      [{ n: 'Purchase', u: 'https://a.example/', d: domain, revenue: { amount: true, currency: 'USD' } }, '/revenue/amount'],
     ];
     for (const [payload, path] of bad) {
       const res = await post(payload);

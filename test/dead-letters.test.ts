@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
 import { listDeadLetters, replayDeadLetters } from '../src/process/dead-letters.js';
@@ -91,7 +92,9 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
     const poisoned: BatchSink = async () => {
       throw new Error('this sink takes nothing');
     };
-    const processor = startProcessor({ ...ctx, log: silentLog }, { shards: 1, blockMs: 50, sinks: [poisoned], deadLetterAttempts: 2 });
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => logged.push(line) });
+    const processor = startProcessor({ ...ctx, log }, { shards: 1, blockMs: 50, sinks: [poisoned], deadLetterAttempts: 2 });
     const response = await t.app.inject({
       method: 'POST',
       url: '/v1/batch',
@@ -102,5 +105,9 @@ describe.each(['external', 'embedded'] as Mode[])('dead letters (%s)', (mode) =>
     await processor.stop({ drain: true });
     expect(await ctx.realtime.queue.length(ctx.keys.stream(0))).toBe(0);
     expect(await listDeadLetters(ctx, 1)).toEqual([{ shard: 0, id: expect.any(String), siteId: t.site.id, messageIds: ['poison'] }]);
+    // The log names the entries (the embedded mode shows their messages) but never a client's IP.
+    expect(logged.join('')).toContain('dead letters');
+    if (mode === 'embedded') expect(logged.join('')).toContain('poison');
+    expect(logged.join('')).not.toContain('127.0.0.1');
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CollectedMessage } from '../src/collect/message.js';
 import type { Counted } from '../src/process/aggregate.js';
 import { createEnricher, createSaltSource } from '../src/process/enrich.js';
-import { eventRows } from '../src/process/event-rows.js';
+import { createEventRows } from '../src/process/event-rows.js';
 import { createEventSink } from '../src/process/event-sink.js';
 import { startWorker, type Worker } from '../src/worker.js';
 import { eventually, openTestApp, type TestApp } from './helpers.js';
@@ -117,7 +117,10 @@ describe.each(['external', 'embedded'] as const)('event store behind the pipelin
   });
 
   it('writes nothing again for entries delivered again', async () => {
-    const enrich = createEnricher(createSaltSource((k, v, ttl) => t.ctx.realtime.coordination.getOrSet(k, v, ttl), t.ctx.keys.salt));
+    const enrich = createEnricher(
+      createSaltSource((k, v, ttl) => t.ctx.realtime.coordination.getOrSet(k, v, ttl), t.ctx.keys.salt),
+      t.ctx.geo,
+    );
     const at = new Date().toISOString();
     const messages: CollectedMessage[] = [1, 2, 3].map((n) => ({
       type: 'track',
@@ -132,7 +135,7 @@ describe.each(['external', 'embedded'] as const)('event store behind the pipelin
     }));
     const enriched = await enrich(t.site.id, messages);
     const counted: Counted[] = messages.map((message, i) => ({ message, enriched: enriched[i]! }));
-    const sink = createEventSink(t.ctx.events, eventRows);
+    const sink = createEventSink(t.ctx.events, createEventRows({ sessions: t.ctx.realtime.sessions }));
     const batch = { redelivered: new Set([t.site.id]), claimableAt: performance.now() + 60_000 };
     // The first delivery wrote two of them before the crash; the redelivery brings all three, twice.
     await sink(new Map([[t.site.id, counted.slice(0, 2)]]), { ...batch, redelivered: new Set() });

@@ -4,6 +4,7 @@ import type { AggregateOp } from '../src/storage/analytics-realtime.js';
 import { HyperLogLog } from '../src/storage/hyperloglog.js';
 import { type BufferKeys, createKeys, type Keys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
+import type { AssignedSession, SessionFields, SessionVisit } from '../src/storage/sessions.js';
 import { uniqueName } from './helpers.js';
 import { realtimeLayers } from './realtime-layers.js';
 
@@ -442,4 +443,69 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
       { seed: SEED, numRuns: RUNS },
     );
   }, 120_000);
+  it('sessions', async () => {
+    // Two hours either side of a midnight (UTC), in minutes, now and then a millisecond off:
+    // gaps of exactly the session gap, and just past it, come up often.
+    const midnight = Date.UTC(2026, 11, 4);
+    const text = (...values: string[]) => fc.option(fc.constantFrom(...values), { nil: null });
+    const fields: fc.Arbitrary<SessionFields> = fc.record({
+      entry_page: text('/', '/a', '/é'),
+      source: fc.constantFrom('Direct', 'google.com', 'news'),
+      referrer: text('https://google.com/', 'https://x.example/a?'),
+      referrer_host: text('google.com', 'x.example'),
+      utm_source: text('news', '😀'),
+      utm_medium: text('email'),
+      utm_campaign: text('spring', 'a:b'),
+      utm_term: text('shoes'),
+      utm_content: text(''),
+    });
+    type Event = { visitor: string; minute: number; off: number; fields: SessionFields };
+    type Action = { assign: { site: string; events: Event[] } } | { redeliver: { which: number; reverse: boolean } };
+    const event: fc.Arbitrary<Event> = fc.record({
+      visitor: fc.constantFrom('v1', 'v2', 'ü:{x}'),
+      minute: fc.integer({ min: -120, max: 120 }),
+      off: fc.constantFrom(0, 0, 0, 1, -1),
+      fields,
+    });
+    const action: fc.Arbitrary<Action> = fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc
+          .record({ site: fc.constantFrom('s', 's', 't'), events: fc.array(event, { minLength: 1, maxLength: 8 }) })
+          .map((assign) => ({ assign })),
+      },
+      { weight: 1, arbitrary: fc.record({ which: fc.nat(20), reverse: fc.boolean() }).map((redeliver) => ({ redeliver })) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 12 }), async (actions) => {
+        await sameEverywhere(async (rt, _keys, note) => {
+          const past: { site: string; visits: SessionVisit[]; got: AssignedSession[] }[] = [];
+          let n = 0;
+          for (const a of actions) {
+            if ('assign' in a) {
+              const visits = a.assign.events.map((e) => ({
+                visitor: e.visitor,
+                at: midnight + e.minute * 60_000 + e.off,
+                id: `e${n++}`,
+                fields: e.fields,
+              }));
+              const got = await rt.sessions.assign(a.assign.site, visits);
+              past.push({ site: a.assign.site, visits, got });
+              note(['assign', got]);
+            } else {
+              const batch = past[a.redeliver.which % Math.max(1, past.length)];
+              if (!batch) continue;
+              const reorder = <T>(list: T[]) => (a.redeliver.reverse ? [...list].reverse() : list);
+              const got = await rt.sessions.assign(batch.site, reorder(batch.visits));
+              // Idempotent in every implementation: four hours hold at most 8 sessions a visitor
+              // (the number kept), so none was forgotten.
+              expect(got).toEqual(reorder(batch.got));
+              note(['redeliver', got]);
+            }
+          }
+        });
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
+  }, 300_000);
 });

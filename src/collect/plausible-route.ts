@@ -11,8 +11,8 @@ import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, refuseUnstorable } from './message.
 import { type CollectDeps, requestFacts } from './segment-routes.js';
 
 // Plausible's Events API, POST /api/event, so Plausible's tracker works unchanged. The tracker
-// posts short keys (n, u, d, r, p; engagement: e = engaged ms, sd = scroll depth), the API docs
-// long ones (name, url, domain, referrer, props): both are accepted. `domain` names the site
+// posts short keys (n, u, d, r, p, $ = revenue; engagement: e = engaged ms, sd = scroll depth), the API docs
+// long ones (name, url, domain, referrer, props, revenue): both are accepted. `domain` names the site
 // (comma-separated: several sites): its name, or one of its `domains` (docs/collect.md).
 // Plausible sends no visitor id: the processor derives one from a daily-salted hash of site +
 // IP + user agent. Answered 202, as Plausible does, also for a domain no site answers to: a
@@ -32,6 +32,11 @@ const Props = Type.Record(
 );
 const Referrer = Type.Union([Type.String({ maxLength: MAX_URL_LENGTH }), Type.Null()]);
 const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
+/** Plausible's revenue of a custom event (`$` in the tracker); the processor reads the amount (src/process/enrich.ts). */
+const Revenue = Type.Object({
+  amount: Type.Union([Type.Number(), Type.String({ minLength: 1, maxLength: 64 })]),
+  currency: Type.Optional(Type.String({ maxLength: 16 })),
+});
 
 const PlausibleEvent = Type.Object(
   {
@@ -47,6 +52,8 @@ const PlausibleEvent = Type.Object(
     p: Type.Optional(Type.Union([Props, Type.String({ maxLength: 8000 })])),
     e: Type.Optional(Type.Integer({ minimum: 0 })),
     sd: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    revenue: Type.Optional(Revenue),
+    $: Type.Optional(Revenue),
   },
   { additionalProperties: true },
 );
@@ -108,6 +115,8 @@ export function plausibleMessage(
     message.properties = { engaged_ms: body.e ?? 0, scroll_depth: body.sd ?? 0, path: url.pathname };
   } else {
     message.event = name;
+    const revenue = body.revenue ?? body.$;
+    if (revenue) message.properties = { ...message.properties, revenue };
   }
   refuseUnstorable(JSON.stringify(message), '');
   return message;

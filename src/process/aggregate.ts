@@ -254,7 +254,7 @@ export function createAggregator(keys: Keys) {
           unique();
           viewed('page', e.page);
           viewed('referrer', e.referrer);
-          viewed('utm_source', e.utmSource);
+          viewed('utm_source', e.utm.source);
           viewed('browser', e.browser);
           viewed('os', e.os);
           viewed('device', e.device);

@@ -1,6 +1,5 @@
-import type { EventRow } from '../events/event-row.js';
 import type { EventStore } from '../events/event-store.js';
-import type { Counted } from './aggregate.js';
+import type { EventRows } from './event-rows.js';
 import type { BatchSink } from './processor.js';
 
 // Every processed event into the columnar store, each (site, messageId) once. New messages (the
@@ -9,13 +8,10 @@ import type { BatchSink } from './processor.js';
 // which, and only the others are written, in a segment marked as possibly repeating, which reads
 // and the compactor dedupe (docs/events.md has the whole argument).
 
-export function createEventSink(
-  store: Pick<EventStore, 'append' | 'heldIds'>,
-  eventRows: (siteId: string, counted: readonly Counted[]) => EventRow[],
-): BatchSink {
+export function createEventSink(store: Pick<EventStore, 'append' | 'heldIds'>, eventRows: EventRows): BatchSink {
   return async (bySite, batch) => {
     for (const [siteId, counted] of bySite) {
-      let rows = eventRows(siteId, counted);
+      let rows = await eventRows(siteId, counted);
       const redelivered = batch.redelivered.has(siteId);
       if (redelivered) {
         const held = await store.heldIds(siteId, rows);

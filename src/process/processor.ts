@@ -10,6 +10,7 @@ import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { type Counted, createAggregator } from './aggregate.js';
 import { createEnricher, createSaltSource } from './enrich.js';
+import type { GeoLookup } from './geo.js';
 
 // The data processor: one loop per stream shard reads entries through the consumer group,
 // enriches each site's messages and counts them in one atomic step (deduplicated by
@@ -44,6 +45,16 @@ const MAX_STEP_OPS = 20_000;
  */
 const STEP_EVENTS = 1000;
 
+/** A stream entry for the log: the clients' IPs (context.ip) are never logged. */
+function withoutAddresses(payload: string): unknown {
+  try {
+    const entry = JSON.parse(payload) as StreamPayload;
+    return { ...entry, m: entry.m.map((m) => ({ ...m, context: { ...m.context, ip: undefined } })) };
+  } catch {
+    return 'an unreadable entry';
+  }
+}
+
 export interface ProcessorOptions {
   shards: number;
   batchSize?: number;
@@ -65,7 +76,7 @@ export interface Processor {
 }
 
 export function startProcessor(
-  deps: { realtime: Pick<Realtime, 'kind' | 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger },
+  deps: { realtime: Pick<Realtime, 'kind' | 'queue' | 'analytics' | 'coordination'>; keys: Keys; log: Logger; geo: GeoLookup },
   options: ProcessorOptions,
 ): Processor {
   const { realtime, keys, log } = deps;
@@ -75,7 +86,10 @@ export function startProcessor(
   const blockMs = options.blockMs ?? 1000;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const buildBatch = createAggregator(keys);
-  const enrich = createEnricher(createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt));
+  const enrich = createEnricher(
+    createSaltSource((k, v, ttl) => realtime.coordination.getOrSet(k, v, ttl), keys.salt),
+    deps.geo,
+  );
   const deadLetterAttempts = options.deadLetterAttempts ?? 5;
   /** Failed attempts of entries this consumer is retrying (cleared when they succeed or move). */
   const attempts = new Map<string, number>();
@@ -179,7 +193,7 @@ export function startProcessor(
       for (const id of ids) attempts.delete(id);
       options.onDeadLettered?.(ids.length);
       // The CLI cannot reach an embedded server's dead letters while it runs: its log shows them.
-      const payloads = realtime.kind === 'embedded' ? entries.map((e) => e.payload) : undefined;
+      const payloads = realtime.kind === 'embedded' ? entries.map((e) => withoutAddresses(e.payload)) : undefined;
       log.error(
         { err, stream: keys.stream(shard), deadStream, ids, payloads, attempts: worst },
         'a stream batch failed every attempt; its entries moved to the dead letters (tally dead-letters)',

@@ -73,6 +73,8 @@ export function createKeys(prefix: string) {
     rollupBuffer: (siteId: string) => buffer(`${site(siteId)}:roll`, `rollups:${siteId}`),
     /** A site's HyperLogLogs changed since their last copy to PostgreSQL (field: key suffix). */
     uniquesBuffer: (siteId: string) => buffer(`${site(siteId)}:uniq`, `uniques:${siteId}`),
+    /** A visitor's sessions for the event store's rows (src/storage/sessions.ts). */
+    sessionState: (siteId: string, visitor: string) => `${site(siteId)}:sess:${part(visitor)}`,
     /** The visitor-hash salt of one UTC day (shared by every processor). */
     salt: (day: string) => `${prefix}:salt:${day}`,
     inboxBuffer: (siteId: string, shard: number) => buffer(`${prefix}:{i:${part(siteId)}:${shard}}`, `inbox:${siteId}:${shard}`),

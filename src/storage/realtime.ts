@@ -4,6 +4,7 @@ import type { CounterBuffers } from './counter-buffers.js';
 import type { InboxCounts } from './inbox-counts.js';
 import type { IngestQueue } from './ingest-queue.js';
 import type { LiveChannel } from './live-channel.js';
+import type { Sessions } from './sessions.js';
 
 // The real-time layer, as the narrow interfaces Tally's parts use, each named by what it does
 // and each with its own contract suite (test/realtime-*.test.ts). Two implementations of each:
@@ -18,6 +19,7 @@ export interface Realtime {
   readonly inbox: InboxCounts;
   readonly live: LiveChannel;
   readonly coordination: Coordination;
+  readonly sessions: Sessions;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import { createEmbeddedInboxCounts } from './inbox-counts.js';
 import { pgliteJournal } from './ingest-journal.js';
 import { openEmbeddedIngestQueue } from './ingest-queue.js';
 import { createEmbeddedLiveChannel } from './live-channel.js';
+import { createEmbeddedSessions } from './sessions.js';
 
 /**
  * The embedded default's real-time layer: plain single-process implementations over a migrated
@@ -27,6 +28,7 @@ export async function openEmbeddedRealtime(keys: Keys, db: Queryable, now: () =>
     inbox: createEmbeddedInboxCounts({ buffers, live }),
     live,
     coordination: createEmbeddedCoordination(now),
+    sessions: createEmbeddedSessions(keys, now),
     async ping() {},
     async close() {
       queue.close();

@@ -24,6 +24,7 @@ export const SCRIPTS = [
   'inbox-drop-stale',
   'inbox-repair',
   'inbox-untouch',
+  'assign-sessions',
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 

@@ -7,6 +7,7 @@ import { createRedisCounterBuffers } from './counter-buffers.js';
 import { createRedisInboxCounts } from './inbox-counts.js';
 import { createRedisIngestQueue } from './ingest-queue.js';
 import { createRedisLiveChannel } from './live-channel.js';
+import { createRedisSessions } from './sessions.js';
 
 export { connectRedis, type RedisClient } from './client.js';
 
@@ -22,6 +23,7 @@ export function createRedisRealtime(client: RedisClient, keys: Keys): Realtime {
     inbox: createRedisInboxCounts(client, call),
     live,
     coordination: createRedisCoordination(client, call),
+    sessions: createRedisSessions(call, keys),
     async ping() {
       await client.ping();
     },
