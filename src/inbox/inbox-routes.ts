@@ -13,6 +13,9 @@ import { createUnreadCounter } from './unread-counter.js';
 // The notification routes of API.md. A secret key may act for any user of its site; a user
 // token only for its own user: another user's notification, or count, is a 404.
 
+/** Action POSTs and DELETE: an empty body, even labelled JSON, is no body (see json-body.ts). */
+const emptyBody = { acceptsEmptyBody: true };
+
 const notFound = () => new TallyError('not_found', 'No such notification.');
 
 const unstorable = (path: string) =>
@@ -105,30 +108,52 @@ export function registerInboxRoutes(app: FastifyInstance, deps: { ctx: Context; 
     },
   );
 
-  app.get('/v1/users/:userId/notifications/stream', { schema: { params: schema.UserParams } }, async (request, reply) => {
-    const principal = await auth.secretOrUser(request);
-    const userId = forUser(principal, (request.params as { userId: string }).userId);
-    await stream(request, reply, principal.site.id, userId);
+  app.get(
+    '/v1/users/:userId/notifications/stream',
+    { schema: { params: schema.UserParams, querystring: schema.StreamQuery } },
+    async (request, reply) => {
+      const principal = await auth.streamPrincipal(request, (request.query as { token?: string }).token);
+      const userId = forUser(principal, (request.params as { userId: string }).userId);
+      await stream(request, reply, principal.site.id, userId);
+    },
+  );
+
+  app.get('/v1/notifications/:id', { schema: { params: schema.IdParams } }, async (request) => {
+    const { siteId, id, scope } = await byId(request);
+    return inbox.get(siteId, id, scope);
   });
 
-  app.post('/v1/notifications/:id/read', { schema: { params: schema.IdParams, response: { 200: schema.Changed } } }, async (request) => {
-    const { siteId, id, scope } = await byId(request);
-    return inbox.markRead(siteId, id, scope);
-  });
+  app.post(
+    '/v1/notifications/:id/read',
+    { config: emptyBody, schema: { params: schema.IdParams, response: { 200: schema.Changed } } },
+    async (request) => {
+      const { siteId, id, scope } = await byId(request);
+      return inbox.markRead(siteId, id, scope);
+    },
+  );
 
-  app.post('/v1/notifications/:id/unread', { schema: { params: schema.IdParams, response: { 200: schema.Changed } } }, async (request) => {
-    const { siteId, id, scope } = await byId(request);
-    return inbox.markUnread(siteId, id, scope);
-  });
+  app.post(
+    '/v1/notifications/:id/unread',
+    { config: emptyBody, schema: { params: schema.IdParams, response: { 200: schema.Changed } } },
+    async (request) => {
+      const { siteId, id, scope } = await byId(request);
+      return inbox.markUnread(siteId, id, scope);
+    },
+  );
 
-  app.delete('/v1/notifications/:id', { schema: { params: schema.IdParams, response: { 200: schema.Deleted } } }, async (request) => {
-    const { siteId, id, scope } = await byId(request);
-    return inbox.remove(siteId, id, scope);
-  });
+  app.delete(
+    '/v1/notifications/:id',
+    { config: emptyBody, schema: { params: schema.IdParams, response: { 200: schema.Deleted } } },
+    async (request) => {
+      const { siteId, id, scope } = await byId(request);
+      return inbox.remove(siteId, id, scope);
+    },
+  );
 
   app.post(
     '/v1/users/:userId/notifications/read-all',
     {
+      config: emptyBody,
       schema: { params: schema.UserParams, body: schema.ReadAllBody, response: { 200: schema.ChangedMany } },
       preValidation: async (request) => {
         request.body ??= {};

@@ -49,6 +49,14 @@ export const NewBatch = Type.Object(
 );
 
 export const UserParams = Type.Object({ userId: Id });
+
+/** A user token fits in this many characters (its user id is at most LIMITS.idLength). */
+const MAX_TOKEN_LENGTH = 2048;
+/** The stream's query: a browser's EventSource sends the user token here (stream routes only). */
+export const StreamQuery = Type.Object(
+  { token: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH })) },
+  { additionalProperties: false },
+);
 export const IdParams = Type.Object({ id: Id });
 
 export const ListQuery = Type.Object(

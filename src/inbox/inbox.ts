@@ -337,6 +337,13 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
       };
     },
 
+    /** One notification, if it exists and the scope's user (when there is one) owns it. */
+    async get(siteId: string, id: string, scope: Scope): Promise<Notification> {
+      const row = (await db.query<sql.NotificationRow>(sql.SELECT_BY_IDS, [siteId, [id]])).rows[0];
+      if (!row || (scope.userId !== undefined && row.user_id !== scope.userId)) throw notFound();
+      return toNotification(row);
+    },
+
     count: (siteId: string, userId: string): Promise<UnreadValue> => counter.read(siteId, userId),
 
     async markRead(siteId: string, id: string, scope: Scope) {
