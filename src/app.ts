@@ -16,6 +16,7 @@ import { registerJsonBodies } from './http/json-body.js';
 import { serializeRequest } from './http/request-log.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { registerInboxRoutes } from './inbox/inbox-routes.js';
+import { registerInboxUiRoutes } from './inbox-ui/inbox-ui-routes.js';
 import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
@@ -112,6 +113,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);
+  registerInboxUiRoutes(app);
   registerDashboardRoute(app);
   registerApiDocsRoutes(app);
   return app;
