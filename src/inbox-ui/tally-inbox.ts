@@ -182,7 +182,7 @@ export class TallyInbox extends HTMLElement {
   }
 
   #onClick(event: Event): void {
-    const target = (event.target as Element).closest('[data-k],a');
+    const target = (event.target as Element).closest('[data-k],a,.bell');
     const key = target?.getAttribute('data-k') ?? '';
     if (target?.classList.contains('bell')) {
       if (this.#open) this.#close(true);
@@ -281,6 +281,8 @@ export class TallyInbox extends HTMLElement {
 
   #render(): void {
     const state = this.#client?.state;
+    // A styling hook: `tally-inbox:not([live])` is a bell whose stream is down (it reconnects by itself).
+    this.toggleAttribute('live', state?.connected === true);
     this.#renderBadge(state);
     if (!state || !this.#open) return;
     if (state.counts && state.counts.unseen > 0 && !this.#seeing) {

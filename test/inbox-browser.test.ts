@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
+import { eventually, type Mode, openTestApp, type TestApp, uniqueName } from './helpers.js';
+
+// The drop-in inbox in Debian's Chromium, as a site would use it: a plain HTML page on another
+// origin than Tally's, with nothing but the two documented lines (the script from Tally, and the
+// element with a user token). Notifications are created and read through the API, as a site's
+// server would; the page is looked at through its shadow DOM (Playwright's locators pierce it).
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+/** The issue's promise: a new notification shows in every open tab within a second. */
+const LIVE_MS = 1000;
+
+describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['external', 'embedded'])(
+  '<tally-inbox> in Chromium (%s)',
+  (mode) => {
+    let t: TestApp;
+    let browser: Browser;
+    let site: Server;
+    let siteUrl: string;
+    let tallyUrl: string;
+    const pageErrors: string[] = [];
+
+    beforeAll(async () => {
+      t = await openTestApp(mode);
+      tallyUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
+      site = createServer((req, res) => {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        if (url.pathname !== '/') return res.writeHead(404).end();
+        const token = url.searchParams.get('token') ?? '';
+        // The two lines of the README, and nothing else that matters.
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A shop</title></head><body><main><h1>A shop</h1>
+<script type="module" src="${tallyUrl}/inbox.js"></script>
+<tally-inbox user-token="${token}"></tally-inbox>
+</main></body></html>`);
+      });
+      await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+      // Another origin than Tally's (localhost, not 127.0.0.1): every request of the bell is a CORS request.
+      siteUrl = `http://localhost:${(site.address() as AddressInfo).port}`;
+      browser = await launchChromium();
+    }, 60_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await new Promise((resolve) => site?.close(resolve));
+      await t?.close();
+      expect(pageErrors).toEqual([]);
+    });
+
+    const api = async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: Record<string, unknown>) => {
+      const res = await t.app.inject({ method, url, headers: { authorization: t.bearer }, ...(payload ? { payload } : {}) });
+      expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
+      return res.json() as Record<string, any>;
+    };
+
+    /** A tab of the user's, once the bell has its first count from the stream. */
+    async function openTab(userId: string): Promise<Page> {
+      const { token } = await api('POST', `/v1/users/${userId}/token`);
+      const page = await browser.newPage();
+      page.on('pageerror', (err) => pageErrors.push(err.message));
+      await page.goto(`${siteUrl}/?token=${encodeURIComponent(token)}`);
+      await page.locator('tally-inbox[live]').waitFor();
+      return page;
+    }
+
+    /** The badge's text, or null when it is hidden. */
+    const badgeOf = (page: Page) =>
+      page.evaluate(() => {
+        const badge = document.querySelector('tally-inbox')?.shadowRoot?.querySelector('.badge') as HTMLElement | null;
+        return badge && !badge.hidden ? badge.textContent : null;
+      });
+    const itemTitles = (page: Page) => page.locator('tally-inbox li .t').allTextContents();
+    const openPanel = async (page: Page) => {
+      await page.locator('tally-inbox .bell').click();
+      await eventually(async () => expect(await page.locator('tally-inbox [role=dialog]').isVisible()).toBe(true));
+    };
+
+    it('loads from another origin with the two lines; a new notification shows in two tabs within a second', {
+      timeout: 60_000,
+    }, async () => {
+      const user = uniqueName('u');
+      const [a, b] = [await openTab(user), await openTab(user)];
+      await openPanel(a);
+      await eventually(async () => expect(await a.locator('tally-inbox #f .note').textContent()).toBe('No notifications yet.'));
+
+      const started = Date.now();
+      await api('POST', '/v1/notifications', { userId: user, title: 'Your export is ready', body: 'Download it.' });
+      await Promise.all([
+        eventually(async () => expect(await itemTitles(a)).toEqual(['Unread: Your export is ready']), LIVE_MS, 20),
+        eventually(async () => expect(await badgeOf(b)).toBe('1'), LIVE_MS, 20),
+      ]);
+      expect(Date.now() - started).toBeLessThan(LIVE_MS);
+      // The open panel showed it: seen, so tab b's unseen badge clears too.
+      await eventually(async () => expect(await badgeOf(b)).toBeNull());
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('reading in one tab updates the badge in the other', { timeout: 60_000 }, async () => {
+      const user = uniqueName('u');
+      const [a, b] = [await openTab(user), await openTab(user)];
+      await b.evaluate(() => document.querySelector('tally-inbox')?.setAttribute('badge', 'unread'));
+      await api('POST', '/v1/notifications', { userId: user, title: 'Invoice for July' });
+      await api('POST', '/v1/notifications', { userId: user, title: 'New follower' });
+      await eventually(async () => expect(await badgeOf(b)).toBe('2'));
+      await eventually(async () => expect(await badgeOf(a)).toBe('2'));
+      await openPanel(a);
+      await eventually(async () => expect(await itemTitles(a)).toEqual(['Unread: New follower', 'Unread: Invoice for July']));
+      const started = Date.now();
+      await a.locator('tally-inbox button[aria-label="Mark read: Invoice for July"]').click();
+      await eventually(async () => expect(await badgeOf(b)).toBe('1'), LIVE_MS, 20);
+      expect(Date.now() - started).toBeLessThan(LIVE_MS);
+      expect(await b.locator('tally-inbox .bell').getAttribute('aria-label')).toBe('Notifications, 1 unread');
+      await a.locator('tally-inbox button', { hasText: 'Mark all read' }).click();
+      await eventually(async () => expect(await badgeOf(b)).toBeNull(), LIVE_MS, 20);
+      expect((await api('GET', `/v1/users/${user}/notifications/count`))['unread']).toBe(0);
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('switches a category off in the preferences view, and the API then has it off', { timeout: 60_000 }, async () => {
+      const user = uniqueName('u');
+      await api('POST', '/v1/notifications', { userId: user, title: 'Spring sale', category: 'marketing' });
+      await api('POST', '/v1/notifications', { userId: user, title: 'Password changed', category: 'security' });
+      const page = await openTab(user);
+      await openPanel(page);
+      await eventually(async () => expect(await itemTitles(page)).toHaveLength(2));
+      await page.locator('tally-inbox button[aria-label=Preferences]').click();
+      const marketing = page.locator('tally-inbox label', { hasText: 'marketing' }).locator('input');
+      await eventually(async () => expect(await marketing.isChecked()).toBe(true));
+      await marketing.uncheck();
+      await eventually(async () =>
+        expect((await api('GET', `/v1/users/${user}/preferences`))['categories']).toMatchObject({ marketing: { in_app: false } }),
+      );
+      expect((await api('GET', `/v1/users/${user}/preferences`))['categories']['security']?.in_app).not.toBe(false);
+      await page.close();
+    });
+
+    it('has no serious or critical axe-core violations with the panel open (feed and preferences)', { timeout: 60_000 }, async () => {
+      const user = uniqueName('u');
+      await api('POST', '/v1/notifications', { userId: user, title: 'Read one', body: 'Old news.', category: 'news' });
+      const [{ id: readId }] = (await api('GET', `/v1/users/${user}/notifications`))['items'];
+      await api('POST', `/v1/notifications/${readId}/read`);
+      await api('POST', '/v1/notifications', { userId: user, title: 'Unread one', body: 'Fresh.', category: 'news' });
+      const page = await openTab(user);
+      await openPanel(page);
+      await eventually(async () => expect(await itemTitles(page)).toHaveLength(2));
+      await page.addScriptTag({ content: AXE_SOURCE });
+      const serious = () =>
+        page.evaluate(async () => {
+          const axe = (
+            window as unknown as {
+              axe: { run(context: Node): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> };
+            }
+          ).axe;
+          const { violations } = await axe.run(document);
+          return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact})`);
+        });
+      expect(await serious()).toEqual([]);
+      await page.locator('tally-inbox button[aria-label=Preferences]').click();
+      await eventually(async () => expect(await page.locator('tally-inbox label', { hasText: 'news' }).count()).toBe(1));
+      expect(await serious()).toEqual([]);
+      await page.close();
+    });
+
+    it('works from the keyboard: Enter opens, arrows move between tabs, Escape closes and gives focus back', {
+      timeout: 60_000,
+    }, async () => {
+      const user = uniqueName('u');
+      const page = await openTab(user);
+      const bell = page.locator('tally-inbox .bell');
+      await bell.focus();
+      await page.keyboard.press('Enter');
+      expect(await bell.getAttribute('aria-expanded')).toBe('true');
+      const focused = () => page.evaluate(() => document.querySelector('tally-inbox')?.shadowRoot?.activeElement?.textContent ?? null);
+      expect(await focused()).toBe('All');
+      await page.keyboard.press('ArrowRight');
+      expect(await focused()).toBe('Archived');
+      expect(await page.locator('tally-inbox #t-archived').getAttribute('aria-selected')).toBe('true');
+      await page.keyboard.press('ArrowRight');
+      expect(await focused()).toBe('Unread');
+      await page.keyboard.press('End');
+      expect(await focused()).toBe('Archived');
+      await page.keyboard.press('Escape');
+      expect(await bell.getAttribute('aria-expanded')).toBe('false');
+      expect(await page.locator('tally-inbox [role=dialog]').isVisible()).toBe(false);
+      expect(await page.evaluate(() => document.querySelector('tally-inbox')?.shadowRoot?.activeElement?.className)).toBe('bell');
+      await page.close();
+    });
+
+    it('scrolls the feed without end: pages load as the list bottom comes into view', { timeout: 60_000 }, async () => {
+      const user = uniqueName('u');
+      const notifications = Array.from({ length: 45 }, (_, i) => ({ userId: user, title: `Note ${i + 1}` }));
+      await api('POST', '/v1/notifications/batch', { notifications });
+      const page = await openTab(user);
+      await openPanel(page);
+      await eventually(async () => expect(await itemTitles(page)).toHaveLength(20));
+      // Scrolled to the end of the list, the next page loads (20 more); at the end again, the last 5.
+      for (const loaded of [40, 45]) {
+        await page.evaluate(() => {
+          const feed = document.querySelector('tally-inbox')?.shadowRoot?.querySelector('#f') as HTMLElement;
+          feed.scrollTop = feed.scrollHeight;
+        });
+        await eventually(async () => expect(await itemTitles(page)).toHaveLength(loaded));
+      }
+      expect((await itemTitles(page)).at(-1)).toBe('Unread: Note 1');
+      await page.close();
+    });
+  },
+);
