@@ -112,7 +112,7 @@ function mutateText(creates: boolean, reads: boolean): string {
       .join(', ');
     parts.push(`SELECT 'r' AS kind, r.ord, NULL::boolean AS inserted,
       (SELECT count(*) FROM notifications n WHERE n.site_id = r.site_id AND n.id = r.id AND n.user_id = r.user_id) AS found,
-      (x.id IS NOT NULL)::int8 AS changed, ${nulls},
+      (x.id IS NOT NULL)::int::int8 AS changed, ${nulls},
       coalesce(x.ol, false) AS ol, coalesce(x.ou, false) AS ou, coalesce(x.os, false) AS os,
       coalesce(x.nl, false) AS nl, coalesce(x.nu, false) AS nu, coalesce(x.ns, false) AS ns
     FROM r LEFT JOIN x ON x.site_id = r.site_id AND x.id = r.id AND x.user_id = r.user_id`);
