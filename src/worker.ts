@@ -1,6 +1,8 @@
 import type { Context } from './context.js';
 import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
+import { startExpiry } from './inbox/expiry.js';
+import { createInbox } from './inbox/inbox.js';
 import { startReconciler } from './inbox/reconcile.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import { inboxTargets } from './inbox/unread-flush.js';
@@ -13,6 +15,7 @@ import { rollupTargets } from './process/rollup-targets.js';
 // runs it beside the HTTP API; `tally worker` runs it alone (scale collectors and workers apart).
 
 const INBOX_RECONCILE_INTERVAL_MS = 5_000;
+const INBOX_EXPIRY_INTERVAL_MS = 1_000;
 const RAW_CATCH_UP_INTERVAL_MS = 5_000;
 
 export interface Worker {
@@ -41,16 +44,18 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   });
   // Recently changed users' unread counts against their rows; in embedded mode the buffers died
   // with the last process, so the first run checks every user.
+  const counter = createUnreadCounter(ctx);
   const reconciler = startReconciler(
-    { ...ctx, counter: createUnreadCounter(ctx) },
+    { ...ctx, counter },
     { intervalMs: INBOX_RECONCILE_INTERVAL_MS, allFirst: ctx.config.mode === 'embedded' },
   );
+  const expiry = startExpiry({ inbox: createInbox({ db: ctx.db, counter }), log: ctx.log }, { intervalMs: INBOX_EXPIRY_INTERVAL_MS });
   return {
     processor,
     flusher,
     async stop() {
       // The other loops stop meanwhile: each only ends its wait or finishes its step.
-      const others = Promise.allSettled([reconciler.stop(), rawCatchUp.stop()]);
+      const others = Promise.allSettled([reconciler.stop(), expiry.stop(), rawCatchUp.stop()]);
       try {
         // The embedded queue lives in this process: process all of it before the final flush.
         await processor.stop({ drain: ctx.config.mode === 'embedded' });

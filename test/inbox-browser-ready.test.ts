@@ -103,6 +103,11 @@ describe.each<Mode>(['external', 'embedded'])('inbox routes from a browser (%s)'
       ['POST', `/v1/notifications/${id}/read`],
       ['POST', `/v1/notifications/${id}/unread`],
       ['POST', `/v1/users/${user}/notifications/read-all`],
+      ['GET', `/v1/users/${user}/notifications/counts`],
+      ['GET', `/v1/users/${user}/preferences`],
+      ['POST', `/v1/notifications/${id}/seen`],
+      ['POST', `/v1/notifications/${id}/archive`],
+      ['POST', `/v1/users/${user}/notifications/seen-all`],
       ['DELETE', `/v1/notifications/${id}`],
       ['GET', '/v1/stats/summary'],
       ['GET', '/v1/stats/stream'],
@@ -177,12 +182,28 @@ describe.each<Mode>(['external', 'embedded'])('inbox routes from a browser (%s)'
     const token = `Bearer ${await tokenOf(user)}`;
     for (const contentType of ['application/json', 'application/json; charset=utf-8', 'text/plain', undefined]) {
       for (const auth of [t.bearer, token]) {
-        const { id } = await create(user);
+        const { id } = (
+          await send('POST', '/v1/notifications', {
+            payload: { userId: user, title: 'Act', actions: [{ id: 'ok', label: 'OK' }] },
+          })
+        ).body as { id: string };
         const empty = { auth, payload: '', ...(contentType ? { contentType } : {}) };
-        expect((await send('POST', `/v1/notifications/${id}/read`, empty)).body, `${contentType}`).toEqual({ changed: true, unread: 0 });
-        expect((await send('POST', `/v1/notifications/${id}/unread`, empty)).body).toEqual({ changed: true, unread: 1 });
-        expect((await send('POST', `/v1/users/${user}/notifications/read-all`, empty)).body).toEqual({ changed: 1, unread: 0 });
-        expect((await send('DELETE', `/v1/notifications/${id}`, empty)).body).toEqual({ deleted: true, unread: 0 });
+        const post = async (url: string) => {
+          const res = await send('POST', url, empty);
+          expect(res.status, `${url} ${contentType}`).toBe(200);
+          return res.body;
+        };
+        expect(await post(`/v1/notifications/${id}/seen`)).toMatchObject({ changed: true, counts: { unseen: 0, unread: 1, total: 1 } });
+        expect(await post(`/v1/notifications/${id}/read`)).toMatchObject({ changed: true, unread: 0 });
+        expect(await post(`/v1/notifications/${id}/unread`)).toMatchObject({ changed: true, unread: 1 });
+        expect(await post(`/v1/notifications/${id}/actions/ok`)).toMatchObject({ unread: 0 });
+        expect(await post(`/v1/notifications/${id}/unread`)).toMatchObject({ changed: true, unread: 1 });
+        expect(await post(`/v1/users/${user}/notifications/read-all`)).toMatchObject({ changed: 1, counts: { unread: 0 } });
+        expect(await post(`/v1/users/${user}/notifications/seen-all`)).toMatchObject({ counts: { unseen: 0 } });
+        expect(await post(`/v1/notifications/${id}/archive`)).toMatchObject({ changed: true, counts: { total: 0 } });
+        expect(await post(`/v1/notifications/${id}/unarchive`)).toMatchObject({ changed: true, counts: { total: 1 } });
+        expect(await post(`/v1/users/${user}/notifications/archive-all`)).toMatchObject({ changed: 1, counts: { total: 0 } });
+        expect((await send('DELETE', `/v1/notifications/${id}`, empty)).body).toMatchObject({ deleted: true, unread: 0 });
       }
     }
     // A body that is there must still be JSON.
@@ -192,12 +213,19 @@ describe.each<Mode>(['external', 'embedded'])('inbox routes from a browser (%s)'
   });
 
   it('still refuses an empty or broken JSON body on every route that needs one', async () => {
-    for (const url of ['/v1/notifications', '/v1/notifications/batch']) {
+    const user = uniqueName('u');
+    const routes: ['POST' | 'PUT', string][] = [
+      ['POST', '/v1/notifications'],
+      ['POST', '/v1/notifications/batch'],
+      ['POST', `/v1/users/${user}/notifications/bulk`],
+      ['PUT', `/v1/users/${user}/preferences`],
+    ];
+    for (const [method, url] of routes) {
       for (const payload of ['', ' ', '{', 'nul']) {
-        const res = await send('POST', url, { payload, contentType: 'application/json' });
+        const res = await send(method, url, { payload, contentType: 'application/json' });
         expect(res, `${url} ${JSON.stringify(payload)}`).toMatchObject({ status: 400, body: { error: { code: 'invalid_json' } } });
       }
-      const none = await send('POST', url);
+      const none = await send(method, url);
       expect(none.status, url).toBe(400);
       expect(none.body['error']['code']).toBe('invalid_request');
     }
@@ -230,12 +258,26 @@ describe.each<Mode>(['external', 'embedded'])('inbox routes from a browser (%s)'
       ['/v1/notifications/batch', { notifications: { userId: user, title: 't' } }, '/notifications'],
       [`/v1/users/${user}/notifications/read-all`, { category: 5 }, '/category'],
       [`/v1/users/${user}/notifications/read-all`, { before: 1 }, '/before'],
+      [`/v1/users/${user}/notifications/seen-all`, { tenant: 3 }, '/tenant'],
+      [`/v1/users/${user}/notifications/archive-all`, { category: false }, '/category'],
+      [`/v1/users/${user}/notifications/bulk`, { ids: [1], action: 'read' }, '/ids/0'],
+      [`/v1/users/${user}/notifications/bulk`, { ids: 'n-1', action: 'read' }, '/ids'],
+      ['/v1/notifications', { userId: user, title: 't', tenant: 9 }, '/tenant'],
+      ['/v1/notifications', { userId: user, title: 't', actionUrl: 1 }, '/actionUrl'],
+      ['/v1/notifications', { userId: user, title: 't', actions: [{ id: 1, label: 'x' }] }, '/actions/0/id'],
+      ['/v1/notifications', { userId: user, title: 't', expiresAt: 1_900_000_000 }, '/expiresAt'],
     ];
     for (const [url, payload, path] of cases) {
       const res = await send('POST', url, { payload });
       expect(res.status, `${url} ${JSON.stringify(payload)}`).toBe(400);
       expect(res.body['error']).toMatchObject({ code: 'invalid_request', path });
     }
+    for (const in_app of ['false', 0, null]) {
+      const res = await send('PUT', `/v1/users/${user}/preferences`, { payload: { categories: { marketing: { in_app } } } });
+      expect(res.status, JSON.stringify(in_app)).toBe(400);
+      expect(res.body['error']).toMatchObject({ code: 'invalid_request', path: '/categories/marketing/in_app' });
+    }
     expect((await send('GET', `/v1/users/${user}/notifications`)).body['items']).toEqual([]);
+    expect((await send('GET', `/v1/users/${user}/preferences`)).body['categories']['marketing']).toBeUndefined();
   });
 });
