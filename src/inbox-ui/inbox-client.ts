@@ -176,8 +176,10 @@ export const createInboxClient: typeof Declared = (options: InboxClientOptions):
   function onPush(push: Push): void {
     if (!(push.version > state.version)) return;
     pushes++;
-    set({ counts: countsOfPush(push), version: push.version });
+    // The feeds' request goes out first: the listeners' own calls (the component marks an open
+    // feed seen) must not delay what the user waits for.
     refreshLoaded();
+    set({ counts: countsOfPush(push), version: push.version });
   }
 
   function open(): void {

@@ -18,7 +18,8 @@ h2,h3{font-size:1em;margin:0;flex:1}
 .link{color:var(--a)}
 [role=tablist]{display:flex;gap:2px;padding:4px 8px;border-bottom:1px solid var(--bd)}
 [role=tab][aria-selected=true]{color:var(--a);box-shadow:inset 0 -2px var(--a);border-radius:0}
-.scroll{overflow-y:auto;flex:1}
+.feed{display:flex;flex-direction:column;flex:1;min-height:0}
+.scroll{overflow-y:auto;flex:1;min-height:0}
 ul{list-style:none;margin:0;padding:0}
 .item{display:flex;gap:8px;padding:10px 8px 10px 14px;border-bottom:1px solid var(--bd)}
 .item.unread{background:var(--un)}

@@ -105,7 +105,8 @@ export class TallyInbox extends HTMLElement {
       (entries) => {
         if (entries.some((e) => e.isIntersecting)) this.#run(this.#client?.loadMore(this.#feed));
       },
-      { root: this.#$('#f') },
+      // A little before the end comes into view, so scrolling rarely waits for the next page.
+      { root: this.#$('#f'), rootMargin: '0px 0px 120px 0px' },
     );
     this.#start();
   }
