@@ -31,6 +31,7 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
       tallyUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
       site = createServer((req, res) => {
         const url = new URL(req.url ?? '/', 'http://localhost');
+        if (url.pathname === '/done') return res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Done</title>');
         if (url.pathname !== '/') return res.writeHead(404).end();
         const token = url.searchParams.get('token') ?? '';
         // The two lines of the README, and nothing else that matters.
@@ -155,6 +156,45 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('archives and unarchives between the tabs; an action button records the click, marks read and follows its url', {
+      timeout: 60_000,
+    }, async () => {
+      const user = uniqueName('u');
+      const { id } = await api('POST', '/v1/notifications', {
+        userId: user,
+        title: 'Export ready',
+        actionUrl: `${siteUrl}/done?from=title`,
+        actions: [
+          { id: 'download', label: 'Download', url: `${siteUrl}/done?from=action` },
+          { id: 'later', label: 'Later' },
+        ],
+      });
+      await api('POST', '/v1/notifications', { userId: user, title: 'Older one' });
+      const page = await openTab(user);
+      await openPanel(page);
+      await eventually(async () => expect(await itemTitles(page)).toEqual(['Unread: Older one', 'Unread: Export ready']));
+      await page.locator('tally-inbox button[aria-label="Archive: Older one"]').click();
+      await eventually(async () => expect(await itemTitles(page)).toEqual(['Unread: Export ready']));
+      await eventually(async () =>
+        expect(
+          (await api('GET', `/v1/users/${user}/notifications?status=archived`))['items'].map((n: { title: string }) => n.title),
+        ).toEqual(['Older one']),
+      );
+      expect(await api('GET', `/v1/users/${user}/notifications/counts`)).toMatchObject({ total: 1, unread: 1 });
+      await page.locator('tally-inbox [role=tab]', { hasText: 'Archived' }).click();
+      await eventually(async () => expect(await itemTitles(page)).toEqual(['Unread: Older one']));
+      await page.locator('tally-inbox button[aria-label="Unarchive: Older one"]').click();
+      await eventually(async () => expect(await itemTitles(page)).toEqual([]));
+      await page.locator('tally-inbox [role=tab]', { hasText: 'All' }).click();
+      await eventually(async () => expect(await itemTitles(page)).toEqual(['Unread: Older one', 'Unread: Export ready']));
+      expect(await page.locator('tally-inbox li .t a').getAttribute('href')).toBe(`${siteUrl}/done?from=title`);
+      await page.locator('tally-inbox .acts button', { hasText: 'Download' }).click();
+      await page.waitForURL(`${siteUrl}/done?from=action`);
+      expect((await api('GET', `/v1/notifications/${id}`))['readAt']).not.toBeNull();
+      expect(await api('GET', `/v1/users/${user}/notifications/counts`)).toMatchObject({ total: 2, unread: 1 });
+      await page.close();
+    });
+
     it('switches a category off in the preferences view, and the API then has it off', { timeout: 60_000 }, async () => {
       const user = uniqueName('u');
       await api('POST', '/v1/notifications', { userId: user, title: 'Spring sale', category: 'marketing' });
@@ -245,3 +285,76 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
     });
   },
 );
+
+describe.skipIf(skipWithoutChromium('inbox-browser.test.ts'))('the inbox client against a scripted stream', () => {
+  // A server that speaks the stream's protocol but misbehaves on purpose, as Tally never does on
+  // request: it refuses the first connection, sends pushes out of order, drops the connection.
+  // The client must drop every push older than one it has, and reconnect both ways.
+  let t: TestApp;
+  let browser: Browser;
+  let server: Server;
+  const streams: string[] = [];
+
+  beforeAll(async () => {
+    t = await openTestApp('embedded');
+    const tallyUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname === '/') {
+        return res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><title>Client</title>
+<script type="module">
+import { createInboxClient } from '${tallyUrl}/inbox-client.js';
+window.versions = [];
+const client = createInboxClient({ token: 'tut_test.sig', userId: 'u-1', apiBase: location.origin });
+client.subscribe((state) => window.versions.push([state.version, state.counts && state.counts.unread]));
+client.connect();
+window.client = client;
+</script>`);
+      }
+      if (url.pathname !== '/v1/users/u-1/notifications/stream') return res.writeHead(404).end();
+      streams.push(url.search);
+      const push = (version: number, unread: number) =>
+        res.write(`data: ${JSON.stringify({ unread, version, counts: { unseen: unread, unread, total: unread } })}\n\n`);
+      if (streams.length === 1) return res.writeHead(503).end();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (streams.length === 2) {
+        res.write('retry: 100\n\n');
+        push(3, 3);
+        push(1, 1);
+        push(5, 5);
+        return res.end();
+      }
+      push(4, 4);
+      push(6, 6);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    await t?.close();
+  });
+
+  it('drops pushes older than the last, and reconnects after a refusal and after a drop', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`http://localhost:${(server.address() as AddressInfo).port}/`);
+    await eventually(async () =>
+      expect(await page.evaluate(() => (window as unknown as { client: { state: { version: number } } }).client.state.version)).toBe(6),
+    );
+    const versions = await page.evaluate(() => (window as unknown as { versions: [number, number | null][] }).versions);
+    expect([...new Map(versions.map(([version, unread]) => [version, unread])).entries()]).toEqual([
+      [0, null],
+      [3, 3],
+      [5, 5],
+      [6, 6],
+    ]);
+    expect(streams).toEqual(Array.from({ length: 3 }, () => '?token=tut_test.sig'));
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});

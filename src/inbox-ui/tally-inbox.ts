@@ -83,7 +83,8 @@ export class TallyInbox extends HTMLElement {
   #feed: FeedName = 'all';
   #prefs: Record<string, { in_app: boolean }> | null = null;
   #announced: number | undefined;
-  #seeing = false;
+  /** The counts version the open feed was last marked seen at: once per version, even when that fails. */
+  #seenAt = -1;
   #observer: IntersectionObserver | undefined;
   #$ = <T extends Element>(selector: string) => this.#root.querySelector(selector) as T;
 
@@ -142,6 +143,7 @@ export class TallyInbox extends HTMLElement {
     this.#client = null;
     this.#prefs = null;
     this.#announced = undefined;
+    this.#seenAt = -1;
   }
 
   get #open(): boolean {
@@ -286,13 +288,9 @@ export class TallyInbox extends HTMLElement {
     this.toggleAttribute('live', state?.connected === true);
     this.#renderBadge(state);
     if (!state || !this.#open) return;
-    if (state.counts && state.counts.unseen > 0 && !this.#seeing) {
-      this.#seeing = true;
-      this.#run(
-        this.#client?.markAllSeen().finally(() => {
-          this.#seeing = false;
-        }),
-      );
+    if (state.counts && state.counts.unseen > 0 && this.#seenAt !== state.version) {
+      this.#seenAt = state.version;
+      this.#run(this.#client?.markAllSeen());
     }
     this.#renderFeed(state);
   }
