@@ -4,7 +4,7 @@ import type { Db, Prepared, Queryable } from '../storage/db.js';
 import type { FinishedInboxChange } from '../storage/inbox-counts.js';
 import { type CountsAnswer, type CountsBy, summarize } from './counts-view.js';
 import * as sql from './notification-sql.js';
-import { createBatcher } from './statement-batch.js';
+import { createBatcher, retryDeadlocks } from './statement-batch.js';
 import {
   addDeltas,
   type CellDelta,
@@ -242,7 +242,8 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     async (input: ByIdInput): Promise<ByIdOutcome> => {
       const key = refKey(input.siteId, input.userId);
       const { result: row, finished } = await counter.change([input], async () => {
-        const row = (await db.query<ChangeRow>(statement, [input.siteId, input.userId, input.id])).rows[0] as ChangeRow;
+        const row = (await retryDeadlocks(() => db.query<ChangeRow>(statement, [input.siteId, input.userId, input.id])))
+          .rows[0] as ChangeRow;
         return { result: row, deltas: addDeltas(new Map(), row.deltas) };
       });
       return { row, state: finished.get(key) };
@@ -402,7 +403,7 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
   async function changeMany(siteId: string, userId: string, text: string | Prepared, params: unknown[]) {
     const key = refKey(siteId, userId);
     const { result: row, finished } = await counter.change([{ siteId, userId }], async () => {
-      const row = (await db.query<ChangeRow>(text, [siteId, userId, ...params])).rows[0] as ChangeRow;
+      const row = (await retryDeadlocks(() => db.query<ChangeRow>(text, [siteId, userId, ...params]))).rows[0] as ChangeRow;
       return { result: row, deltas: addDeltas(new Map(), row.deltas) };
     });
     return { row, value: await counter.settle(siteId, userId, finished.get(key)) };
@@ -541,11 +542,13 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
       const users = due.rows.map((row) => ({ siteId: row.site_id, userId: row.user_id }));
       const { result } = await counter.change(users, async () => {
         const row = (
-          await db.query<{ changed: string; deltas: CellDelta[] }>(sql.EXPIRE, [
-            due.rows.map((r) => r.site_id),
-            due.rows.map((r) => r.id),
-            due.rows.map((r) => r.user_id),
-          ])
+          await retryDeadlocks(() =>
+            db.query<{ changed: string; deltas: CellDelta[] }>(sql.EXPIRE, [
+              due.rows.map((r) => r.site_id),
+              due.rows.map((r) => r.id),
+              due.rows.map((r) => r.user_id),
+            ]),
+          )
         ).rows[0] as { changed: string; deltas: CellDelta[] };
         return { result: Number(row.changed), deltas: addDeltas(new Map(), row.deltas) as Deltas };
       });

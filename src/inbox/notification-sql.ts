@@ -6,7 +6,8 @@ import { type Prepared, prepared } from '../storage/db.js';
 // each user, the change of those three counts computed from the rows it changed: their state
 // before (locked with FOR UPDATE, so a concurrent change is seen, not overwritten) and after.
 // Statements are conditional (`read_at IS NULL`, …), so racing requests change a row once and
-// count it once. The statements run per request are prepared (src/storage/db.ts); those whose
+// count it once. Rows are locked in id order, so statements changing several rows wait for each
+// other instead of deadlocking (a deadlock left is retried: retryDeadlocks). The statements run per request are prepared (src/storage/db.ts); those whose
 // best plan depends on which optional filters are null (the *-all filters, listings) are planned
 // for their parameters each time.
 
@@ -204,8 +205,10 @@ function changeText(action: Action, target: Target): string {
 
 function deleteText(target: Exclude<Target, 'filter'>): string {
   const { where, found } = TARGETS[target];
-  return `WITH x AS (DELETE FROM notifications n WHERE n.site_id = $1 AND n.user_id = $2 AND ${where}
-      RETURNING n.site_id, n.id, n.user_id, n.tenant, n.category, ${OLD_FLAGS('n')}, false AS nl, false AS nu, false AS ns)
+  return `WITH o AS (SELECT n.id, ${OLD_FLAGS('n')} FROM notifications n
+      WHERE n.site_id = $1 AND n.user_id = $2 AND ${where} ORDER BY n.id FOR UPDATE),
+    x AS (DELETE FROM notifications n USING o WHERE n.site_id = $1 AND n.id = o.id
+      RETURNING n.site_id, n.id, n.user_id, n.tenant, n.category, o.ol, o.ou, o.os, false AS nl, false AS nu, false AS ns)
   SELECT ${found} AS found, (SELECT count(*) FROM x) AS changed, ${deltaCells('x')}`;
 }
 
