@@ -45,7 +45,7 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
       // Another origin than Tally's (localhost, not 127.0.0.1): every request of the bell is a CORS request.
       siteUrl = `http://localhost:${(site.address() as AddressInfo).port}`;
       browser = await launchChromium();
-    }, 60_000);
+    }, 120_000);
 
     afterAll(async () => {
       await browser?.close();
@@ -114,7 +114,8 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
     it('loads from another origin with the two lines; a new notification shows in two tabs within a second', {
       timeout: 60_000,
     }, async () => {
-      const user = uniqueName('u');
+      // The component reads the user from the token: any characters, as UTF-8.
+      const user = `Zoë_ü-${uniqueName('u')}`;
       const [a, b] = [await openTab(user), await openTab(user)];
       for (const tab of [a, b]) {
         await openPanel(tab);
@@ -146,9 +147,13 @@ describe.skipIf(skipWithoutChromium('inbox-browser.test.ts')).each<Mode>(['exter
       const markRead = a.locator('tally-inbox button[aria-label="Mark read: Invoice for July"]');
       await markRead.waitFor();
       await watchFor(b, '.badge', '1');
-      const started = Date.now();
+      // From the click as the page sees it (Playwright's own checks before clicking are not Tally's time).
+      await a.evaluate(() =>
+        document.addEventListener('click', () => Object.assign(window, { clickedAt: Date.now() }), { capture: true, once: true }),
+      );
       await markRead.click();
-      expect((await shownAt(b)) - started).toBeLessThan(LIVE_MS);
+      const clickedAt = await a.evaluate(() => (window as unknown as { clickedAt: number }).clickedAt);
+      expect((await shownAt(b)) - clickedAt).toBeLessThan(LIVE_MS);
       expect(await b.locator('tally-inbox .bell').getAttribute('aria-label')).toBe('Notifications, 1 unread');
       await a.locator('tally-inbox button', { hasText: 'Mark all read' }).click();
       await eventually(async () => expect(await badgeOf(b)).toBeNull(), LIVE_MS, 20);
@@ -329,7 +334,7 @@ window.client = client;
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     browser = await launchChromium();
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();

@@ -27,11 +27,12 @@ const RETRY_MS = { first: 1000, max: 30_000 };
 type Answer = { counts?: InboxCounts; unread?: number };
 type Push = Partial<InboxCounts> & { version: number; counts?: InboxCounts };
 
-/** The user a token names (its middle part is base64url JSON with the user as `u`). */
+/** The user a token names (`tut_`, then base64url of UTF-8 JSON with the user as `u`, then `.` and the signature). */
 function userOfToken(token: string): string {
   try {
-    const payload = (token.split('_')[1] ?? '').split('.')[0] ?? '';
-    const user = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).u;
+    const payload = token.slice(token.indexOf('_') + 1).split('.')[0] ?? '';
+    const bytes = Uint8Array.from(atob(payload.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+    const user = JSON.parse(new TextDecoder().decode(bytes)).u;
     if (typeof user === 'string') return user;
   } catch {
     // Not a token this client can read: said below.

@@ -192,24 +192,30 @@ export class TallyInbox extends HTMLElement {
       else this.#openPanel();
     } else if (key === 'prefs') this.#showPrefs(!this.#$('.feed').hasAttribute('hidden'));
     else if (key.startsWith('tab-')) this.#select(key.slice(4) as FeedName);
-    else if (target) this.#run(this.#call(target, key));
+    else if (target) this.#run(this.#call(target, key, event as MouseEvent));
   }
 
-  /** The client call a click in the panel asks for (mark all read, or one notification's button or link). */
-  #call(target: Element, key: string): Promise<unknown> | undefined {
+  /**
+   * The client call a click in the panel asks for: mark all read, or one notification's button or
+   * link. A link or an action with a url is followed once the click is recorded (or has failed):
+   * leaving the page first would cancel the request.
+   */
+  #call(target: Element, key: string, event: MouseEvent): Promise<unknown> | undefined {
     const client = this.#client;
     if (!client) return;
     if (key === 'all-read') return client.markAllRead();
     const id = target.closest('li')?.getAttribute('data-id');
     const n = id ? client.state.feeds[this.#feed].items.find((item) => item.id === id) : undefined;
     if (!n) return;
-    if (target.tagName === 'A') return client.markRead(n.id);
     if (key.endsWith(':r')) return n.readAt ? client.markUnread(n.id) : client.markRead(n.id);
     if (key.endsWith(':x')) return n.archivedAt ? client.unarchive(n.id) : client.archive(n.id);
     const action = n.actions?.find((a) => key === `${n.id}:a:${a.id}`);
-    if (!action) return;
-    const url = safeUrl(action.url);
-    return client.clickAction(n.id, action.id).then(() => url && location.assign(url));
+    const url = target.tagName === 'A' ? (target as HTMLAnchorElement).href : safeUrl(action?.url);
+    const recorded = action ? client.clickAction(n.id, action.id) : target.tagName === 'A' ? client.markRead(n.id) : undefined;
+    // A new tab or window (a modifier key) leaves this page, and its request, where they are.
+    if (!url || event.ctrlKey || event.metaKey || event.shiftKey) return recorded;
+    event.preventDefault();
+    return recorded?.finally(() => location.assign(url));
   }
 
   #onKey(event: KeyboardEvent): void {
