@@ -1,73 +1,59 @@
 --[[
   Finishes inbox changes whose SQL statement committed: for each user whose intent is still
-  there, removes it, adds the delta to the pending hash and to the user's total (if one is kept),
-  bumps the user's version and publishes it. An intent the reconciler dropped as stale is not
-  there: the delta is not added (the reconciler counted from the rows instead) and the user is
-  marked touched again, to be checked once more. A user without a total gets one composed from
-  the durable count the statement read, unless a batch newer than that finished since.
-  KEYS[1] pending hash, KEYS[2] in-flight hash, KEYS[3] meta hash, KEYS[4] intents hash,
-  KEYS[5] versions hash, KEYS[6] touched sorted set, KEYS[7] totals hash, KEYS[8] running hash
+  there, removes it, adds each delta to the pending hash (field: the user's prefix and the count
+  name) and to the user's kept counts (if kept), bumps the user's version and publishes it. An
+  intent the reconciler dropped as stale is not there: nothing is added (the reconciler counted
+  from the rows instead) and the user is marked touched again, to be checked once more.
+  KEYS[1] pending hash, KEYS[2] intents hash, KEYS[3] versions hash, KEYS[4] touched sorted set,
+  KEYS[5] running hash, KEYS[5 + j] the kept counts hash of the j-th user
   ARGV[1] mutation id, ARGV[2] now (ms), ARGV[3] first version of a user without one
           (now in microseconds: versions keep growing even after Redis lost its data),
-  ARGV[4..] per user: user id, delta, channel ('' : none), durable count's batch seq and
-          durable count ('' '': not read)
-  Returns, per user: applied (0/1), version, pending, inflight, inflightSeq, doneSeq,
-  has total (0/1), total, running (the user's changes still begun and not finished).
+  ARGV[4..] per user: user id, buffer field prefix, channel ('' : none), number of deltas n,
+          then n pairs of count name and delta
+  Returns, per user: {applied (0/1), version, running (the user's changes still begun and not
+  finished), kept (0/1), then the kept counts as name, value pairs}.
 ]]
-local meta = redis.call('HMGET', KEYS[3], 'inflight', 'done')
-local inflightSeq = tonumber(meta[1] or '0')
-local doneSeq = tonumber(meta[2] or '0')
 local out = {}
-for i = 4, #ARGV, 5 do
-  local user = ARGV[i]
-  local delta = tonumber(ARGV[i + 1])
-  local applied = redis.call('HDEL', KEYS[4], ARGV[1] .. user)
+local i = 4
+local j = 0
+while i <= #ARGV do
+  j = j + 1
+  local user, prefix, channel, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local counts = KEYS[5 + j]
+  local applied = redis.call('HDEL', KEYS[2], ARGV[1] .. user)
   local running = 0
   if applied == 1 then
-    running = redis.call('HINCRBY', KEYS[8], user, -1)
-    if running <= 0 then redis.call('HDEL', KEYS[8], user) end
+    running = redis.call('HINCRBY', KEYS[5], user, -1)
+    if running <= 0 then redis.call('HDEL', KEYS[5], user) end
   else
-    running = tonumber(redis.call('HGET', KEYS[8], user) or '0')
+    running = tonumber(redis.call('HGET', KEYS[5], user) or '0')
   end
-  local version = tonumber(redis.call('HGET', KEYS[5], user) or '0')
+  local version = tonumber(redis.call('HGET', KEYS[3], user) or '0')
   if applied == 1 then
-    if delta ~= 0 then
-      redis.call('HINCRBY', KEYS[1], user, delta)
-      if redis.call('HEXISTS', KEYS[7], user) == 1 then
-        redis.call('HINCRBY', KEYS[7], user, delta)
+    if n > 0 then
+      local kept = redis.call('EXISTS', counts) == 1
+      for k = i + 4, i + 3 + 2 * n, 2 do
+        redis.call('HINCRBY', KEYS[1], prefix .. ARGV[k], ARGV[k + 1])
+        if kept then redis.call('HINCRBY', counts, ARGV[k], ARGV[k + 1]) end
       end
       if version == 0 then
         version = tonumber(ARGV[3])
-        redis.call('HSET', KEYS[5], user, ARGV[3])
+        redis.call('HSET', KEYS[3], user, ARGV[3])
       else
-        version = redis.call('HINCRBY', KEYS[5], user, 1)
+        version = redis.call('HINCRBY', KEYS[3], user, 1)
       end
-      if ARGV[i + 2] ~= '' then
-        redis.call('PUBLISH', ARGV[i + 2], version)
+      if channel ~= '' then
+        redis.call('PUBLISH', channel, version)
       end
     end
   else
-    redis.call('ZADD', KEYS[6], ARGV[2], user)
+    redis.call('ZADD', KEYS[4], ARGV[2], user)
   end
-  local pending = tonumber(redis.call('HGET', KEYS[1], user) or '0')
-  local inflight = tonumber(redis.call('HGET', KEYS[2], user) or '0')
-  local total = redis.call('HGET', KEYS[7], user)
-  if total then
-    total = tonumber(total)
-  elseif ARGV[i + 3] ~= '' and doneSeq <= tonumber(ARGV[i + 3]) then
-    local seq = tonumber(ARGV[i + 3])
-    total = tonumber(ARGV[i + 4]) + pending
-    if inflightSeq > seq then total = total + inflight end
-    redis.call('HSET', KEYS[7], user, total)
-  end
-  out[#out + 1] = applied
-  out[#out + 1] = version
-  out[#out + 1] = pending
-  out[#out + 1] = inflight
-  out[#out + 1] = inflightSeq
-  out[#out + 1] = doneSeq
-  out[#out + 1] = total and 1 or 0
-  out[#out + 1] = total or 0
-  out[#out + 1] = math.max(running, 0)
+  local entry = { applied, version, math.max(running, 0) }
+  local kept = redis.call('HGETALL', counts)
+  entry[4] = #kept > 0 and 1 or 0
+  for k = 1, #kept do entry[4 + k] = kept[k] end
+  out[j] = entry
+  i = i + 4 + 2 * n
 end
 return out

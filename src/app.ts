@@ -15,8 +15,10 @@ import { registerGoalRoutes } from './goals/goal-routes.js';
 import { createAuth } from './http/auth.js';
 import { answerClientError, answerFrameworkError, MAX_PARAM_LENGTH, registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodies } from './http/json-body.js';
+import { serializeRequest } from './http/request-log.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { registerInboxRoutes } from './inbox/inbox-routes.js';
+import { registerInboxUiRoutes } from './inbox-ui/inbox-ui-routes.js';
 import { registerHealthRoutes } from './ops/health-routes.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { registerCounterRoutes } from './present/counter-routes.js';
@@ -55,7 +57,8 @@ function fastifyTrustProxy(trust: Config['trustProxy']): boolean | string[] | ((
 /** The HTTP application: every route, over the context's storage. No listening here. */
 export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.logger === false ? undefined : (ctx.log as FastifyBaseLogger),
+    loggerInstance:
+      options.logger === false ? undefined : (ctx.log.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger),
     // Per-request log lines would cost more than the requests; latency goes to /metrics.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: fastifyTrustProxy(ctx.config.trustProxy),
@@ -86,7 +89,9 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
       throw new TallyError('invalid_request', 'A CORS preflight needs the Origin and Access-Control-Request-Method headers.');
     }
   });
-  await app.register(cors, { origin: true, maxAge: 86400 });
+  // Any origin, no credentials (keys travel in headers, never cookies); every method a browser
+  // holding a user token uses on the inbox routes.
+  await app.register(cors, { origin: true, methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'], maxAge: 86400 });
   await registerOpenApi(app);
 
   app.addHook('onResponse', async (request, reply) => {
@@ -130,6 +135,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   registerSiteRoutes(app, { config: ctx.config, sites: ctx.sites, auth });
   registerInboxRoutes(app, { ctx, auth, registry: metrics.registry });
   registerTrackerRoute(app);
+  registerInboxUiRoutes(app);
   registerDashboardRoute(app);
   registerApiDocsRoutes(app);
   return app;

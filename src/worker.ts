@@ -3,6 +3,8 @@ import { analyticsTargets } from './counters/analytics-counters.js';
 import { type Flusher, startFlusher } from './counters/flusher.js';
 import { startCompactor } from './events/compactor.js';
 import { EVENT_FILE_GRACE_MS } from './events/open-event-store.js';
+import { startExpiry } from './inbox/expiry.js';
+import { createInbox } from './inbox/inbox.js';
 import { startReconciler } from './inbox/reconcile.js';
 import { createUnreadCounter } from './inbox/unread-counter.js';
 import { inboxTargets } from './inbox/unread-flush.js';
@@ -18,6 +20,7 @@ import { rollupTargets } from './process/rollup-targets.js';
 
 const INBOX_RECONCILE_INTERVAL_MS = 5_000;
 const EVENT_COMPACT_INTERVAL_MS = 10_000;
+const INBOX_EXPIRY_INTERVAL_MS = 1_000;
 
 export interface Worker {
   processor: Processor;
@@ -43,8 +46,9 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
   });
   // Recently changed users' unread counts against their rows; in embedded mode the buffers died
   // with the last process, so the first run checks every user.
+  const counter = createUnreadCounter(ctx);
   const reconciler = startReconciler(
-    { ...ctx, counter: createUnreadCounter(ctx) },
+    { ...ctx, counter },
     { intervalMs: INBOX_RECONCILE_INTERVAL_MS, allFirst: ctx.config.mode === 'embedded' },
   );
   // Every worker runs it; the one holding the lock compacts (src/events/compactor.ts).
@@ -54,16 +58,16 @@ export function startWorker(ctx: Context, metrics?: Metrics): Worker {
       intervalMs: EVENT_COMPACT_INTERVAL_MS,
       graceMs: EVENT_FILE_GRACE_MS,
       lockKey: ctx.keys.lock('event-compactor'),
-      // A site's retention setting (sites.retention_days) is read here once sites carry it; until then events are kept.
-      retentionDays: async () => null,
+      retentionDays: async (siteId) => (await ctx.sites.settings(siteId))?.retentionDays ?? null,
     },
   );
+  const expiry = startExpiry({ inbox: createInbox({ db: ctx.db, counter }), log: ctx.log }, { intervalMs: INBOX_EXPIRY_INTERVAL_MS });
   return {
     processor,
     flusher,
     async stop() {
       // The other loops stop meanwhile: each only ends its wait or finishes its step.
-      const others = Promise.allSettled([reconciler.stop(), compactor.stop()]);
+      const others = Promise.allSettled([reconciler.stop(), compactor.stop(), expiry.stop()]);
       try {
         // The embedded queue lives in this process: process all of it before the final flush.
         await processor.stop({ drain: ctx.config.mode === 'embedded' });

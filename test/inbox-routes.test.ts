@@ -46,6 +46,12 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
       data: { a: [1, 'x'] },
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       readAt: null,
+      seenAt: null,
+      archivedAt: null,
+      tenant: null,
+      expiresAt: null,
+      actionUrl: null,
+      actions: [],
     });
     const bare = await create({ userId: user, title: 'Bare' });
     expect(bare.body).toMatchObject({ body: '', category: null, data: {}, readAt: null });
@@ -131,13 +137,15 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     const user = uniqueName('u');
     const a = (await create({ userId: user, title: 'a' })).body['id'];
     const b = (await create({ userId: user, title: 'b' })).body['id'];
-    expect((await send('POST', `/v1/notifications/${a}/read`)).body).toEqual({ changed: true, unread: 1 });
-    expect((await send('POST', `/v1/notifications/${a}/read`)).body).toEqual({ changed: false, unread: 1 });
-    expect((await send('POST', `/v1/notifications/${a}/unread`)).body).toEqual({ changed: true, unread: 2 });
-    expect((await send('POST', `/v1/notifications/${a}/unread`)).body).toEqual({ changed: false, unread: 2 });
+    const counts = (unseen: number, unread: number, total: number) => ({ unseen, unread, total });
+    expect((await send('POST', `/v1/notifications/${a}/read`)).body).toEqual({ changed: true, unread: 1, counts: counts(1, 1, 2) });
+    expect((await send('POST', `/v1/notifications/${a}/read`)).body).toEqual({ changed: false, unread: 1, counts: counts(1, 1, 2) });
+    // Unread again, but still seen: reading implied seeing, unreading does not undo it.
+    expect((await send('POST', `/v1/notifications/${a}/unread`)).body).toEqual({ changed: true, unread: 2, counts: counts(1, 2, 2) });
+    expect((await send('POST', `/v1/notifications/${a}/unread`)).body).toEqual({ changed: false, unread: 2, counts: counts(1, 2, 2) });
     await send('POST', `/v1/notifications/${b}/read`);
-    expect((await send('DELETE', `/v1/notifications/${b}`)).body).toEqual({ deleted: true, unread: 1 });
-    expect((await send('DELETE', `/v1/notifications/${a}`)).body).toEqual({ deleted: true, unread: 0 });
+    expect((await send('DELETE', `/v1/notifications/${b}`)).body).toEqual({ deleted: true, unread: 1, counts: counts(0, 1, 1) });
+    expect((await send('DELETE', `/v1/notifications/${a}`)).body).toEqual({ deleted: true, unread: 0, counts: counts(0, 0, 0) });
     expect((await send('DELETE', `/v1/notifications/${a}`)).status).toBe(404);
     expect((await send('POST', '/v1/notifications/nope/read')).status).toBe(404);
     expect(await count(user)).toBe(0);
@@ -148,15 +156,15 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push((await create({ userId: user, title: `n${i}`, category: i < 3 ? 'x' : 'y' })).body['id']);
     const before = await send('POST', `/v1/users/${user}/notifications/read-all`, { before: ids[1] });
-    expect(before.body).toEqual({ changed: 2, unread: 4 });
+    expect(before.body).toEqual({ changed: 2, unread: 4, counts: { unseen: 4, unread: 4, total: 6 } });
     const byCategory = await send('POST', `/v1/users/${user}/notifications/read-all`, { category: 'x' });
-    expect(byCategory.body).toEqual({ changed: 1, unread: 3 });
+    expect(byCategory.body).toMatchObject({ changed: 1, unread: 3 });
     const missing = await send('POST', `/v1/users/${user}/notifications/read-all`, { before: 'nope' });
     expect(missing.status).toBe(404);
     expect(missing.body['error']).toMatchObject({ code: 'not_found', path: '/before' });
     const all = await send('POST', `/v1/users/${user}/notifications/read-all`);
-    expect(all.body).toEqual({ changed: 3, unread: 0 });
-    expect((await send('POST', `/v1/users/${user}/notifications/read-all`)).body).toEqual({ changed: 0, unread: 0 });
+    expect(all.body).toEqual({ changed: 3, unread: 0, counts: { unseen: 0, unread: 0, total: 6 } });
+    expect((await send('POST', `/v1/users/${user}/notifications/read-all`)).body).toMatchObject({ changed: 0, unread: 0 });
   });
 
   it('counts exactly, uncapped, across flushes', async () => {
@@ -166,11 +174,11 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     expect(await count(user)).toBe(150);
     await flush();
     expect(await count(user)).toBe(150);
-    const rows = await t.ctx.db.query<{ unread: number }>('SELECT unread FROM unread_counts WHERE site_id = $1 AND user_id = $2', [
-      t.site.id,
-      user,
-    ]);
-    expect(rows.rows[0]?.unread).toBe(150);
+    const rows = await t.ctx.db.query<{ unseen: number; unread: number; total: number }>(
+      'SELECT unseen, unread, total FROM inbox_counts WHERE site_id = $1 AND user_id = $2',
+      [t.site.id, user],
+    );
+    expect(rows.rows.map((r) => [Number(r.unseen), Number(r.unread), Number(r.total)])).toEqual([[150, 150, 150]]);
     await send('POST', `/v1/users/${user}/notifications/read-all`);
     expect(await count(user)).toBe(0);
     await flush();
@@ -190,7 +198,7 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     expect((await send('POST', `/v1/notifications/${nb}/unread`, undefined, tokenA)).status).toBe(404);
     expect((await send('DELETE', `/v1/notifications/${nb}`, undefined, tokenA)).status).toBe(404);
     expect(await count(b)).toBe(1);
-    expect((await send('POST', `/v1/notifications/${na}/read`, undefined, tokenA)).body).toEqual({ changed: true, unread: 0 });
+    expect((await send('POST', `/v1/notifications/${na}/read`, undefined, tokenA)).body).toMatchObject({ changed: true, unread: 0 });
     expect((await send('GET', `/v1/users/${a}/notifications`, undefined, tokenA)).body['items']).toHaveLength(1);
     expect((await send('POST', '/v1/notifications', { userId: a, title: 'x' }, tokenA)).status).toBe(403);
     expect((await send('GET', `/v1/users/${a}/notifications/count`, undefined, 'Bearer tut_forged.sig')).status).toBe(401);
@@ -258,7 +266,7 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     await create({ userId: user, title: 'before' });
     const address = await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = new URL(address);
-    const events: { unread: number; version: number }[] = [];
+    const events: { unread: number; version: number; counts: Record<string, number> }[] = [];
     const req = httpRequest({
       host: '127.0.0.1',
       port: Number(port),
@@ -288,6 +296,7 @@ describe.each<Mode>(['external', 'embedded'])('notification routes (%s)', (mode)
     await waitFor(1);
     await send('POST', `/v1/users/${user}/notifications/read-all`);
     await waitFor(0);
+    expect(events.at(-1)?.counts).toEqual({ unseen: 0, unread: 0, total: 2 });
     for (let i = 1; i < events.length; i++) expect(events[i]!.version).toBeGreaterThan(events[i - 1]!.version);
     req.destroy();
     expect((t.app.server.address() as AddressInfo).port).toBe(Number(port));

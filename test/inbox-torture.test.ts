@@ -2,10 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flushBuffer } from '../src/counters/flush.js';
+import { summarize } from '../src/inbox/counts-view.js';
 import { reconcileAll } from '../src/inbox/reconcile.js';
 import { createUnreadCounter, INBOX_SHARDS } from '../src/inbox/unread-counter.js';
 import { unreadSink } from '../src/inbox/unread-flush.js';
 import type { CreatedSite } from '../src/sites/site-repository.js';
+import { parseCountName } from '../src/storage/inbox-count-names.js';
 import { DATABASE_URL, openTestContext, REDIS_URL, type TestContext, uniqueName } from './helpers.js';
 
 // The issue's torture test: real `tally serve` processes (API + flusher + reconciler each), many
@@ -13,7 +15,9 @@ import { DATABASE_URL, openTestContext, REDIS_URL, type TestContext, uniqueName 
 // with SIGKILL at random moments (mid-request, mid-flush) and restarted. In phases: at the end of
 // each, clients pause and the reconciler repairs what the kills lost. Checked: every count answer
 // within the range of true values during its request (from what every request answered, a
-// request without an answer counting as "maybe"), never negative, zero drift after reconciling.
+// request without an answer counting as "maybe"), never negative; after each phase every count
+// (unseen, unread, total per tenant and category) equals the rows; at the end the durable counts
+// too: zero drift. Clients mark seen, read, unread, archived and unarchived, one and all.
 
 const SERVERS = 2;
 const CLIENTS = 12;
@@ -75,7 +79,8 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     server.child = child;
-    for (let i = 0; i < 200; i++) {
+    // Up to a minute: a cold `tsx` start on a loaded machine takes tens of seconds.
+    for (let i = 0; i < 1200; i++) {
       if (server.child !== child) return;
       const up = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(
         (r) => r.ok,
@@ -99,12 +104,43 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
     const ids = new Map<string, string[]>(USERS.map((u) => [u, []]));
     const counter = createUnreadCounter(t.ctx);
     const truth = async (user: string) =>
-      (
-        await t.ctx.db.query<{ n: number }>(
-          'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
-          [site.id, user],
-        )
-      ).rows[0]?.n ?? 0;
+      Number(
+        (
+          await t.ctx.db.query<{ n: number }>(
+            `SELECT count(*) AS n FROM notifications
+             WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL AND archived_at IS NULL AND NOT expired AND NOT muted`,
+            [site.id, user],
+          )
+        ).rows[0]?.n ?? 0,
+      );
+    /** Every count of the user per cell (tenant, category) and kind, from the rows. */
+    const cellsFromRows = async (user: string) => {
+      const result = await t.ctx.db.query<{ tenant: string; category: string; unseen: string; unread: string; total: string }>(
+        `SELECT coalesce(tenant, '') AS tenant, coalesce(category, '') AS category, count(*) FILTER (WHERE seen_at IS NULL) AS unseen,
+           count(*) FILTER (WHERE read_at IS NULL) AS unread, count(*) AS total
+         FROM notifications WHERE site_id = $1 AND user_id = $2 AND archived_at IS NULL AND NOT expired AND NOT muted
+         GROUP BY 1, 2 ORDER BY 1, 2`,
+        [site.id, user],
+      );
+      return result.rows.map((r) => [r.tenant, r.category, Number(r.unseen), Number(r.unread), Number(r.total)]);
+    };
+    /** The same, as a count read answers it (zeros left out). */
+    const cellsRead = async (user: string) => {
+      const { counts } = await counter.read(site.id, user);
+      const cells = new Map<string, number[]>();
+      for (const [name, value] of counts) {
+        const parsed = parseCountName(name);
+        if (!parsed) throw new Error(`not a count name: ${name}`);
+        const key = JSON.stringify([parsed.tenant, parsed.category]);
+        const cell = cells.get(key) ?? [0, 0, 0];
+        cell[['unseen', 'unread', 'total'].indexOf(parsed.kind)] = value;
+        cells.set(key, cell);
+      }
+      return [...cells]
+        .filter(([, v]) => v.some((n) => n !== 0))
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([key, v]) => [...(JSON.parse(key) as string[]), ...v]);
+    };
 
     let kills = 0;
     let answered = 0;
@@ -149,15 +185,16 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
           const target = mine[Math.max(0, mine.length - 1 - randomInt(4))];
           const roll = randomInt(100);
           const startAt = performance.now();
-          if (roll < 25 || !target) {
+          if (roll < 20 || !target) {
             const id = uniqueName('n');
-            const r = await call('POST', '/v1/notifications', { id, userId: user, title: 'torture' });
+            const cell = { tenant: `w${randomInt(2)}`, ...(randomInt(2) ? { category: 'c' } : {}) };
+            const r = await call('POST', '/v1/notifications', { id, userId: user, title: 'torture', ...cell });
             if (r.fate === 'answered' && r.status === 201) mine.push(id);
             if (r.fate === 'unknown') mine.push(id);
             const [lo, hi] =
               r.fate === 'answered' ? [r.status === 201 ? 1 : 0, r.status === 201 ? 1 : 0] : r.fate === 'refused' ? [0, 0] : [0, 1];
             changes.push({ user, start: startAt, end: r.fate === 'unknown' ? Infinity : performance.now(), lo, hi });
-          } else if (roll < 50) {
+          } else if (roll < 40) {
             const r = await call('POST', `/v1/notifications/${target}/read`);
             const d = r.fate === 'answered' ? (r.json['changed'] ? -1 : 0) : 0;
             changes.push({
@@ -167,7 +204,7 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
               lo: r.fate === 'unknown' ? -1 : d,
               hi: d,
             });
-          } else if (roll < 65) {
+          } else if (roll < 50) {
             const r = await call('POST', `/v1/notifications/${target}/unread`);
             const d = r.fate === 'answered' ? (r.json['changed'] ? 1 : 0) : 0;
             changes.push({
@@ -177,7 +214,26 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
               lo: d,
               hi: r.fate === 'unknown' ? 1 : d,
             });
+          } else if (roll < 60) {
+            // Seen, one or all: no unread count moves.
+            await call(
+              'POST',
+              roll < 55 ? `/v1/notifications/${target}/seen` : `/v1/users/${encodeURIComponent(user)}/notifications/seen-all`,
+              {},
+            );
           } else if (roll < 70) {
+            // Archived, the unread count drops by one if it was unread; unarchived, it may come back.
+            const archive = roll < 65;
+            const r = await call('POST', `/v1/notifications/${target}/${archive ? 'archive' : 'unarchive'}`);
+            const moved = r.fate !== 'answered' || r.json['changed'] === true;
+            changes.push({
+              user,
+              start: startAt,
+              end: r.fate === 'unknown' ? Infinity : performance.now(),
+              lo: archive && moved ? -1 : 0,
+              hi: !archive && moved ? 1 : 0,
+            });
+          } else if (roll < 75) {
             const r = await call('POST', `/v1/users/${encodeURIComponent(user)}/notifications/read-all`, {});
             const d = r.fate === 'answered' ? -Number(r.json['changed'] ?? 0) : 0;
             changes.push({
@@ -232,8 +288,9 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
       expect(report.busy).toBe(0);
       repaired += report.drift;
       for (const user of USERS) {
-        const { unread } = await counter.read(site.id, user);
+        const { unread } = summarize((await counter.read(site.id, user)).counts);
         expect(unread, `${user} after phase ${phase}`).toBe(await truth(user));
+        expect(await cellsRead(user), `${user} after phase ${phase}`).toEqual(await cellsFromRows(user));
       }
     }
 
@@ -259,15 +316,16 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
     for (let shard = 0; shard < INBOX_SHARDS; shard++) {
       while (await flushBuffer(t.ctx, t.ctx.keys.inboxBuffer(site.id, shard), unreadSink(site.id)));
     }
-    const durable = await t.ctx.db.query<{ user_id: string; unread: number }>(
-      'SELECT user_id, unread FROM unread_counts WHERE site_id = $1',
-      [site.id],
-    );
     for (const user of USERS) {
-      const row = durable.rows.find((r) => r.user_id === user);
-      expect(row?.unread ?? 0, user).toBe(await truth(user));
-      expect((await counter.read(site.id, user)).unread, user).toBe(await truth(user));
+      const durable = await t.ctx.db.query<{ tenant: string; category: string; unseen: string; unread: string; total: string }>(
+        `SELECT tenant, category, unseen, unread, total FROM inbox_counts
+         WHERE site_id = $1 AND user_id = $2 AND (unseen <> 0 OR unread <> 0 OR total <> 0) ORDER BY 1, 2`,
+        [site.id, user],
+      );
+      const cells = durable.rows.map((r) => [r.tenant, r.category, Number(r.unseen), Number(r.unread), Number(r.total)]);
+      expect(cells, user).toEqual(await cellsFromRows(user));
+      expect(await cellsRead(user), user).toEqual(await cellsFromRows(user));
     }
     console.log(JSON.stringify({ kills, answered, unknown, repairedDrift: repaired, countsChecked: checked }));
-  }, 90_000);
+  }, 240_000);
 });

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AggregateOp } from '../src/storage/analytics-realtime.js';
 import { HyperLogLog } from '../src/storage/hyperloglog.js';
+import { countName } from '../src/storage/inbox-count-names.js';
 import { type BufferKeys, createKeys, type Keys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
 import type { AssignedSession, SessionFields, SessionVisit } from '../src/storage/sessions.js';
@@ -314,17 +315,25 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
   }, 300_000);
 
   it('inbox counts', async () => {
+    type Vector = [string, number][];
     type Op =
       | { op: 'begin'; change: number; users: string[] }
-      | { op: 'finish'; change: number; changes: { user: string; delta: number; durable: { durable: number; lastSeq: number } | null }[] }
-      | { op: 'state' | 'total'; user: string; durable: { durable: number; lastSeq: number } | null }
+      | { op: 'finish'; change: number; changes: { user: string; deltas: Vector }[] }
+      | { op: 'state' | 'counts'; user: string }
+      | { op: 'keep'; user: string; counts: Vector; current: boolean }
       | { op: 'stale' | 'drop'; user: string; before: number }
-      | { op: 'repair'; user: string; delta: number; current: boolean }
+      | { op: 'repair'; user: string; deltas: Vector; current: boolean }
       | { op: 'touched'; max: number; limit: number }
       | { op: 'untouch'; users: string[]; max: number }
       | { op: 'buffered' | 'take' | 'finishBatch' };
-    const user = fc.constantFrom('u1', 'u2', 'ü', 'u:4');
-    const durable = fc.option(fc.record({ durable: fc.integer({ min: 0, max: 9 }), lastSeq: fc.nat(3) }), { nil: null });
+    const user = fc.constantFrom('u1', 'u2', 'ü', 'u:4', 'u"');
+    const countNames = [
+      countName('unread', '', ''),
+      countName('unseen', 't', 'c'),
+      countName('total', 'tü', ''),
+      countName('unread', '', 'x:y'),
+    ];
+    const vector = fc.uniqueArray(fc.tuple(fc.constantFrom(...countNames), delta), { maxLength: 3, selector: ([n]) => n });
     const op: fc.Arbitrary<Op> = fc.oneof(
       {
         weight: 3,
@@ -339,12 +348,13 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
         arbitrary: fc.record({
           op: fc.constant('finish' as const),
           change: fc.nat(3),
-          changes: fc.uniqueArray(fc.record({ user, delta, durable }), { minLength: 1, maxLength: 3, selector: (c) => c.user }),
+          changes: fc.uniqueArray(fc.record({ user, deltas: vector }), { minLength: 1, maxLength: 3, selector: (c) => c.user }),
         }),
       },
-      fc.record({ op: fc.constantFrom('state' as const, 'total' as const), user, durable }),
+      fc.record({ op: fc.constantFrom('state' as const, 'counts' as const), user }),
+      fc.record({ op: fc.constant('keep' as const), user, counts: vector, current: fc.boolean() }),
       fc.record({ op: fc.constantFrom('stale' as const, 'drop' as const), user, before: fc.nat(40) }),
-      fc.record({ op: fc.constant('repair' as const), user, delta, current: fc.boolean() }),
+      fc.record({ op: fc.constant('repair' as const), user, deltas: vector, current: fc.boolean() }),
       fc.record({ op: fc.constant('touched' as const), max: fc.nat(40), limit: fc.integer({ min: 1, max: 4 }) }),
       fc.record({ op: fc.constant('untouch' as const), users: fc.uniqueArray(user, { maxLength: 3 }), max: fc.nat(40) }),
       fc.record({ op: fc.constantFrom('buffered' as const, 'take' as const, 'finishBatch' as const) }),
@@ -356,11 +366,11 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
           const changeId = (n: number) => `change-${n}`.padEnd(16, '-');
           let clock = 0;
           let inFlight: number | null = null;
-          const users = ['u1', 'u2', 'ü', 'u:4'];
+          const users = ['u1', 'u2', 'ü', 'u:4', 'u"'];
           const everything: Op[] = [
             ...users.flatMap((u) => [
-              { op: 'state' as const, user: u, durable: null },
-              { op: 'total' as const, user: u, durable: null },
+              { op: 'state' as const, user: u },
+              { op: 'counts' as const, user: u },
             ]),
             { op: 'stale', user: 'u1', before: 1_000 },
             { op: 'touched', max: 1_000, limit: 10 },
@@ -376,16 +386,21 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
                 await rt.inbox.begin(inbox, changeId(o.change), o.users, clock);
                 break;
               case 'finish': {
-                const changes = o.changes.map((c) => ({ userId: c.user, delta: c.delta, ...(c.durable ? { durable: c.durable } : {}) }));
+                const changes = o.changes.map((c) => ({ userId: c.user, deltas: new Map(c.deltas) }));
                 note(['finish', await rt.inbox.finish(inbox, changeId(o.change), changes, clock)]);
                 break;
               }
               case 'state':
                 note(['state', await rt.inbox.readState(inbox, o.user)]);
                 break;
-              case 'total':
-                note(['total', await rt.inbox.readTotal(inbox, o.user, o.durable ?? undefined)]);
+              case 'counts':
+                note(['counts', await rt.inbox.readCounts(inbox, o.user)]);
                 break;
+              case 'keep': {
+                const { version } = await rt.inbox.readCounts(inbox, o.user);
+                note(['keep', await rt.inbox.keepCounts(inbox, o.user, new Map(o.counts), o.current ? version : version + 3)]);
+                break;
+              }
               case 'stale':
                 note(['stale', (await rt.inbox.staleUsers(inbox, o.before)).sort()]);
                 break;
@@ -394,7 +409,7 @@ describe('differential: Redis, Redis Cluster and embedded give the same answers'
                 break;
               case 'repair': {
                 const { version } = await rt.inbox.readState(inbox, o.user);
-                note(['repair', await rt.inbox.repair(inbox, o.user, o.delta, o.current ? version : version + 7, clock)]);
+                note(['repair', await rt.inbox.repair(inbox, o.user, new Map(o.deltas), o.current ? version : version + 7, clock)]);
                 break;
               }
               case 'touched':

@@ -17,6 +17,12 @@ export interface Auth {
   secret(request: FastifyRequest): Promise<Site>;
   /** A secret key, or a user token: the route must then check the token's user. */
   secretOrUser(request: FastifyRequest): Promise<Principal>;
+  /**
+   * For stream routes only: as secretOrUser, or, without an Authorization header, a user token
+   * given as `?token=` (a browser's EventSource cannot send headers). Only a user token may travel
+   * in a URL: it reaches one user's inbox and expires, where a leaked secret key reaches everything.
+   */
+  streamPrincipal(request: FastifyRequest, queryToken: string | undefined): Promise<Principal>;
 }
 
 function credentials(request: FastifyRequest): { scheme: 'basic' | 'bearer'; value: string } | null {
@@ -54,6 +60,13 @@ export function createAuth(sites: SiteRepository): Auth {
     return { site, kind: 'user', userId: claims.userId };
   }
 
+  async function secretOrUser(request: FastifyRequest): Promise<Principal> {
+    const given = credentials(request);
+    if (!given) throw missing();
+    if (given.value.startsWith(USER_TOKEN_PREFIX)) return userPrincipal(given.value);
+    return { site: await secretSite(given.value), kind: 'secret' };
+  }
+
   return {
     async writeKey(request, bodyKey) {
       const given = credentials(request);
@@ -78,11 +91,14 @@ export function createAuth(sites: SiteRepository): Auth {
       return secretSite(given.value);
     },
 
-    async secretOrUser(request) {
-      const given = credentials(request);
-      if (!given) throw missing();
-      if (given.value.startsWith(USER_TOKEN_PREFIX)) return userPrincipal(given.value);
-      return { site: await secretSite(given.value), kind: 'secret' };
+    secretOrUser,
+
+    async streamPrincipal(request, queryToken) {
+      if (request.headers.authorization !== undefined || queryToken === undefined) return secretOrUser(request);
+      if (!queryToken.startsWith(USER_TOKEN_PREFIX)) {
+        throw new TallyError('forbidden', 'Only a user token may be sent in the query string; send keys as a Bearer token.', '/token');
+      }
+      return userPrincipal(queryToken);
     },
   };
 }

@@ -1,6 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { TallyError } from '../errors.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route's body is optional, and an empty one is no body even when labelled JSON: browser
+     * and client wrappers (fetch helpers, axios, ky) send `Content-Type: application/json` with
+     * nothing after it on action POSTs and DELETEs.
+     */
+    acceptsEmptyBody?: boolean;
+  }
+}
+
 // JSON bodies, depth first. A body of a few hundred KB can nest arrays thousands of levels deep;
 // JSON.parse copes, but everything after it that walks the value recursively (JSON.stringify,
 // the storable-text check, the processor) would overflow the stack and answer 500. So the
@@ -49,6 +60,7 @@ export function registerJsonBodies(app: FastifyInstance): void {
   // Fastify's default parser takes a callback (its type also allows a promise-returning one).
   const parse = app.getDefaultJsonParser('error', 'ignore') as (request: FastifyRequest, body: string, done: Done) => void;
   const parser = (request: FastifyRequest, body: string, done: Done) => {
+    if (body.trim() === '' && request.routeOptions.config.acceptsEmptyBody === true) return done(null, undefined);
     if (jsonDeeperThan(body, MAX_JSON_DEPTH)) return done(tooDeep(), undefined);
     return parse(request, body, done);
   };

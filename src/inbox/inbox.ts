@@ -2,12 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { TallyError } from '../errors.js';
 import type { Db, Prepared, Queryable } from '../storage/db.js';
 import type { FinishedInboxChange } from '../storage/inbox-counts.js';
+import { type CountsAnswer, type CountsBy, summarize } from './counts-view.js';
 import * as sql from './notification-sql.js';
-import { createBatcher } from './statement-batch.js';
-import { type DurableCount, durableOf, refKey, type StatementOutcome, type UnreadCounter, type UnreadValue } from './unread-counter.js';
+import { createBatcher, retryDeadlocks } from './statement-batch.js';
+import {
+  addDeltas,
+  type CellDelta,
+  type CountsValue,
+  type Deltas,
+  refKey,
+  type StatementOutcome,
+  type UnreadCounter,
+} from './unread-counter.js';
 
-// Notifications and their unread counts. Every change of a notification is one method here, and
-// every one runs its statement through counter.change(): none can skip the count.
+// Notifications, their states (seen, read, archived, expired) and their counts. Every change of a
+// notification is one method here, and every one runs its statement through counter.change():
+// none can skip the counts.
 
 export interface Notification {
   id: string;
@@ -18,6 +28,18 @@ export interface Notification {
   data: Record<string, unknown>;
   createdAt: string;
   readAt: string | null;
+  seenAt: string | null;
+  archivedAt: string | null;
+  tenant: string | null;
+  expiresAt: string | null;
+  actionUrl: string | null;
+  actions: NotificationAction[];
+}
+
+export interface NotificationAction {
+  id: string;
+  label: string;
+  url?: string | undefined;
 }
 
 export interface NewNotification {
@@ -27,6 +49,18 @@ export interface NewNotification {
   body?: string | undefined;
   category?: string | undefined;
   data?: Record<string, unknown> | undefined;
+  tenant?: string | undefined;
+  /** ISO 8601 time. */
+  expiresAt?: string | undefined;
+  actionUrl?: string | undefined;
+  actions?: NotificationAction[] | undefined;
+}
+
+/** What a change answers: the change, and the user's counts right after it. */
+export interface ChangeAnswer<C> {
+  changed: C;
+  unread: number;
+  counts: CountsAnswer;
 }
 
 /** Who asks: the secret key (any user of the site) or a user token (that user only). */
@@ -48,9 +82,17 @@ function toNotification(row: sql.NotificationRow): Notification {
     category: row.category,
     data: row.data,
     createdAt: iso(row.created_at),
-    readAt: row.read_at === null ? null : iso(row.read_at),
+    readAt: isoOrNull(row.read_at),
+    seenAt: isoOrNull(row.seen_at),
+    archivedAt: isoOrNull(row.archived_at),
+    tenant: row.tenant,
+    expiresAt: isoOrNull(row.expires_at),
+    actionUrl: row.action_url,
+    actions: row.actions ?? [],
   };
 }
+
+const isoOrNull = (value: Date | string | null) => (value === null ? null : iso(value));
 
 export function encodeCursor(seq: number): string {
   return Buffer.from(`s${seq}`).toString('base64url');
@@ -66,12 +108,11 @@ export function decodeCursor(cursor: string): number | null {
 const notFound = () => new TallyError('not_found', 'No such notification.');
 const conflictAt = (path: string) => new TallyError('conflict', 'That id belongs to a notification of another user.', path);
 
+/** A change statement's row (notification-sql.ts): counts come back as text from PostgreSQL. */
 interface ChangeRow {
-  found: number;
-  changed: number;
-  deleted?: number;
-  durable: number | null;
-  last_seq: number | null;
+  found: number | string | null;
+  changed: number | string;
+  deltas: CellDelta[];
 }
 
 /** A by-id change's statement row, and the owner's count state right after its delta. */
@@ -90,10 +131,43 @@ interface CreateInput {
   body: string;
   /** JSON text. */
   data: string;
+  tenant: string | null;
+  expiresAt: string | null;
+  actionUrl: string | null;
+  /** JSON text. */
+  actions: string | null;
 }
 
-/** A row of sql.mutate(): a create's (inserted, the notification) or a mark-read's (found, changed). */
-type MutateRow = ChangeRow & { [K in keyof sql.NotificationRow]: sql.NotificationRow[K] | null } & { inserted: boolean | null };
+/** A row's state before and after a statement: live (counted), unread, unseen. */
+interface Flags {
+  ol: boolean;
+  ou: boolean;
+  os: boolean;
+  nl: boolean;
+  nu: boolean;
+  ns: boolean;
+}
+
+/** A row of sql.mutate(): a create's (inserted, the notification) or a mark-read's (found, changed), with its flags. */
+type MutateRow = { [K in keyof sql.NotificationRow]: sql.NotificationRow[K] | null } & Flags & {
+    inserted: boolean | null;
+    found: number | string | null;
+    changed: number | string;
+  };
+
+/** The change of a row's cell from its flags. */
+function cellDelta(siteId: string, userId: string, row: MutateRow): CellDelta {
+  const b = (v: boolean) => (v ? 1 : 0);
+  return {
+    site_id: siteId,
+    user_id: userId,
+    tenant: row.tenant ?? '',
+    category: row.category ?? '',
+    ds: b(row.nl && row.ns) - b(row.ol && row.os),
+    du: b(row.nl && row.nu) - b(row.ol && row.ou),
+    dt: b(row.nl) - b(row.ol),
+  };
+}
 
 type Mutation = { kind: 'create'; input: CreateInput } | { kind: 'read'; input: ByIdInput };
 type MutationResult = { kind: 'create'; row: sql.NotificationRow | null } | { kind: 'read'; outcome: ByIdOutcome };
@@ -102,12 +176,11 @@ const OWNER_CACHE_SIZE = 50_000;
 /** Batched statements in flight at once per batcher (mutations, owner lookups; the pool has 10 connections), and their size. */
 const BATCH = { parallel: 2, max: 256 };
 
-/** A by-id change's statement, for the notification's owner and the owner's buffer. */
+/** A by-id change's statement, for the notification's owner. */
 interface ByIdInput {
   siteId: string;
   id: string;
   userId: string;
-  buffer: string;
 }
 
 function toCreateInput(siteId: string, input: NewNotification, id: string): CreateInput {
@@ -119,7 +192,19 @@ function toCreateInput(siteId: string, input: NewNotification, id: string): Crea
     title: input.title,
     body: input.body ?? '',
     data: JSON.stringify(input.data ?? {}),
+    tenant: input.tenant ?? null,
+    expiresAt: input.expiresAt ?? null,
+    actionUrl: input.actionUrl ?? null,
+    actions: input.actions ? JSON.stringify(input.actions) : null,
   };
+}
+
+/** `before` as a time when it is an ISO 8601 date-time, else a notification id. */
+export function parseBefore(before: string | undefined): { id: string | null; time: string | null } {
+  if (before === undefined) return { id: null, time: null };
+  const isTime =
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/.test(before) && !Number.isNaN(Date.parse(before));
+  return isTime ? { id: null, time: new Date(before).toISOString() } : { id: before, time: null };
 }
 
 export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
@@ -151,40 +236,45 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     return owner;
   }
 
-  /** A by-id change of one notification as its own statement; sign: +1 when rows become unread. */
+  /** A by-id change of one notification as its own statement. */
   const single =
-    (statement: Prepared, sign: 1 | -1) =>
+    (statement: Prepared) =>
     async (input: ByIdInput): Promise<ByIdOutcome> => {
       const key = refKey(input.siteId, input.userId);
       const { result: row, finished } = await counter.change([input], async () => {
-        const row = (await db.query<ChangeRow>(statement, [input.siteId, input.id, input.userId, input.buffer])).rows[0] as ChangeRow;
-        return { result: row, deltas: new Map([[key, sign * Number(row.changed)]]), durable: new Map([[key, durableOf(row)]]) };
+        const row = (await retryDeadlocks(() => db.query<ChangeRow>(statement, [input.siteId, input.userId, input.id])))
+          .rows[0] as ChangeRow;
+        return { result: row, deltas: addDeltas(new Map(), row.deltas) };
       });
       return { row, state: finished.get(key) };
     };
 
-  const markUnreadStatement = single(sql.MARK_UNREAD, 1);
-  const deleteStatement = single(sql.DELETE_ONE, -1);
+  const byIdStatements = {
+    seen: single(sql.changeOne('seen')),
+    unread: single(sql.changeOne('unread')),
+    archive: single(sql.changeOne('archive')),
+    unarchive: single(sql.changeOne('unarchive')),
+    delete: single(sql.DELETE_ONE),
+  };
 
-  /** Runs a by-id change (read, unread, delete) for the notification's owner. */
+  /** Runs a by-id change for the notification's owner; answers its row and the owner's counts after it. */
   async function changeById(siteId: string, id: string, scope: Scope, statement: (input: ByIdInput) => Promise<ByIdOutcome>) {
     for (const cached of [true, false]) {
       const userId = scope.userId ?? (await ownerOf(siteId, id, cached));
       if (userId === null) throw notFound();
-      const keys = counter.keysOf(siteId, userId);
-      const { row, state } = await statement({ siteId, id, userId, buffer: keys.buffer.name });
+      const { row, state } = await statement({ siteId, id, userId });
       if (Number(row.found) === 0) {
         if (scope.userId === undefined && cached) continue;
         throw notFound();
       }
-      const count = await counter.settle(siteId, userId, state);
-      return { row, count };
+      const value = await counter.settle(siteId, userId, state);
+      return { row, value };
     }
     throw notFound();
   }
 
   /**
-   * Creates and mark-reads as ONE statement (sql.mutate), with each user's delta from the rows it
+   * Creates and mark-reads as ONE statement (sql.mutate), with each user's deltas from the rows it
    * inserted and changed.
    */
   async function mutateStatement(
@@ -199,40 +289,38 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
             creates.map((i) => i.id),
             creates.map((i) => i.userId),
             creates.map((i) => i.category),
+            creates.map((i) => i.tenant),
             creates.map((i) => i.title),
             creates.map((i) => i.body),
             creates.map((i) => i.data),
-            creates.map((i) => counter.keysOf(i.siteId, i.userId).buffer.name),
+            creates.map((i) => i.expiresAt),
+            creates.map((i) => i.actionUrl),
+            creates.map((i) => i.actions),
           ]
         : []),
-      ...(reads.length > 0
-        ? [reads.map((i) => i.siteId), reads.map((i) => i.id), reads.map((i) => i.userId), reads.map((i) => i.buffer)]
-        : []),
+      ...(reads.length > 0 ? [reads.map((i) => i.siteId), reads.map((i) => i.id), reads.map((i) => i.userId)] : []),
     ]);
     const created = result.rows.slice(0, creates.length);
     const read = result.rows.slice(creates.length);
-    const deltas = new Map<string, number>();
-    const durable = new Map<string, DurableCount>();
+    const cells: CellDelta[] = [];
     // An id twice in a batch is one notification, inserted (or read) once: the first request
     // gets the change.
     const seen = new Set<string>();
-    const count = (input: { siteId: string; userId: string }, change: string, row: MutateRow, delta: number) => {
-      const key = refKey(input.siteId, input.userId);
-      durable.set(key, durableOf(row));
+    const count = (input: { siteId: string; userId: string }, change: string, row: MutateRow) => {
       const first = !seen.has(change);
       seen.add(change);
-      if (first && delta !== 0) deltas.set(key, (deltas.get(key) ?? 0) + delta);
+      if (first) cells.push(cellDelta(input.siteId, input.userId, row));
       return first;
     };
     creates.forEach((input, i) => {
       const row = created[i] as MutateRow;
-      count(input, `c\n${input.siteId}\n${input.id}`, row, row.inserted ? 1 : 0);
+      if (row.inserted) count(input, `c\n${input.siteId}\n${input.id}`, row);
     });
     read.forEach((row, i) => {
       const input = reads[i] as ByIdInput;
-      if (!count(input, `r\n${refKey(input.siteId, input.userId)}\n${input.id}`, row, -Number(row.changed))) row.changed = 0;
+      if (Number(row.changed) > 0 && !count(input, `r\n${refKey(input.siteId, input.userId)}\n${input.id}`, row)) row.changed = 0;
     });
-    return { result: { created, read }, deltas, durable };
+    return { result: { created, read }, deltas: addDeltas(new Map(), cells) };
   }
 
   /** Per create, its notification, or null when the id belongs to another user's notification. */
@@ -272,7 +360,13 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     return mutations.map((m): MutationResult => {
       if (m.kind === 'create') return { kind: 'create', row: notifications[c++] ?? null };
       const row = result.read[r++] as MutateRow;
-      return { kind: 'read', outcome: { row, state: finished.get(refKey(m.input.siteId, m.input.userId)) } };
+      return {
+        kind: 'read',
+        outcome: {
+          row: { found: row.found, changed: row.changed, deltas: [] },
+          state: finished.get(refKey(m.input.siteId, m.input.userId)),
+        },
+      };
     });
   }
 
@@ -305,6 +399,21 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     return result.map(toNotification);
   }
 
+  /** A change of several rows of one user (one statement), answered with the user's counts after it. */
+  async function changeMany(siteId: string, userId: string, text: string | Prepared, params: unknown[]) {
+    const key = refKey(siteId, userId);
+    const { result: row, finished } = await counter.change([{ siteId, userId }], async () => {
+      const row = (await retryDeadlocks(() => db.query<ChangeRow>(text, [siteId, userId, ...params]))).rows[0] as ChangeRow;
+      return { result: row, deltas: addDeltas(new Map(), row.deltas) };
+    });
+    return { row, value: await counter.settle(siteId, userId, finished.get(key)) };
+  }
+
+  const answer = <C>(changed: C, value: CountsValue): ChangeAnswer<C> => {
+    const counts = summarize(value.counts);
+    return { changed, unread: counts.unread, counts };
+  };
+
   return {
     /** Idempotent by id: the same id again returns the same notification, counted once. */
     async create(siteId: string, input: NewNotification): Promise<Notification> {
@@ -320,12 +429,19 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
     async list(
       siteId: string,
       userId: string,
-      query: { status: sql.Status; category?: string | undefined; cursor?: number | undefined; limit: number },
+      query: {
+        status: sql.Status;
+        category?: string | undefined;
+        tenant?: string | undefined;
+        cursor?: number | undefined;
+        limit: number;
+      },
     ): Promise<Page> {
       const result = await db.query<sql.NotificationRow & { seq: number }>(sql.selectPage(query.status), [
         siteId,
         userId,
         query.category ?? null,
+        query.tenant ?? null,
         query.cursor ?? null,
         query.limit + 1,
       ]);
@@ -337,43 +453,106 @@ export function createInbox(deps: { db: Db; counter: UnreadCounter }) {
       };
     },
 
-    count: (siteId: string, userId: string): Promise<UnreadValue> => counter.read(siteId, userId),
-
-    async markRead(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, markReadStatement);
-      return { changed: Number(row.changed) > 0, unread: count.unread };
+    /** One notification, if it exists and the scope's user (when there is one) owns it. */
+    async get(siteId: string, id: string, scope: Scope): Promise<Notification> {
+      const row = (await db.query<sql.NotificationRow>(sql.SELECT_BY_IDS, [siteId, [id]])).rows[0];
+      if (!row || (scope.userId !== undefined && row.user_id !== scope.userId)) throw notFound();
+      return toNotification(row);
     },
 
-    async markUnread(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, markUnreadStatement);
-      return { changed: Number(row.changed) > 0, unread: count.unread };
+    /** The user's counts (within a tenant, broken down by category or tenant) and their version. */
+    async counts(
+      siteId: string,
+      userId: string,
+      options: { tenant?: string | undefined; by?: CountsBy | undefined } = {},
+    ): Promise<CountsAnswer & { version: number }> {
+      const value = await counter.read(siteId, userId);
+      return { ...summarize(value.counts, options), version: value.version };
+    },
+
+    /** seen, read, unread, archive or unarchive of one notification. */
+    async change(siteId: string, id: string, scope: Scope, action: sql.Action): Promise<ChangeAnswer<boolean>> {
+      const statement = action === 'read' ? markReadStatement : byIdStatements[action];
+      const { row, value } = await changeById(siteId, id, scope, statement);
+      return answer(Number(row.changed) > 0, value);
     },
 
     async remove(siteId: string, id: string, scope: Scope) {
-      const { row, count } = await changeById(siteId, id, scope, deleteStatement);
-      if (Number(row.deleted) > 0) owners.delete(`${siteId}\n${id}`);
-      return { deleted: Number(row.deleted) > 0, unread: count.unread };
+      const { row, value } = await changeById(siteId, id, scope, byIdStatements.delete);
+      const deleted = Number(row.changed) > 0;
+      if (deleted) owners.delete(`${siteId}\n${id}`);
+      const { changed: _, ...rest } = answer(deleted, value);
+      return { deleted, ...rest };
     },
 
-    async markAllRead(siteId: string, userId: string, options: { category?: string | undefined; before?: string | undefined }) {
-      const keys = counter.keysOf(siteId, userId);
-      const key = refKey(siteId, userId);
-      const { result: row, finished } = await counter.change([{ siteId, userId }], async () => {
-        const result = await db.query<ChangeRow>(sql.MARK_ALL_READ, [
-          siteId,
-          userId,
-          keys.buffer.name,
-          options.category ?? null,
-          options.before ?? null,
-        ]);
-        const row = result.rows[0] as ChangeRow;
-        return { result: row, deltas: new Map([[key, -Number(row.changed)]]), durable: new Map([[key, durableOf(row)]]) };
-      });
-      if (options.before !== undefined && Number(row.found) === 0) {
+    /** An action button clicked: recorded, and the notification marked read. */
+    async clickAction(siteId: string, id: string, actionId: string, scope: Scope): Promise<ChangeAnswer<boolean>> {
+      let hasAction = true;
+      const click = async (input: ByIdInput): Promise<ByIdOutcome> => {
+        const key = refKey(input.siteId, input.userId);
+        const { result: row, finished } = await counter.change([input], async () => {
+          const row = (
+            await db.query<ChangeRow & { has_action: string }>(sql.CLICK_ACTION, [input.siteId, input.userId, input.id, actionId])
+          ).rows[0] as ChangeRow & { has_action: string };
+          return { result: row, deltas: addDeltas(new Map(), row.deltas) };
+        });
+        hasAction = Number(row.has_action) > 0;
+        return { row, state: finished.get(key) };
+      };
+      const { row, value } = await changeById(siteId, id, scope, click);
+      if (!hasAction) throw new TallyError('not_found', 'The notification has no action with this id.', '/actionId');
+      return answer(Number(row.changed) > 0, value);
+    },
+
+    /** seen-all, read-all, archive-all: the user's live notifications matching the filters. */
+    async changeAll(
+      siteId: string,
+      userId: string,
+      action: 'seen' | 'read' | 'archive',
+      options: { category?: string | undefined; tenant?: string | undefined; before?: string | undefined },
+    ): Promise<ChangeAnswer<number>> {
+      const before = parseBefore(options.before);
+      const { row, value } = await changeMany(siteId, userId, sql.changeFiltered(action), [
+        options.category ?? null,
+        options.tenant ?? null,
+        before.id,
+        before.time,
+      ]);
+      if (before.id !== null && Number(row.found) === 0) {
         throw new TallyError('not_found', 'No notification of this user has the `before` id.', '/before');
       }
-      const count = await counter.settle(siteId, userId, finished.get(key));
-      return { changed: Number(row.changed), unread: count.unread };
+      return answer(Number(row.changed), value);
+    },
+
+    /** One action on a list of the user's notifications (ids of other users' are skipped). */
+    async bulk(siteId: string, userId: string, ids: readonly string[], action: sql.Action | 'delete'): Promise<ChangeAnswer<number>> {
+      const text = action === 'delete' ? sql.DELETE_IDS : sql.changeIds(action);
+      const { row, value } = await changeMany(siteId, userId, text, [ids]);
+      if (action === 'delete') for (const id of ids) owners.delete(`${siteId}\n${id}`);
+      return answer(Number(row.changed), value);
+    },
+
+    /**
+     * Applies up to `limit` passed expiries, of any site, as one change (one statement): each
+     * expired row leaves its user's counts. Returns how many rows expired.
+     */
+    async expire(limit: number): Promise<number> {
+      const due = await db.query<{ site_id: string; id: string; user_id: string }>(sql.SELECT_EXPIRED, [limit]);
+      if (due.rows.length === 0) return 0;
+      const users = due.rows.map((row) => ({ siteId: row.site_id, userId: row.user_id }));
+      const { result } = await counter.change(users, async () => {
+        const row = (
+          await retryDeadlocks(() =>
+            db.query<{ changed: string; deltas: CellDelta[] }>(sql.EXPIRE, [
+              due.rows.map((r) => r.site_id),
+              due.rows.map((r) => r.id),
+              due.rows.map((r) => r.user_id),
+            ]),
+          )
+        ).rows[0] as { changed: string; deltas: CellDelta[] };
+        return { result: Number(row.changed), deltas: addDeltas(new Map(), row.deltas) as Deltas };
+      });
+      return result;
     },
   };
 }

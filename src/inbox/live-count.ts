@@ -1,11 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LiveChannel } from '../storage/live-channel.js';
+import { summarize } from './counts-view.js';
 import type { UnreadCounter } from './unread-counter.js';
 
-// GET …/notifications/stream: Server-Sent Events of {"unread", "version"}. The current value goes
-// out at once; every change of the user's count is announced on the user's channel (its version
-// only), and the stream re-reads the count then: one read per burst of changes, only while
-// someone listens. Versions only grow, so a value is never sent after a newer one.
+// GET …/notifications/stream: Server-Sent Events of {"unread", "version", "counts"} (counts:
+// {unseen, unread, total}, within the stream's tenant if it has one). The current value goes out
+// at once; every change of the user's counts is announced on the user's channel (its version
+// only), and the stream re-reads the counts then: one read per burst of changes, only while
+// someone listens. Versions only grow, so a value is never sent after a newer one. A muted
+// notification changes no count: nothing is pushed for it.
 
 const HEARTBEAT_MS = 15_000;
 
@@ -15,7 +18,12 @@ export function registerLiveCount(app: FastifyInstance, deps: { live: LiveChanne
     for (const end of [...open]) end();
   });
 
-  return async function stream(request: FastifyRequest, reply: FastifyReply, siteId: string, userId: string): Promise<void> {
+  return async function stream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    target: { siteId: string; userId: string; tenant?: string | undefined },
+  ): Promise<void> {
+    const { siteId, userId, tenant } = target;
     const raw = reply.raw;
     let sent = -1;
     let reading: Promise<void> | null = null;
@@ -33,7 +41,8 @@ export function registerLiveCount(app: FastifyInstance, deps: { live: LiveChanne
           const value = await deps.counter.read(siteId, userId);
           if (!closed && value.version > sent) {
             sent = value.version;
-            raw.write(`data: ${JSON.stringify({ unread: value.unread, version: value.version })}\n\n`);
+            const counts = summarize(value.counts, { tenant });
+            raw.write(`data: ${JSON.stringify({ unread: counts.unread, version: value.version, counts })}\n\n`);
           }
         } while (again && !closed);
       })()

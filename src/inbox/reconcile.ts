@@ -1,13 +1,15 @@
 import type { Logger } from 'pino';
 import { startLoop } from '../lifecycle/background-loop.js';
 import type { Db } from '../storage/db.js';
+import { COUNT_KINDS, countName } from '../storage/inbox-count-names.js';
 import type { Keys } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
+import type { Counts } from './counts-view.js';
 import { DURABLE_MISMATCHES, TRUE_AND_DURABLE } from './notification-sql.js';
-import { durableOf, INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
+import { INBOX_SHARDS, type UnreadCounter } from './unread-counter.js';
 
-// The reconciler: compares a user's count (durable + buffered, and the total kept beside the
-// buffer) with COUNT(*) of their unread rows and repairs the difference. A count drifts only when a process dies between a change's
+// The reconciler: compares a user's counts (durable + buffered, and the counts kept beside the
+// buffer) with the counts of their rows and repairs the difference, count by count. A count drifts only when a process dies between a change's
 // SQL commit and its delta reaching Redis (or Redis loses data). Repairing safely while changes
 // keep running rests on three facts of the real-time layer:
 //   - every change records an intent before its statement and removes it with its delta, in one
@@ -26,6 +28,7 @@ export interface ReconcileDeps {
   counter: UnreadCounter;
 }
 
+/** drift: the sum over every count of |rows − what reads answered|. */
 export type CheckResult = { status: 'ok' } | { status: 'repaired'; drift: number } | { status: 'busy' };
 
 export interface ReconcileReport {
@@ -51,28 +54,50 @@ export async function checkUser(deps: ReconcileDeps, siteId: string, userId: str
     before = await deps.realtime.inbox.readState(keys, userId);
   }
   if (before.intents > 0) return { status: 'busy' };
-  const result = await deps.db.query<{ truth: number; durable: number | null; last_seq: number | null }>(TRUE_AND_DURABLE, [
+  const result = await deps.db.query<{ src: 'rows' | 'durable' | 'seq'; tenant: string; category: string } & Counts>(TRUE_AND_DURABLE, [
     siteId,
     userId,
     keys.buffer.name,
   ]);
-  const row = result.rows[0];
-  // One row always (scalar subqueries): taking a missing one for 0 would "repair" the count to 0.
-  if (!row) throw new Error('the count check returned no row');
-  const durable = durableOf(row);
+  const seqRow = result.rows.find((row) => row.src === 'seq');
+  // The seq row is always there: taking a missing answer for "no rows" would "repair" the counts to 0.
+  if (!seqRow) throw new Error('the count check returned no seq row');
+  const lastSeq = Number(seqRow.unseen);
+  const truth = new Map<string, number>();
+  const counted = new Map<string, number>();
+  for (const row of result.rows) {
+    if (row.src === 'seq') continue;
+    for (const kind of COUNT_KINDS)
+      addTo(row.src === 'rows' ? truth : counted, countName(kind, row.tenant, row.category), Number(row[kind]));
+  }
   const after = await deps.realtime.inbox.readState(keys, userId);
-  if (after.version !== before.version || after.intents > 0 || after.doneSeq > durable.lastSeq) return { status: 'busy' };
-  const counted = durable.durable + after.pending + (after.inflightSeq > durable.lastSeq ? after.inflight : 0);
-  const truth = Number(row.truth);
-  const drift = truth - counted;
-  // Reads answer the kept total: one that left the buffer's sum is dropped with the repair.
-  const answered = after.total ?? counted;
-  if (drift === 0 && answered === counted) return { status: 'ok' };
+  if (after.version !== before.version || after.intents > 0 || after.doneSeq > lastSeq) return { status: 'busy' };
+  for (const [name, delta] of after.pending) addTo(counted, name, delta);
+  if (after.inflightSeq > lastSeq) for (const [name, delta] of after.inflight) addTo(counted, name, delta);
+  const drift = difference(truth, counted);
+  // Reads answer the kept counts: counts that left the buffer's sum are dropped with the repair.
+  const answered = difference(truth, after.counts ?? counted);
+  if (drift.size === 0 && answered.size === 0) return { status: 'ok' };
   if (!(await deps.realtime.inbox.repair(keys, userId, drift, after.version, Date.now()))) return { status: 'busy' };
   const repaired = await deps.realtime.inbox.readState(keys, userId);
   deps.counter.announce(siteId, userId, repaired.version);
-  deps.log.warn({ siteId, userId, drift: truth - answered }, 'inbox count drifted from its rows; repaired');
-  return { status: 'repaired', drift: truth - answered };
+  const size = [...answered.values()].reduce((sum, d) => sum + Math.abs(d), 0);
+  deps.log.warn({ siteId, userId, drift: Object.fromEntries(answered) }, 'inbox counts drifted from their rows; repaired');
+  return { status: 'repaired', drift: size };
+}
+
+function addTo(into: Map<string, number>, name: string, value: number): void {
+  if (value !== 0) into.set(name, (into.get(name) ?? 0) + value);
+}
+
+/** a - b per count name, zeros left out. */
+function difference(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const name of new Set([...a.keys(), ...b.keys()])) {
+    const d = (a.get(name) ?? 0) - (b.get(name) ?? 0);
+    if (d !== 0) out.set(name, d);
+  }
+  return out;
 }
 
 async function checkUsers(

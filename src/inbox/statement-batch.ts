@@ -11,6 +11,21 @@ export function statementFailed(err: unknown): boolean {
   return typeof severity === 'string' && typeof code === 'string' && code.length === 5;
 }
 
+/** SQLSTATEs of a statement PostgreSQL rolled back for a conflict with another: running it again may succeed. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const RETRIES = 5;
+
+/** Runs a statement again (up to RETRIES times) after PostgreSQL rolled it back for a deadlock. */
+export async function retryDeadlocks<T>(statement: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (err) {
+      if (attempt > RETRIES || !statementFailed(err) || !RETRYABLE.has((err as { code: string }).code)) throw err;
+    }
+  }
+}
+
 export interface BatchOptions<I, O> {
   /** Runs several inputs as one statement; answers in input order. */
   many(inputs: readonly I[]): Promise<O[]>;

@@ -2,19 +2,22 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TallyError } from '../errors.js';
 import { prepared, type Queryable } from '../storage/db.js';
-import type { DurableSnapshot, FinishedInboxChange } from '../storage/inbox-counts.js';
+import { countName } from '../storage/inbox-count-names.js';
+import type { CountVector, FinishedInboxChange } from '../storage/inbox-counts.js';
 import { type InboxKeys, type Keys, part } from '../storage/keys.js';
 import type { Realtime } from '../storage/realtime.js';
 import { statementFailed } from './statement-batch.js';
 
-// A user's unread count = durable value in PostgreSQL (unread_counts, written behind by the
-// flusher) + deltas pending in the user's Redis buffer shard + the batch in flight, if PostgreSQL
-// does not hold it yet. Redis keeps that sum per user as a total, moved by every delta in the same
-// script that adds it to the buffer (a flush moves deltas into PostgreSQL and leaves the sum as it
-// is): a count read is one Redis call. A user without a total gets one composed from a PostgreSQL
-// read. Every change goes through `change()`: intent, ONE conditional SQL statement (or one batch
-// of them, run as one statement) whose affected rows are the deltas, then the deltas. There is no
-// other path.
+// The inbox count protocol's SQL half, the one place that changes a count. A user's counts are a
+// vector: per cell (tenant, category), unseen, unread and total, over the user's live rows (not
+// archived, expired or muted). Their sum = durable value in PostgreSQL (inbox_counts, written
+// behind by the flusher) + deltas pending in the user's Redis buffer shard + the batch in flight,
+// if PostgreSQL does not hold it yet. Redis keeps that sum per user (the kept counts), moved by
+// every delta in the same script that adds it to the buffer (a flush moves deltas into
+// PostgreSQL and leaves the sum as it is): a count read is one Redis call. A user without kept
+// counts gets them counted from the rows. Every change goes through `change()`: intent, ONE
+// conditional SQL statement (or one batch of them, run as one statement) whose affected rows,
+// their state before and after, are the deltas, then the deltas. There is no other path.
 
 /** Buffer shards per site: spreads a site's hot users over several Redis Cluster slots. */
 export const INBOX_SHARDS = 8;
@@ -29,21 +32,9 @@ export function shardOf(userId: string): number {
   return (h >>> 0) % INBOX_SHARDS;
 }
 
-/** What one SQL statement read of the durable side, in its snapshot. */
-export type DurableCount = DurableSnapshot;
-
-/** SQL columns `durable` and `last_seq` for user $userParam of site $siteParam and buffer $bufferParam. */
-export function durableColumns(siteParam: number, userParam: number, bufferParam: number): string {
-  return `(SELECT unread FROM unread_counts WHERE site_id = $${siteParam} AND user_id = $${userParam}) AS durable,
-    (SELECT last_seq FROM flush_state WHERE buffer = $${bufferParam}) AS last_seq`;
-}
-
-export function durableOf(row: { durable?: number | string | null; last_seq?: number | string | null } | undefined): DurableCount {
-  return { durable: Number(row?.durable ?? 0), lastSeq: Number(row?.last_seq ?? 0) };
-}
-
-export interface UnreadValue {
-  unread: number;
+/** A user's counts (count name -> value) and the version they were read at. */
+export interface CountsValue {
+  counts: ReadonlyMap<string, number>;
   version: number;
 }
 
@@ -56,17 +47,54 @@ export interface UserRef {
 /** Key of a user in the maps of a change (site ids hold no newline). */
 export const refKey = (siteId: string, userId: string): string => `${siteId}\n${userId}`;
 
+/**
+ * A statement's change of one cell of one user, from its affected rows: unseen, unread and total
+ * after minus before (SQL: DELTA_COLUMNS in notification-sql.ts).
+ */
+export interface CellDelta {
+  site_id: string;
+  user_id: string;
+  tenant: string;
+  category: string;
+  ds: number | string;
+  du: number | string;
+  dt: number | string;
+}
+
+/** Per user (refKey) changed: the deltas by count name. */
+export type Deltas = Map<string, Map<string, number>>;
+
+/** Adds cell deltas to `into` (zeros left out). */
+export function addDeltas(into: Deltas, cells: readonly CellDelta[]): Deltas {
+  for (const cell of cells) {
+    const key = refKey(cell.site_id, cell.user_id);
+    let user = into.get(key);
+    if (!user) into.set(key, (user = new Map()));
+    for (const [kind, value] of [
+      ['unseen', cell.ds],
+      ['unread', cell.du],
+      ['total', cell.dt],
+    ] as const) {
+      const delta = Number(value);
+      if (delta === 0) continue;
+      const name = countName(kind, cell.tenant, cell.category);
+      const sum = (user.get(name) ?? 0) + delta;
+      if (sum === 0) user.delete(name);
+      else user.set(name, sum);
+    }
+  }
+  return into;
+}
+
 export interface StatementOutcome<T> {
   result: T;
-  /** Per user (refKey) changed: the delta, from the statement's affected rows. */
-  deltas: ReadonlyMap<string, number>;
-  /** Per user (refKey), when the statement read it: the durable count in its snapshot. */
-  durable?: ReadonlyMap<string, DurableCount>;
+  /** Per user (refKey) changed: the deltas, from the statement's affected rows. */
+  deltas: Deltas;
 }
 
 export interface ChangeOutcome<T> {
   result: T;
-  /** Per user (refKey): the count state right after the delta went in. */
+  /** Per user (refKey): the count state right after the deltas went in. */
   finished: Map<string, FinishedInboxChange>;
 }
 
@@ -74,30 +102,44 @@ export interface UnreadCounter {
   keysOf(siteId: string, userId: string): InboxKeys;
   /**
    * Runs `statement` (one conditional SQL statement, or one transaction) as a change of these
-   * users' counts; it returns its result and the delta of each user from its affected rows.
+   * users' counts; it returns its result and the deltas of each user from its affected rows.
    */
   change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>>;
   /**
-   * The count to answer a finished change with: a consistent read (`read`), not `state`'s total,
-   * which may hold the change before an earlier-committed change of the user still running.
+   * The counts to answer a finished change with: the kept counts right after it, unless another
+   * change of the user was still running (its deltas may come after this one's though it
+   * committed first): then the rows.
    */
-  settle(siteId: string, userId: string, state: FinishedInboxChange | undefined): Promise<UnreadValue>;
-  read(siteId: string, userId: string): Promise<UnreadValue>;
-  /** Tells live streams of the user that the count moved to `version`. */
+  settle(siteId: string, userId: string, state: FinishedInboxChange | undefined): Promise<CountsValue>;
+  read(siteId: string, userId: string): Promise<CountsValue>;
+  /** Tells live streams of the user that the counts moved to `version`. */
   announce(siteId: string, userId: string, version: number): void;
   channel(siteId: string, userId: string): string;
 }
 
-const READ_ATTEMPTS = 10;
-
-/** A user's durable count and its buffer's last applied batch: $1 site, $2 user, $3 buffer name. */
-const SELECT_DURABLE = prepared('inbox_durable', `SELECT ${durableColumns(1, 2, 3)}`);
-
-/** COUNT(*) of a user's unread rows, in one snapshot: $1 site, $2 user. */
-const SELECT_UNREAD_ROWS = prepared(
-  'inbox_unread_rows',
-  'SELECT count(*) AS n FROM notifications WHERE site_id = $1 AND user_id = $2 AND read_at IS NULL',
+/** A user's counts from the rows, in one snapshot: $1 site, $2 user. */
+const COUNT_ROWS = prepared(
+  'inbox_count_rows',
+  `SELECT coalesce(tenant, '') AS tenant, coalesce(category, '') AS category,
+    count(*) FILTER (WHERE seen_at IS NULL) AS unseen, count(*) FILTER (WHERE read_at IS NULL) AS unread, count(*) AS total
+  FROM notifications WHERE site_id = $1 AND user_id = $2 AND archived_at IS NULL AND NOT expired AND NOT muted
+  GROUP BY 1, 2`,
 );
+
+/** A user's counts from the rows, in one snapshot. */
+export async function countRows(db: Queryable, siteId: string, userId: string): Promise<Map<string, number>> {
+  const result = await db.query<{ tenant: string; category: string; unseen: string; unread: string; total: string }>(COUNT_ROWS, [
+    siteId,
+    userId,
+  ]);
+  const counts = new Map<string, number>();
+  for (const row of result.rows) {
+    for (const kind of ['unseen', 'unread', 'total'] as const) {
+      if (Number(row[kind]) !== 0) counts.set(countName(kind, row.tenant, row.category), Number(row[kind]));
+    }
+  }
+  return counts;
+}
 
 export function createUnreadCounter(deps: {
   db: Queryable;
@@ -114,41 +156,25 @@ export function createUnreadCounter(deps: {
       .catch((err: unknown) => deps.log.warn({ err }, 'live count push failed'));
   }
 
-  async function read(siteId: string, userId: string): Promise<UnreadValue> {
+  async function read(siteId: string, userId: string): Promise<CountsValue> {
     const keys = keysOf(siteId, userId);
-    // The total moves in the order deltas arrive, not the order their statements committed: while
-    // a change of the user sits between its commit and its delta (its intent still open), the
-    // total can be a count the rows never had (a read's -1 before its create's +1: below zero).
+    // The kept counts move in the order deltas arrive, not the order their statements committed:
+    // while a change of the user sits between its commit and its deltas (its intent still open),
+    // they can be counts the rows never had (a read's -1 before its create's +1: below zero).
     // Then the rows answer, in one snapshot: every acknowledged change is in it. With no intent
-    // open, every committed change is in the total and nothing else: almost every read is this
-    // one Redis call. A user without a total gets one composed from PostgreSQL's count; a flush
-    // finishing between the two reads makes Redis refuse, and PostgreSQL is read again.
-    let kept = await deps.realtime.inbox.readTotal(keys, userId);
-    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-      if (kept.running > 0) return countRows(siteId, userId, kept.version);
-      if (kept.total !== null) return { unread: kept.total, version: kept.version };
-      const row = await deps.db.query<{ durable: number | null; last_seq: number | null }>(SELECT_DURABLE, [
-        siteId,
-        userId,
-        keys.buffer.name,
-      ]);
-      kept = await deps.realtime.inbox.readTotal(keys, userId, durableOf(row.rows[0]));
-    }
-    throw new TallyError('unavailable', 'The count kept moving under concurrent flushes; retry.');
+    // open, every committed change is in the kept counts and nothing else: almost every read is
+    // this one Redis call. A user without kept counts gets them from the rows, kept unless a
+    // change started meanwhile (lua/inbox-keep.lua).
+    const kept = await deps.realtime.inbox.readCounts(keys, userId);
+    if (kept.running === 0 && kept.counts) return { counts: kept.counts, version: kept.version };
+    const counts = await countRows(deps.db, siteId, userId);
+    if (kept.running === 0) await deps.realtime.inbox.keepCounts(keys, userId, counts, kept.version);
+    return { counts, version: kept.version };
   }
 
-  /** The count as the user's rows have it, in one snapshot (a change of the user is in flight). */
-  async function countRows(siteId: string, userId: string, version: number): Promise<UnreadValue> {
-    const [counted] = (await deps.db.query<{ n: number | string }>(SELECT_UNREAD_ROWS, [siteId, userId])).rows;
-    if (!counted) throw new Error('count(*) returned no row');
-    return { unread: Number(counted.n), version };
-  }
-
-  /** Adds a change's deltas (composing missing totals) and closes its intents: one script call per shard. */
-  type Finish = (
-    deltas: ReadonlyMap<string, number>,
-    durable?: ReadonlyMap<string, DurableCount>,
-  ) => Promise<Map<string, FinishedInboxChange>>;
+  /** Adds a change's deltas and closes its intents: one script call per shard. */
+  type Finish = (deltas: Deltas) => Promise<Map<string, FinishedInboxChange>>;
+  const none: CountVector = new Map();
 
   return {
     keysOf,
@@ -156,13 +182,11 @@ export function createUnreadCounter(deps: {
     announce,
     read,
 
-    // The total right after a change answers unless another change of the user was still in
-    // flight (its delta may come after this one's though it committed first): then a read.
     async settle(siteId, userId, state) {
-      if (!state) return read(siteId, userId);
-      // The finish already told whether another change of the user is in flight: no second look.
-      if (state.running > 0) return countRows(siteId, userId, state.version);
-      return state.total !== null ? { unread: state.total, version: state.version } : read(siteId, userId);
+      // The finish already told whether another change of the user is running: no second look.
+      if (state && state.running > 0) return { counts: await countRows(deps.db, siteId, userId), version: state.version };
+      if (state?.counts) return { counts: state.counts, version: state.version };
+      return read(siteId, userId);
     },
 
     async change<T>(users: readonly UserRef[], statement: () => Promise<StatementOutcome<T>>): Promise<ChangeOutcome<T>> {
@@ -182,15 +206,16 @@ export function createUnreadCounter(deps: {
       }
       const started = Date.now();
       await Promise.all([...groups.values()].map((g) => deps.realtime.inbox.begin(g.keys, changeId, g.users, started)));
-      const finish: Finish = async (deltas, durable) => {
+      const finish: Finish = async (deltas) => {
         const done = new Map<string, FinishedInboxChange>();
         const now = Date.now();
         await Promise.all(
           [...groups.values()].map(async ({ siteId, keys, users: ids }) => {
-            const changes = ids.map((userId) => {
-              const key = refKey(siteId, userId);
-              return { userId, delta: deltas.get(key) ?? 0, channel: channel(siteId, userId), durable: durable?.get(key) };
-            });
+            const changes = ids.map((userId) => ({
+              userId,
+              deltas: deltas.get(refKey(siteId, userId)) ?? none,
+              channel: channel(siteId, userId),
+            }));
             const states = await deps.realtime.inbox.finish(keys, changeId, changes, now);
             states.forEach((state, i) => done.set(refKey(siteId, ids[i] as string), state));
           }),
@@ -207,7 +232,7 @@ export function createUnreadCounter(deps: {
         if (err instanceof TallyError || statementFailed(err)) await finish(new Map());
         throw err;
       }
-      const finished = await finish(outcome.deltas, outcome.durable);
+      const finished = await finish(outcome.deltas);
       return { result: outcome.result, finished };
     },
   };

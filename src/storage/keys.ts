@@ -30,8 +30,8 @@ export interface InboxKeys {
   readonly versions: string;
   /** Sorted set userId -> time of the last change: who the reconciler checks next. */
   readonly touched: string;
-  /** Hash userId -> the user's count (durable + pending + in flight), moved by every delta. */
-  readonly totals: string;
+  /** Hash of a user's kept counts (count name -> durable + pending + in flight), moved by every delta. */
+  counts(userId: string): string;
   /** Hash userId -> how many of the user's changes are begun and not finished (their intents). */
   readonly running: string;
 }
@@ -86,7 +86,7 @@ export function createKeys(prefix: string) {
         intents: `${tag}:intents`,
         versions: `${tag}:versions`,
         touched: `${tag}:touched`,
-        totals: `${tag}:totals`,
+        counts: (userId: string) => `${tag}:c:${part(userId)}`,
         running: `${tag}:running`,
       };
     },

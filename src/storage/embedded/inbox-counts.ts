@@ -1,17 +1,19 @@
+import { bufferField, parseBufferField, userPrefix } from '../inbox-count-names.js';
 import type { InboxCounts, InboxState } from '../inbox-counts.js';
 import type { InboxKeys } from '../keys.js';
 import type { LiveChannel } from '../live-channel.js';
 import type { EmbeddedBuffers } from './counter-buffers.js';
 
-// The embedded default's inbox counts: per user, the version, the kept total, when it was last
+// The embedded default's inbox counts: per user, the version, the kept counts, when it was last
 // touched and the changes running now. A change is still begun and finished around its SQL
 // statement, because the reconciler of this same process may run between the two awaits; what
 // one process does not need is the shard-wide bookkeeping of Redis (intent fields, hashes).
-// Deltas go to the shared buffers the flusher writes behind to PGlite.
+// Deltas go to the shared buffers the flusher writes behind to PGlite, under the same field
+// names as in Redis.
 
 interface UserCount {
   version: number;
-  total: number | null;
+  counts: Map<string, number> | null;
   /** Last change (ms), until the reconciler checked it. */
   touchedAt: number | null;
   /** Changes begun and not finished: change id -> start (ms). */
@@ -32,10 +34,27 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
   const userOf = (keys: InboxKeys, userId: string) => {
     const users = usersOf(keys);
     let user = users.get(userId);
-    if (!user) users.set(userId, (user = { version: 0, total: null, touchedAt: null, running: new Map() }));
+    if (!user) users.set(userId, (user = { version: 0, counts: null, touchedAt: null, running: new Map() }));
     return user;
   };
   const bump = (user: UserCount, nowMs: number) => (user.version = user.version === 0 ? firstVersion(nowMs) : user.version + 1);
+  // Zeros left out, as Redis answers them: a missing name is 0.
+  const copy = (counts: Map<string, number> | null) => (counts ? new Map([...counts].filter(([, value]) => value !== 0)) : null);
+
+  /** The user's deltas in the buffer, pending and in flight, by count name. */
+  function buffered(keys: InboxKeys, userId: string) {
+    const prefix = userPrefix(userId);
+    const pending = new Map<string, number>();
+    const inflight = new Map<string, number>();
+    for (const field of buffers.names(keys.buffer)) {
+      if (!field.startsWith(prefix)) continue;
+      const value = buffers.valueOf(keys.buffer, field);
+      const name = field.slice(prefix.length);
+      if (value.pending !== 0) pending.set(name, value.pending);
+      if (value.inflight !== 0) inflight.set(name, value.inflight);
+    }
+    return { pending, inflight };
+  }
 
   return {
     async begin(keys, changeId, userIds, nowMs) {
@@ -47,46 +66,49 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
     },
 
     async finish(keys, changeId, changes, nowMs) {
-      return changes.map(({ userId, delta, channel, durable }) => {
+      return changes.map(({ userId, deltas, channel }) => {
         const user = userOf(keys, userId);
         const applied = user.running.delete(changeId);
-        if (applied && delta !== 0) {
-          buffers.add(keys.buffer, userId, delta);
-          if (user.total !== null) user.total += delta;
+        const moved = [...deltas].filter(([, delta]) => delta !== 0);
+        if (applied && moved.length > 0) {
+          for (const [name, delta] of moved) {
+            buffers.add(keys.buffer, bufferField(userId, name), delta);
+            if (user.counts) user.counts.set(name, (user.counts.get(name) ?? 0) + delta);
+          }
           bump(user, nowMs);
           if (channel) void deps.live.publish(channel, String(user.version));
         }
         if (!applied) user.touchedAt = nowMs;
-        const value = buffers.valueOf(keys.buffer, userId);
-        if (user.total === null && durable && value.doneSeq <= durable.lastSeq) {
-          user.total = durable.durable + value.pending + (value.inflightSeq > durable.lastSeq ? value.inflight : 0);
-        }
-        return { applied, version: user.version, ...value, total: user.total, running: user.running.size };
+        return { applied, version: user.version, running: user.running.size, counts: copy(user.counts) };
       });
+    },
+
+    async readCounts(keys, userId) {
+      const user = usersOf(keys).get(userId);
+      return { version: user?.version ?? 0, running: user?.running.size ?? 0, counts: copy(user?.counts ?? null) };
+    },
+
+    async keepCounts(keys, userId, counts, expectVersion) {
+      const user = userOf(keys, userId);
+      if (user.counts || user.version !== expectVersion || user.running.size > 0) return false;
+      user.counts = new Map(counts);
+      return true;
     },
 
     async readState(keys, userId): Promise<InboxState> {
       const user = usersOf(keys).get(userId);
       const starts = [...(user?.running.values() ?? [])];
+      const { inflightSeq, doneSeq } = buffers.valueOf(keys.buffer, '');
       return {
         version: user?.version ?? 0,
-        ...buffers.valueOf(keys.buffer, userId),
+        running: starts.length,
+        counts: copy(user?.counts ?? null),
         intents: starts.length,
         oldestIntentMs: starts.length > 0 ? Math.min(...starts) : 0,
-        total: user?.total ?? null,
+        ...buffered(keys, userId),
+        inflightSeq,
+        doneSeq,
       };
-    },
-
-    async readTotal(keys, userId, durable) {
-      const user = usersOf(keys).get(userId);
-      const version = user?.version ?? 0;
-      const running = user?.running.size ?? 0;
-      if (user && user.total !== null) return { version, total: user.total, running };
-      const value = buffers.valueOf(keys.buffer, userId);
-      if (!durable || value.doneSeq > durable.lastSeq) return { version, total: null, running };
-      const total = durable.durable + value.pending + (value.inflightSeq > durable.lastSeq ? value.inflight : 0);
-      userOf(keys, userId).total = total;
-      return { version, total, running };
     },
 
     async staleUsers(keys, beforeMs) {
@@ -107,11 +129,11 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
       return dropped;
     },
 
-    async repair(keys, userId, delta, expectVersion, nowMs) {
+    async repair(keys, userId, deltas, expectVersion, nowMs) {
       const user = userOf(keys, userId);
       if (user.version !== expectVersion) return false;
-      buffers.add(keys.buffer, userId, delta);
-      user.total = null;
+      for (const [name, delta] of deltas) buffers.add(keys.buffer, bufferField(userId, name), delta);
+      user.counts = null;
       bump(user, nowMs);
       return true;
     },
@@ -135,6 +157,13 @@ export function createEmbeddedInboxCounts(deps: { buffers: EmbeddedBuffers; live
       }
     },
 
-    bufferedUsers: async (keys) => buffers.names(keys.buffer),
+    async bufferedUsers(keys) {
+      const users = new Set<string>();
+      for (const field of buffers.names(keys.buffer)) {
+        const parsed = parseBufferField(field);
+        if (parsed) users.add(parsed.userId);
+      }
+      return [...users];
+    },
   };
 }
