@@ -496,7 +496,7 @@ async function main(): Promise<void> {
   }, DEADLINE_MS);
   deadline.unref();
   say(
-    `bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`,
+    `bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read (Tally: 30 % mark-read, 5 % mark-seen, 5 % archive) / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`,
   );
   const results: Result[] = [];
   for (const mix of MIXES) {
@@ -527,7 +527,7 @@ async function main(): Promise<void> {
   say('');
   say(table(Object.keys(rows[0] ?? {}), rows));
   say(
-    'Counter statements: Tally, statements that wrote unread_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).',
+    'Counter statements: Tally, statements that wrote inbox_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).',
   );
   const find = (system: string, mix: string) => results.find((r) => r.system === system && r.mix === mix);
   say('');
