@@ -14,7 +14,8 @@ import { int, ms, type Row, table } from './lib/report.js';
 import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-server.js';
 
 // npm run bench:inbox — the notification inbox under a 50 % create / 40 % mark-read / 10 % count
-// mix, 32 connections (wrk, its own process), two mixes: uniform over 10,000 users, and hot (90 %
+// mix (for Tally, 30 % mark-read, 5 % mark-seen and 5 % archive: flavour "states"; the other
+// systems have no such states), 32 connections (wrk, its own process), two mixes: uniform over 10,000 users, and hot (90 %
 // of requests aimed at 10 users). Against the same PostgreSQL, in the same run: Tally (buffered
 // counter), the naive path (bench/inbox/naive-server.ts: the counter row updated by every
 // mutation) and the tutorial's Django app (gunicorn 4 sync workers, persistent connections;
@@ -68,6 +69,8 @@ interface Wrk {
   creates: number;
   reads: number;
   counts: number;
+  /** Mark-seens and archives (flavour "states" only). */
+  states: number;
 }
 
 async function wrk(url: string, flavour: string, hot: number, seconds: number, auth?: string, connections = CONNECTIONS): Promise<Wrk> {
@@ -105,6 +108,7 @@ async function wrk(url: string, flavour: string, hot: number, seconds: number, a
     creates: r['creates']!,
     reads: r['reads']!,
     counts: r['counts']!,
+    states: (r['seens'] ?? 0) + (r['archives'] ?? 0),
   };
 }
 
@@ -147,7 +151,8 @@ const pct = (values: number[], p: number) => {
 };
 
 interface Target {
-  flavour: 'tally' | 'django';
+  /** The mix wrk sends (bench/inbox/mix.lua): 'states' is Tally's, with mark-seen and archive. */
+  flavour: 'states' | 'tally' | 'django';
   url: string;
   /** The server's process (its descendants count with it: Tally's worker, gunicorn's workers). */
   pid: number;
@@ -182,8 +187,11 @@ async function withClient<T>(database: string | null, fn: (c: pg.Client) => Prom
   }
 }
 
-/** Notifications 1..BASE for users 1..USERS, HOT_FIRST.. for users 1..10; unread counts to match. */
-async function seedTallyTables(schema: string, siteId: string): Promise<void> {
+/**
+ * Notifications 1..BASE for users 1..USERS, HOT_FIRST.. for users 1..10; counts to match in
+ * `counts` (Tally's inbox_counts, or the naive path's unread_counts).
+ */
+async function seedTallyTables(schema: string, siteId: string, counts: 'inbox_counts' | 'unread_counts'): Promise<void> {
   await withClient(null, async (c) => {
     await c.query(`SET search_path = ${schema}`);
     await c.query(
@@ -193,11 +201,13 @@ async function seedTallyTables(schema: string, siteId: string): Promise<void> {
        SELECT $1, g::text, (((g - ${HOT_FIRST}) % 10) + 1)::text, 'seed' FROM generate_series(${HOT_FIRST}, ${HOT_FIRST + HOT_COUNT - 1}) g`,
       [siteId],
     );
+    const columns = counts === 'inbox_counts' ? 'unseen, unread, total' : 'unread';
+    const values = counts === 'inbox_counts' ? 'count(*), count(*), count(*)' : 'count(*)';
     await c.query(
-      'INSERT INTO unread_counts (site_id, user_id, unread) SELECT site_id, user_id, count(*) FROM notifications WHERE site_id = $1 GROUP BY site_id, user_id',
+      `INSERT INTO ${counts} (site_id, user_id, ${columns}) SELECT site_id, user_id, ${values} FROM notifications WHERE site_id = $1 GROUP BY site_id, user_id`,
       [siteId],
     );
-    await c.query('ANALYZE notifications; ANALYZE unread_counts');
+    await c.query(`ANALYZE notifications; ANALYZE ${counts}`);
   });
 }
 
@@ -212,13 +222,13 @@ async function tableWrites(database: string | null, schema: string, table: strin
   });
 }
 
-/** Counts the INSERT statements on the schema's unread_counts (Tally's flush runs nothing else on it). */
+/** Counts the INSERT statements on the schema's inbox_counts (Tally's flush runs nothing else on it). */
 async function countStatements(schema: string): Promise<void> {
   await withClient(null, async (c) => {
     await c.query(`CREATE SEQUENCE ${schema}.counter_statements`);
     await c.query(`CREATE FUNCTION ${schema}.count_counter_statement() RETURNS trigger LANGUAGE plpgsql
       AS $$ BEGIN PERFORM nextval('${schema}.counter_statements'); RETURN NULL; END $$`);
-    await c.query(`CREATE TRIGGER counter_statements AFTER INSERT ON ${schema}.unread_counts
+    await c.query(`CREATE TRIGGER counter_statements AFTER INSERT ON ${schema}.inbox_counts
       FOR EACH STATEMENT EXECUTE FUNCTION ${schema}.count_counter_statement()`);
   });
 }
@@ -250,7 +260,7 @@ async function startTallyTarget(): Promise<Target> {
   const setup = await openContext(tallyConfig(name), pino({ level: 'warn' }));
   const site = await setup.sites.create('bench');
   await setup.close();
-  await seedTallyTables(name, site.id);
+  await seedTallyTables(name, site.id, 'inbox_counts');
   await countStatements(name);
   const port = await freePort();
   const proc = start(process.execPath, [...NODE_ARGS, '--import', 'tsx', 'src/cli.ts', 'serve'], {
@@ -270,14 +280,14 @@ async function startTallyTarget(): Promise<Target> {
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/readyz`, proc);
   return {
-    flavour: 'tally',
+    flavour: 'states',
     url,
     pid: proc.pid,
     auth: `Bearer ${site.secretKey}`,
-    counterWrites: async () => ({ rows: await tableWrites(null, name, 'unread_counts'), statements: await counterStatements(name) }),
+    counterWrites: async () => ({ rows: await tableWrites(null, name, 'inbox_counts'), statements: await counterStatements(name) }),
     stop: () => stop(proc, 15_000),
     async drift() {
-      // The reconciler's own measure: durable + buffered against COUNT(*) for every user.
+      // The reconciler's own measure: durable + buffered against the rows, every count of every user.
       const ctx = await openContext(tallyConfig(name), pino({ level: 'warn' }));
       try {
         const report = await reconcileAll({ ...ctx, counter: createUnreadCounter(ctx) }, site.id, { staleMs: 0 });
@@ -300,8 +310,12 @@ async function startNaiveTarget(): Promise<Target> {
   await db.query(
     "INSERT INTO sites (id, name, write_key_hash, secret_key_hash, token_signing_key) VALUES ('naive', 'naive', 'w', 's', 'k')",
   );
+  // The naive path's own counter table: one unread number per user, bumped by every mutation.
+  await db.query(
+    'CREATE TABLE unread_counts (site_id text NOT NULL, user_id text NOT NULL, unread bigint NOT NULL DEFAULT 0, PRIMARY KEY (site_id, user_id))',
+  );
   await db.close();
-  await seedTallyTables(schema, 'naive');
+  await seedTallyTables(schema, 'naive', 'unread_counts');
   const port = await freePort();
   const proc = start(process.execPath, ['--import', 'tsx', 'bench/inbox/naive-server.ts'], {
     cwd: REPO_ROOT,
@@ -450,7 +464,7 @@ async function measure(system: string, mix: string): Promise<Result> {
       system,
       mix,
       rps: ok / load.seconds,
-      markReadRps: (ok / load.seconds) * (load.reads / Math.max(1, load.creates + load.reads + load.counts)),
+      markReadRps: (ok / load.seconds) * (load.reads / Math.max(1, load.creates + load.reads + load.counts + load.states)),
       readP50: pct(reads, 50),
       readP99: pct(reads, 99),
       countP50: pct(counts, 50),
@@ -482,7 +496,7 @@ async function main(): Promise<void> {
   }, DEADLINE_MS);
   deadline.unref();
   say(
-    `bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`,
+    `bench:inbox — ${CONNECTIONS} connections, ${DURATION_S} s per run after ${WARMUP_S} s warm-up; 50 % create / 40 % mark-read (Tally: 30 % mark-read, 5 % mark-seen, 5 % archive) / 10 % count; Tally: ${HTTP_PROCESSES} HTTP process(es) + worker`,
   );
   const results: Result[] = [];
   for (const mix of MIXES) {
@@ -513,7 +527,7 @@ async function main(): Promise<void> {
   say('');
   say(table(Object.keys(rows[0] ?? {}), rows));
   say(
-    'Counter statements: Tally, statements that wrote unread_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).',
+    'Counter statements: Tally, statements that wrote inbox_counts (a statement trigger counts them); naive and Django, rows written (one per single-row bump; bumps that matched no row are not counted).',
   );
   const find = (system: string, mix: string) => results.find((r) => r.system === system && r.mix === mix);
   say('');

@@ -313,5 +313,44 @@ describe.each<Mode>(['external', 'embedded'])('inbox states (%s)', (mode) => {
     expect(unknown.body['error']).toMatchObject({ code: 'not_found', path: '/actionId' });
   });
 
+  it("streams one tenant's counts with ?tenant=, with the version of every change of the user", async () => {
+    const user = uniqueName('u');
+    await create({ userId: user, title: 'w1', tenant: 'w1' });
+    await create({ userId: user, title: 'w2', tenant: 'w2' });
+    const address = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const controller = new AbortController();
+    const res = await fetch(`${address}/v1/users/${user}/notifications/stream?tenant=w1`, {
+      headers: { authorization: await tokenFor(user) },
+      signal: controller.signal,
+    });
+    expect(res.status).toBe(200);
+    const events: { unread: number; version: number; counts: ReturnType<typeof c> }[] = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (let at = buffered.indexOf('\n\n'); at >= 0; at = buffered.indexOf('\n\n')) {
+          const data = buffered
+            .slice(0, at)
+            .split('\n')
+            .find((l) => l.startsWith('data: '));
+          buffered = buffered.slice(at + 2);
+          if (data) events.push(JSON.parse(data.slice(6)));
+        }
+      }
+    })().catch(() => undefined);
+    await eventually(async () => expect(events.at(-1)).toMatchObject({ unread: 1, counts: c(1, 1, 1) }), 5_000, 25);
+    await create({ userId: user, title: 'w1 again', tenant: 'w1' });
+    await eventually(async () => expect(events.at(-1)).toMatchObject({ unread: 2, counts: c(2, 2, 2) }), 5_000, 25);
+    // Another tenant's change moves the version; this stream's counts stay its tenant's.
+    await create({ userId: user, title: 'w2 again', tenant: 'w2' });
+    await send('POST', `/v1/users/${user}/notifications/seen-all`, { tenant: 'w1' });
+    await eventually(async () => expect(events.at(-1)).toMatchObject({ unread: 2, counts: c(0, 2, 2) }), 5_000, 25);
+    for (let i = 1; i < events.length; i++) expect(events[i]!.version).toBeGreaterThan(events[i - 1]!.version);
+    controller.abort();
+    await reading;
+  });
+
   const counter = () => createUnreadCounter(t.ctx);
 });
