@@ -14,7 +14,7 @@ import { GoalRepository } from './goals/goal-repository.js';
 import { registerGoalRoutes } from './goals/goal-routes.js';
 import { createAuth } from './http/auth.js';
 import { answerClientError, answerFrameworkError, MAX_PARAM_LENGTH, registerErrorHandling } from './http/error-handler.js';
-import { registerJsonBodies } from './http/json-body.js';
+import { createJsonParser, registerJsonBodies } from './http/json-body.js';
 import { serializeRequest } from './http/request-log.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { registerInboxRoutes } from './inbox/inbox-routes.js';
@@ -109,11 +109,7 @@ export async function buildApp(ctx: Context, options: AppOptions = {}): Promise<
   await app.register(async (collectApp) => {
     // RudderStack's Node SDK posts its gzipped JSON through axios, which labels a Buffer body as a
     // form; RudderStack's own server reads it as JSON regardless, so the collect routes do too.
-    collectApp.addContentTypeParser(
-      'application/x-www-form-urlencoded',
-      { parseAs: 'string' },
-      app.getDefaultJsonParser('error', 'ignore'),
-    );
+    collectApp.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, createJsonParser(app));
     registerSegmentRoutes(collectApp, collect);
     registerClickRoute(collectApp, collect);
     registerPlausibleRoute(collectApp, { ...collect, sites: ctx.sites, unknownDomain: metrics.plausibleUnknownDomain });

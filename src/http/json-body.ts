@@ -51,19 +51,22 @@ export function jsonDeeperThan(text: string, maxDepth: number): boolean {
 export const tooDeep = (): TallyError =>
   new TallyError('invalid_json', `The JSON nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels.`);
 
-/**
- * application/json, and text/plain parsed as JSON (navigator.sendBeacon posts text/plain), both
- * through Fastify's own parser (prototype poisoning refused) once the depth is known to be safe.
- */
-export function registerJsonBodies(app: FastifyInstance): void {
-  type Done = (err: Error | null, body?: unknown) => void;
+type Done = (err: Error | null, body?: unknown) => void;
+
+/** Fastify's own JSON parser (prototype poisoning refused), once the depth is known to be safe. */
+export function createJsonParser(app: FastifyInstance) {
   // Fastify's default parser takes a callback (its type also allows a promise-returning one).
   const parse = app.getDefaultJsonParser('error', 'ignore') as (request: FastifyRequest, body: string, done: Done) => void;
-  const parser = (request: FastifyRequest, body: string, done: Done) => {
+  return (request: FastifyRequest, body: string, done: Done) => {
     if (body.trim() === '' && request.routeOptions.config.acceptsEmptyBody === true) return done(null, undefined);
     if (jsonDeeperThan(body, MAX_JSON_DEPTH)) return done(tooDeep(), undefined);
     return parse(request, body, done);
   };
+}
+
+/** application/json, and text/plain parsed as JSON (navigator.sendBeacon posts text/plain). */
+export function registerJsonBodies(app: FastifyInstance): void {
+  const parser = createJsonParser(app);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
   app.addContentTypeParser('text/plain', { parseAs: 'string' }, parser);
 }
