@@ -107,7 +107,8 @@ describe.each(['external', 'embedded'] as const)('event store behind the pipelin
         visitor: 'user-1',
         user_id: 'user-1',
         page: '/pricing',
-        referrer_host: 'google.com',
+        // Session-level: e3 (identify, sent just before it) started user-1's session, without a referrer.
+        referrer_host: null,
         product: null,
         engaged_ms: 4200,
         ts: undefined,
