@@ -51,8 +51,12 @@ function columnSql(d: FilterDimension | Dimension, p: Params): string {
   throw new Error(`no column for ${d.name}`);
 }
 
-/** SQL that is true where the condition holds, never NULL (a missing value is not any value). */
-function conditionSql(c: Condition, p: Params): string {
+/**
+ * SQL that is true where the condition holds. Under a negation it is never NULL (a missing value
+ * is not any value); elsewhere NULL stands for false as it does in WHERE, FILTER and bool_or, and
+ * the bare comparison is a filter the Parquet scan can evaluate (COALESCE hides it).
+ */
+function conditionSql(c: Condition, p: Params, negated: boolean): string {
   let positive: string;
   if (c.dimension.kind === 'goal') {
     const goals = c.goals ?? [];
@@ -67,15 +71,16 @@ function conditionSql(c: Condition, p: Params): string {
       for (const v of values) parts.push(`contains(${col}, ${p.add(v)})`);
     }
     if (values.length < c.values.length) parts.push(`${col} IS NULL`);
-    positive = `coalesce(${parts.join(' OR ')}, false)`;
+    const negates = negated || c.op === 'is_not' || c.op === 'contains_not';
+    positive = negates ? `coalesce(${parts.join(' OR ')}, false)` : `(${parts.join(' OR ')})`;
   }
   return c.op === 'is_not' || c.op === 'contains_not' ? `NOT ${positive}` : positive;
 }
 
-export function filterSql(f: Filter, p: Params): string {
-  if ('dimension' in f) return conditionSql(f, p);
-  if (f.op === 'not') return `NOT (${filterSql(f.filter, p)})`;
-  return `(${f.filters.map((x) => filterSql(x, p)).join(f.op === 'and' ? ' AND ' : ' OR ')})`;
+export function filterSql(f: Filter, p: Params, negated = false): string {
+  if ('dimension' in f) return conditionSql(f, p, negated);
+  if (f.op === 'not') return `NOT (${filterSql(f.filter, p, true)})`;
+  return `(${f.filters.map((x) => filterSql(x, p, negated)).join(f.op === 'and' ? ' AND ' : ' OR ')})`;
 }
 
 /** The filter without its top-level goal conditions (conversion_rate's denominator), or null. */
@@ -103,20 +108,25 @@ const METRIC_SQL: Record<Metric, string> = {
   clicks: 'coalesce(e.clicks, 0)',
   time_on_page: ratio('e.engaged_ms', 'e.engagements', 0.001, 1),
   conversions: 'coalesce(e.conversions, 0)',
-  conversion_rate: ratio('e.visitors', 'b.base_visitors', 100, 2),
+  conversion_rate: ratio('e.visitors', 'base_visitors', 100, 2),
   revenue: `${ROUND('coalesce(e.revenue, 0)::DOUBLE', 2)}`,
 };
 
-/** Event aggregates (over m) and the metrics that read them. */
-const EVENT_AGGREGATES: Record<string, string> = {
-  pageviews: "count(*) FILTER (WHERE kind = 'pageview')",
-  events: "count(*) FILTER (WHERE kind = 'event')",
-  clicks: "count(*) FILTER (WHERE kind = 'event' AND product IS NOT NULL)",
-  visitors: 'count(DISTINCT visitor)',
-  engagements: "count(*) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
-  engaged_ms: "sum(engaged_ms) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
-  conversions: 'count(*)',
-  revenue: 'sum(revenue)',
+/** Event aggregates (over m) and the metrics that read them: the aggregate and the rows it counts. */
+const EVENT_AGGREGATES: Record<string, { of: string; where?: string }> = {
+  pageviews: { of: 'count(*)', where: "kind = 'pageview'" },
+  events: { of: 'count(*)', where: "kind = 'event'" },
+  clicks: { of: 'count(*)', where: "kind = 'event' AND product IS NOT NULL" },
+  visitors: { of: 'count(DISTINCT visitor)' },
+  engagements: { of: 'count(*)', where: "kind = 'engagement' AND engaged_ms > 0" },
+  engaged_ms: { of: 'sum(engaged_ms)', where: "kind = 'engagement' AND engaged_ms > 0" },
+  conversions: { of: 'count(*)' },
+  revenue: { of: 'sum(revenue)' },
+};
+const aggregateSql = (name: string, also?: string): string => {
+  const { of, where } = EVENT_AGGREGATES[name] ?? { of: 'NULL' };
+  const rows = [where, also].filter((w) => w !== undefined);
+  return `${of}${rows.length > 0 ? ` FILTER (WHERE ${rows.join(' AND ')})` : ''} AS ${name}`;
 };
 const EVENT_NEEDS: Partial<Record<Metric, readonly string[]>> = {
   visitors: ['visitors'],
@@ -141,6 +151,11 @@ function conditions(f: Filter | null): Condition[] {
   if ('dimension' in f) return [f];
   return f.op === 'not' ? conditions(f.filter) : f.filters.flatMap(conditions);
 }
+
+// Sessions are grouped by a 64-bit hash of their id: a fixed-width key groups millions of sessions
+// markedly faster than the text, and two of a site's sessions sharing a hash is a one in 10^7
+// chance at millions of sessions.
+const SESSION_KEY = 'hash(session)';
 
 const isExitPage = (d: FilterDimension | Dimension) => d.kind === 'column' && d.perSession === true;
 
@@ -215,8 +230,16 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     ctes.push(`m AS (SELECT * FROM (${union})${where})`);
   } else ctes.push(`m AS (SELECT * FROM ev${where})`);
 
-  if (eventNeeds.size > 0) {
-    const aggregates = [...eventNeeds].map((n) => `${EVENT_AGGREGATES[n]} AS ${n}`);
+  // conversion_rate's two visitor counts in one pass when they share their groups: the events
+  // of the filter less its goal conditions, the goal's among them flagged.
+  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
+  if (baseWithEvents) {
+    const base = withoutGoals(query.filters);
+    const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
+    const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor) AS base_visitors'];
+    ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
+  } else if (eventNeeds.size > 0) {
+    const aggregates = [...eventNeeds].map((n) => aggregateSql(n));
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM m${groupBy(names())})`);
   }
   if (sessionMetrics) {
@@ -232,7 +255,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
       const rows = query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT session, ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
+      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY ${SESSION_KEY})`);
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
@@ -240,7 +263,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // Visits per group of an event-level dimension: the (session, values) pairs of the matching
       // events, each joined to its session's figures.
       const exit = needExit ? [exitSql] : [];
-      ctes.push(`s AS (SELECT session, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY session)`);
+      ctes.push(`s AS (SELECT ${SESSION_KEY} AS sid, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY sid)`);
       const pairCols = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? []
@@ -250,7 +273,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
               ? []
               : [`coalesce(${columnSql(d, p)}, '${NONE}') AS d${i}`],
       );
-      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}session FROM m)`);
+      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}${SESSION_KEY} AS sid FROM m)`);
       const outer = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? [`${bucketSql(d.unit, 's_t0', zone)} AS d${i}`]
@@ -258,10 +281,10 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
             ? [`coalesce(exit_page, '${NONE}') AS d${i}`]
             : [`d${i}`],
       );
-      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session)${groupBy(names())})`);
+      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (sid)${groupBy(names())})`);
     }
   }
-  if (needBase) {
+  if (needBase && !baseWithEvents) {
     const base = withoutGoals(query.filters);
     ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor) AS base_visitors
       FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}${groupBy(names(true))})`);
@@ -271,7 +294,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     cols.length === 0 ? ` CROSS JOIN ${alias}` : ` ${kind} JOIN ${alias} USING (${cols.join(', ')})`;
   let from_ = eventNeeds.size > 0 ? 'e' : 'v';
   if (sessionMetrics && eventNeeds.size > 0) from_ += join('v', names(), 'FULL');
-  if (needBase) from_ += join('b', names(true), 'LEFT');
+  if (needBase && !baseWithEvents) from_ += join('b', names(true), 'LEFT');
 
   const metricCols = query.metrics.map((m, i) => `${METRIC_SQL[m]} AS m${i}`);
   const nonZero = query.metrics.map((_, i) => `m${i} <> 0`).join(' OR ');
