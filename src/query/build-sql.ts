@@ -204,7 +204,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   ];
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
   const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";
-  const sessionStats = "count(*) FILTER (WHERE kind = 'pageview') AS s_pv, min(ts) AS s_t0, max(ts) AS s_t1";
+  // A session's first and last event only when a duration or a time bucket reads them: each is
+  // one more aggregate state per session.
+  const sessionTimes = query.metrics.includes('visit_duration')
+    ? ['min(ts) AS s_t0', 'max(ts) AS s_t1']
+    : dims.some((d) => d.kind === 'time')
+      ? ['min(ts) AS s_t0']
+      : [];
+  const sessionStats = ["count(*) FILTER (WHERE kind = 'pageview') AS s_pv", ...sessionTimes].join(', ');
 
   /** Dimension columns d0…dn; time at `timeOf` (the event's, or the session's start). */
   const dimCols = (timeOf: string, skipGoal = false) =>
@@ -243,8 +250,12 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM m${groupBy(names())})`);
   }
   if (sessionMetrics) {
-    const visitAggregates = `count(*) AS visits, sum(s_pv) AS session_pageviews, count(*) FILTER (WHERE s_pv <= 1) AS bounces,
-        sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms`;
+    const visitAggregates = [
+      'count(*) AS visits',
+      'sum(s_pv) AS session_pageviews',
+      'count(*) FILTER (WHERE s_pv <= 1) AS bounces',
+      ...(query.metrics.includes('visit_duration') ? ['sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms'] : []),
+    ].join(', ');
     if (bySessions) {
       // One pass over the range's events per session: its figures, its visit-level values, and
       // whether one of its events matches the filters.
