@@ -144,7 +144,9 @@ const METRIC_COLUMNS: Partial<Record<Metric, readonly string[]>> = {
   time_on_page: ['engaged_ms'],
   revenue: ['revenue'],
 };
-const GOAL_COLUMNS = ['page', 'name', 'props'];
+/** The columns goalSql reads (beyond kind): the props map, a wide column, only for goals on properties. */
+const goalColumns = (goal: Goal): string[] =>
+  goal.page !== undefined ? ['page'] : Object.keys(goal.props ?? {}).length > 0 ? ['name', 'props'] : ['name'];
 
 function conditions(f: Filter | null): Condition[] {
   if (f === null) return [];
@@ -194,8 +196,9 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   for (const d of [...dims, ...conds.map((c) => c.dimension)]) {
     if (d.kind === 'column' && !isExitPage(d)) columns.add(d.sql);
     else if (d.kind === 'prop') columns.add('props');
-    else if (d.kind === 'goal') GOAL_COLUMNS.forEach((c) => columns.add(c));
   }
+  const goalsRead = [...(dims.some((d) => d.kind === 'goal') ? query.goals : []), ...conds.flatMap((c) => c.goals ?? [])];
+  for (const c of goalsRead.flatMap(goalColumns)) columns.add(c);
 
   const ctes: string[] = [
     `all_ AS (SELECT ${[...columns].join(', ')} FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
