@@ -229,6 +229,10 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
 
   // The events the filters select, with their session's exit page when a filter or an event
   // figure grouped by it needs it on the rows.
+  const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
+  // Visits of sessions picked by visit-level filters alone: their rows are exactly the matching events.
+  const sessionsOfMatches = sessionMetrics && bySessions && query.filters !== null && visitLevel && !dims.some((d) => d.kind === 'goal');
+  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
   const exitOnRows = exitInFilter || (dims.some(isExitPage) && (eventNeeds.size > 0 || needBase));
   if (exitOnRows) {
     ctes.push(`x AS (SELECT session, ${exitSql} FROM all_ GROUP BY session)`);
@@ -238,11 +242,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     const parts = query.goals.map((g) => `SELECT ev.*, ${p.add(g.name)}::VARCHAR AS goal FROM ev WHERE ${goalSql(g, p)}`);
     const union = parts.length === 0 ? 'SELECT ev.*, NULL::VARCHAR AS goal FROM ev WHERE false' : parts.join(' UNION ALL ');
     ctes.push(`m AS (SELECT * FROM (${union})${where})`);
-  } else ctes.push(`m AS (SELECT * FROM ev${where})`);
+  } else {
+    // The matching events once, when both the event figures and the sessions read them (the
+    // Parquet files are then scanned once, and only the matching rows are kept).
+    ctes.push(`m AS${sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents ? ' MATERIALIZED' : ''} (SELECT * FROM ev${where})`);
+  }
 
   // conversion_rate's two visitor counts in one pass when they share their groups: the events
   // of the filter less its goal conditions, the goal's among them flagged.
-  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
   if (baseWithEvents) {
     const base = withoutGoals(query.filters);
     const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
@@ -265,10 +272,9 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       const values = dims.flatMap((d) => (d.kind === 'column' && !isExitPage(d) ? [`any_value(${d.sql}) AS ${d.sql}`] : []));
       // Filters on visit-level values alone hold for every event of a session or for none: they
       // pick the sessions' rows before grouping (a referrer's visits are a small share of all).
-      const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
-      const rows = query.filters !== null && visitLevel ? `all_${where}` : 'all_';
+      const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
       ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY ${SESSION_KEY})`);
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
