@@ -154,11 +154,6 @@ function conditions(f: Filter | null): Condition[] {
   return f.op === 'not' ? conditions(f.filter) : f.filters.flatMap(conditions);
 }
 
-// Sessions are grouped by a 64-bit hash of their id: a fixed-width key groups millions of sessions
-// markedly faster than the text, and two of a site's sessions sharing a hash is a one in 10^7
-// chance at millions of sessions.
-const SESSION_KEY = 'hash(session)';
-
 const isExitPage = (d: FilterDimension | Dimension) => d.kind === 'column' && d.perSession === true;
 
 export interface BuildOptions {
@@ -275,7 +270,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
       const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY ${SESSION_KEY})`);
+      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
@@ -283,7 +278,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // Visits per group of an event-level dimension: the (session, values) pairs of the matching
       // events, each joined to its session's figures.
       const exit = needExit ? [exitSql] : [];
-      ctes.push(`s AS (SELECT ${SESSION_KEY} AS sid, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY sid)`);
+      ctes.push(`s AS (SELECT session, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY session)`);
       const pairCols = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? []
@@ -293,7 +288,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
               ? []
               : [`coalesce(${columnSql(d, p)}, '${NONE}') AS d${i}`],
       );
-      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}${SESSION_KEY} AS sid FROM m)`);
+      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}session FROM m)`);
       const outer = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? [`${bucketSql(d.unit, 's_t0', zone)} AS d${i}`]
@@ -301,7 +296,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
             ? [`coalesce(exit_page, '${NONE}') AS d${i}`]
             : [`d${i}`],
       );
-      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (sid)${groupBy(names())})`);
+      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session)${groupBy(names())})`);
     }
   }
   if (needBase && !baseWithEvents) {
