@@ -51,8 +51,12 @@ function columnSql(d: FilterDimension | Dimension, p: Params): string {
   throw new Error(`no column for ${d.name}`);
 }
 
-/** SQL that is true where the condition holds, never NULL (a missing value is not any value). */
-function conditionSql(c: Condition, p: Params): string {
+/**
+ * SQL that is true where the condition holds. Under a negation it is never NULL (a missing value
+ * is not any value); elsewhere NULL stands for false as it does in WHERE, FILTER and bool_or, and
+ * the bare comparison is a filter the Parquet scan can evaluate (COALESCE hides it).
+ */
+function conditionSql(c: Condition, p: Params, negated: boolean): string {
   let positive: string;
   if (c.dimension.kind === 'goal') {
     const goals = c.goals ?? [];
@@ -67,15 +71,16 @@ function conditionSql(c: Condition, p: Params): string {
       for (const v of values) parts.push(`contains(${col}, ${p.add(v)})`);
     }
     if (values.length < c.values.length) parts.push(`${col} IS NULL`);
-    positive = `coalesce(${parts.join(' OR ')}, false)`;
+    const negates = negated || c.op === 'is_not' || c.op === 'contains_not';
+    positive = negates ? `coalesce(${parts.join(' OR ')}, false)` : `(${parts.join(' OR ')})`;
   }
   return c.op === 'is_not' || c.op === 'contains_not' ? `NOT ${positive}` : positive;
 }
 
-export function filterSql(f: Filter, p: Params): string {
-  if ('dimension' in f) return conditionSql(f, p);
-  if (f.op === 'not') return `NOT (${filterSql(f.filter, p)})`;
-  return `(${f.filters.map((x) => filterSql(x, p)).join(f.op === 'and' ? ' AND ' : ' OR ')})`;
+export function filterSql(f: Filter, p: Params, negated = false): string {
+  if ('dimension' in f) return conditionSql(f, p, negated);
+  if (f.op === 'not') return `NOT (${filterSql(f.filter, p, true)})`;
+  return `(${f.filters.map((x) => filterSql(x, p, negated)).join(f.op === 'and' ? ' AND ' : ' OR ')})`;
 }
 
 /** The filter without its top-level goal conditions (conversion_rate's denominator), or null. */
@@ -103,20 +108,25 @@ const METRIC_SQL: Record<Metric, string> = {
   clicks: 'coalesce(e.clicks, 0)',
   time_on_page: ratio('e.engaged_ms', 'e.engagements', 0.001, 1),
   conversions: 'coalesce(e.conversions, 0)',
-  conversion_rate: ratio('e.visitors', 'b.base_visitors', 100, 2),
+  conversion_rate: ratio('e.visitors', 'base_visitors', 100, 2),
   revenue: `${ROUND('coalesce(e.revenue, 0)::DOUBLE', 2)}`,
 };
 
-/** Event aggregates (over m) and the metrics that read them. */
-const EVENT_AGGREGATES: Record<string, string> = {
-  pageviews: "count(*) FILTER (WHERE kind = 'pageview')",
-  events: "count(*) FILTER (WHERE kind = 'event')",
-  clicks: "count(*) FILTER (WHERE kind = 'event' AND product IS NOT NULL)",
-  visitors: 'count(DISTINCT visitor)',
-  engagements: "count(*) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
-  engaged_ms: "sum(engaged_ms) FILTER (WHERE kind = 'engagement' AND engaged_ms > 0)",
-  conversions: 'count(*)',
-  revenue: 'sum(revenue)',
+/** Event aggregates (over m) and the metrics that read them: the aggregate and the rows it counts. */
+const EVENT_AGGREGATES: Record<string, { of: string; where?: string }> = {
+  pageviews: { of: 'count(*)', where: "kind = 'pageview'" },
+  events: { of: 'count(*)', where: "kind = 'event'" },
+  clicks: { of: 'count(*)', where: "kind = 'event' AND product IS NOT NULL" },
+  visitors: { of: 'count(DISTINCT visitor)' },
+  engagements: { of: 'count(*)', where: "kind = 'engagement' AND engaged_ms > 0" },
+  engaged_ms: { of: 'sum(engaged_ms)', where: "kind = 'engagement' AND engaged_ms > 0" },
+  conversions: { of: 'count(*)' },
+  revenue: { of: 'sum(revenue)' },
+};
+const aggregateSql = (name: string, also?: string): string => {
+  const { of, where } = EVENT_AGGREGATES[name] ?? { of: 'NULL' };
+  const rows = [where, also].filter((w) => w !== undefined);
+  return `${of}${rows.length > 0 ? ` FILTER (WHERE ${rows.join(' AND ')})` : ''} AS ${name}`;
 };
 const EVENT_NEEDS: Partial<Record<Metric, readonly string[]>> = {
   visitors: ['visitors'],
@@ -134,7 +144,9 @@ const METRIC_COLUMNS: Partial<Record<Metric, readonly string[]>> = {
   time_on_page: ['engaged_ms'],
   revenue: ['revenue'],
 };
-const GOAL_COLUMNS = ['page', 'name', 'props'];
+/** The columns goalSql reads (beyond kind): the props map, a wide column, only for goals on properties. */
+const goalColumns = (goal: Goal): string[] =>
+  goal.page !== undefined ? ['page'] : Object.keys(goal.props ?? {}).length > 0 ? ['name', 'props'] : ['name'];
 
 function conditions(f: Filter | null): Condition[] {
   if (f === null) return [];
@@ -179,8 +191,9 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   for (const d of [...dims, ...conds.map((c) => c.dimension)]) {
     if (d.kind === 'column' && !isExitPage(d)) columns.add(d.sql);
     else if (d.kind === 'prop') columns.add('props');
-    else if (d.kind === 'goal') GOAL_COLUMNS.forEach((c) => columns.add(c));
   }
+  const goalsRead = [...(dims.some((d) => d.kind === 'goal') ? query.goals : []), ...conds.flatMap((c) => c.goals ?? [])];
+  for (const c of goalsRead.flatMap(goalColumns)) columns.add(c);
 
   const ctes: string[] = [
     `all_ AS (SELECT ${[...columns].join(', ')} FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
@@ -189,7 +202,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   ];
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
   const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";
-  const sessionStats = "count(*) FILTER (WHERE kind = 'pageview') AS s_pv, min(ts) AS s_t0, max(ts) AS s_t1";
+  // A session's first and last event only when a duration or a time bucket reads them: each is
+  // one more aggregate state per session.
+  const sessionTimes = query.metrics.includes('visit_duration')
+    ? ['min(ts) AS s_t0', 'max(ts) AS s_t1']
+    : dims.some((d) => d.kind === 'time')
+      ? ['min(ts) AS s_t0']
+      : [];
+  const sessionStats = ["count(*) FILTER (WHERE kind = 'pageview') AS s_pv", ...sessionTimes].join(', ');
 
   /** Dimension columns d0…dn; time at `timeOf` (the event's, or the session's start). */
   const dimCols = (timeOf: string, skipGoal = false) =>
@@ -204,6 +224,10 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
 
   // The events the filters select, with their session's exit page when a filter or an event
   // figure grouped by it needs it on the rows.
+  const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
+  // Visits of sessions picked by visit-level filters alone: their rows are exactly the matching events.
+  const sessionsOfMatches = sessionMetrics && bySessions && query.filters !== null && visitLevel && !dims.some((d) => d.kind === 'goal');
+  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
   const exitOnRows = exitInFilter || (dims.some(isExitPage) && (eventNeeds.size > 0 || needBase));
   if (exitOnRows) {
     ctes.push(`x AS (SELECT session, ${exitSql} FROM all_ GROUP BY session)`);
@@ -213,26 +237,40 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     const parts = query.goals.map((g) => `SELECT ev.*, ${p.add(g.name)}::VARCHAR AS goal FROM ev WHERE ${goalSql(g, p)}`);
     const union = parts.length === 0 ? 'SELECT ev.*, NULL::VARCHAR AS goal FROM ev WHERE false' : parts.join(' UNION ALL ');
     ctes.push(`m AS (SELECT * FROM (${union})${where})`);
-  } else ctes.push(`m AS (SELECT * FROM ev${where})`);
+  } else {
+    // The matching events once, when both the event figures and the sessions read them (the
+    // Parquet files are then scanned once, and only the matching rows are kept).
+    ctes.push(`m AS${sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents ? ' MATERIALIZED' : ''} (SELECT * FROM ev${where})`);
+  }
 
-  if (eventNeeds.size > 0) {
-    const aggregates = [...eventNeeds].map((n) => `${EVENT_AGGREGATES[n]} AS ${n}`);
+  // conversion_rate's two visitor counts in one pass when they share their groups: the events
+  // of the filter less its goal conditions, the goal's among them flagged.
+  if (baseWithEvents) {
+    const base = withoutGoals(query.filters);
+    const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
+    const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor) AS base_visitors'];
+    ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
+  } else if (eventNeeds.size > 0) {
+    const aggregates = [...eventNeeds].map((n) => aggregateSql(n));
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM m${groupBy(names())})`);
   }
   if (sessionMetrics) {
-    const visitAggregates = `count(*) AS visits, sum(s_pv) AS session_pageviews, count(*) FILTER (WHERE s_pv <= 1) AS bounces,
-        sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms`;
+    const visitAggregates = [
+      'count(*) AS visits',
+      'sum(s_pv) AS session_pageviews',
+      'count(*) FILTER (WHERE s_pv <= 1) AS bounces',
+      ...(query.metrics.includes('visit_duration') ? ['sum(epoch_ms(s_t1) - epoch_ms(s_t0)) AS duration_ms'] : []),
+    ].join(', ');
     if (bySessions) {
       // One pass over the range's events per session: its figures, its visit-level values, and
       // whether one of its events matches the filters.
       const values = dims.flatMap((d) => (d.kind === 'column' && !isExitPage(d) ? [`any_value(${d.sql}) AS ${d.sql}`] : []));
       // Filters on visit-level values alone hold for every event of a session or for none: they
       // pick the sessions' rows before grouping (a referrer's visits are a small share of all).
-      const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
-      const rows = query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT session, ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
+      const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
+      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
@@ -261,7 +299,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session)${groupBy(names())})`);
     }
   }
-  if (needBase) {
+  if (needBase && !baseWithEvents) {
     const base = withoutGoals(query.filters);
     ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor) AS base_visitors
       FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}${groupBy(names(true))})`);
@@ -271,7 +309,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     cols.length === 0 ? ` CROSS JOIN ${alias}` : ` ${kind} JOIN ${alias} USING (${cols.join(', ')})`;
   let from_ = eventNeeds.size > 0 ? 'e' : 'v';
   if (sessionMetrics && eventNeeds.size > 0) from_ += join('v', names(), 'FULL');
-  if (needBase) from_ += join('b', names(true), 'LEFT');
+  if (needBase && !baseWithEvents) from_ += join('b', names(true), 'LEFT');
 
   const metricCols = query.metrics.map((m, i) => `${METRIC_SQL[m]} AS m${i}`);
   const nonZero = query.metrics.map((_, i) => `m${i} <> 0`).join(' OR ');
