@@ -109,6 +109,8 @@ const GOALS: Goal[] = [
   { id: 'g2', name: 'Pro signup', event: 'Signed Up', props: { plan: 'pro' } },
   { id: 'g3', name: 'Pricing', page: '/pricing' },
   { id: 'g4', name: 'Blog', page: '/blog/*' },
+  // No stored event carries a `ref` property: its condition is NULL there, not false.
+  { id: 'g5', name: 'Referred signup', event: 'Signed Up', props: { ref: 'partner' } },
 ];
 
 const NOW = at(20, 12, 0);
@@ -345,6 +347,13 @@ describe('query engine: goals', () => {
     expect(rows(await ask({ metrics: ['conversions'], filters: ['contains', 'goal', ['ign']] }))).toEqual([[1]]);
     // Filters select events: B's product click is an event that is no Blog page view.
     expect(rows(await ask({ metrics: ['visitors'], filters: ['is_not', 'goal', ['Blog']] }))).toEqual([[3]]);
+ 
+  });
+
+  it('keeps under is_not the events a goal on a property does not complete for want of the property', async () => {
+    const all = rows(await ask({ metrics: ['events', 'visitors'] }));
+    expect(rows(await ask({ metrics: ['events', 'visitors'], filters: ['is_not', 'goal', ['Referred signup']] }))).toEqual(all);
+    expect(rows(await ask({ metrics: ['events'], filters: ['not', ['is', 'goal', ['Referred signup']]] }))).toEqual([[all[0]?.[0]]]);
   });
 
   it('answers for the past: a goal is a predicate over stored events', async () => {

@@ -60,7 +60,10 @@ function conditionSql(c: Condition, p: Params, negated: boolean): string {
   let positive: string;
   if (c.dimension.kind === 'goal') {
     const goals = c.goals ?? [];
-    positive = goals.length === 0 ? 'false' : `(${goals.map((g) => goalSql(g, p)).join(' OR ')})`;
+    const any = goals.map((g) => goalSql(g, p)).join(' OR ');
+    // A goal on a property reads NULL where the event lacks the property: not a completion.
+    const negates = negated || c.op === 'is_not' || c.op === 'contains_not';
+    positive = goals.length === 0 ? 'false' : negates ? `coalesce(${any}, false)` : `(${any})`;
   } else {
     const col = columnSql(c.dimension, p);
     const values = c.values.filter((v) => v !== NONE);
