@@ -347,7 +347,6 @@ describe('query engine: goals', () => {
     expect(rows(await ask({ metrics: ['conversions'], filters: ['contains', 'goal', ['ign']] }))).toEqual([[1]]);
     // Filters select events: B's product click is an event that is no Blog page view.
     expect(rows(await ask({ metrics: ['visitors'], filters: ['is_not', 'goal', ['Blog']] }))).toEqual([[3]]);
- 
   });
 
   it('keeps under is_not the events a goal on a property does not complete for want of the property', async () => {
