@@ -13,6 +13,8 @@
 // fall into, a redelivered event (already inside its session's interval) gets the same session
 // again and changes nothing, and a session's id and fields never change once it exists.
 
+import type { EventRow } from '../events/event-row.js';
+
 /** Events further apart than this are in different sessions (Plausible's and GA's 30 minutes). */
 export const SESSION_GAP_MS = 30 * 60 * 1000;
 /**
@@ -25,17 +27,10 @@ export const SESSION_STATE_TTL_SECONDS = 25 * 60 * 60;
 export const MAX_SESSIONS_PER_VISITOR = 8;
 
 /** What a session's first event fixes for the whole session (the event row's column names). */
-export interface SessionFields {
-  entry_page: string | null;
-  source: string;
-  referrer: string | null;
-  referrer_host: string | null;
-  utm_source: string | null;
-  utm_medium: string | null;
-  utm_campaign: string | null;
-  utm_term: string | null;
-  utm_content: string | null;
-}
+export type SessionFields = Pick<
+  EventRow,
+  'entry_page' | 'source' | 'referrer' | 'referrer_host' | 'utm_source' | 'utm_medium' | 'utm_campaign' | 'utm_term' | 'utm_content'
+>;
 
 /** The order the fields travel in (Lua state and replies). */
 export const SESSION_FIELD_ORDER = [
