@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { eventRow, storedEvents } from './stored-events.js';
 const SITE = 'site/with odd=chars';
 const row = (id: string, ts: number, extra: Partial<EventRow> = {}) => eventRow(SITE, id, ts, extra);
 const T0 = Date.parse('2026-03-01T10:00:00Z');
+const ONE_SESSION = { session: 's-1' };
 
 describe('event store', () => {
   let engine: EventEngine;
@@ -76,7 +78,12 @@ describe('event store', () => {
     const [got] = await storedEvents(store, SITE, 'SELECT * FROM events');
     expect(got).toBeDefined();
     const props = Object.fromEntries((got!['props'] as { key: string; value: string }[]).map((e) => [e.key, e.value]));
-    expect({ ...got, ts: (got!['ts'] as Date).getTime(), engaged_ms: Number(got!['engaged_ms']), props }).toEqual(written);
+    const { visitor_h, session_h, ...columns } = got!;
+    expect({ ...columns, ts: (got!['ts'] as Date).getTime(), engaged_ms: Number(got!['engaged_ms']), props }).toEqual(written);
+    // The derived keys: bytes 8–15 of the MD5 digest, little-endian (DuckDB's md5_number_lower),
+    // computed here without DuckDB.
+    const md5Lower = (text: string) => createHash('md5').update(text).digest().readBigUInt64LE(8);
+    expect({ visitor_h, session_h }).toEqual({ visitor_h: md5Lower(written.visitor), session_h: md5Lower(written.session) });
   });
 
   it('names the partition keys in the path (site=, day=), as Hive-style readers expect', async () => {
@@ -142,19 +149,20 @@ describe('event store', () => {
     const day = dayOf(T0);
     const dirOf = partitionPath(store.root, SITE, day);
     clock.now = T0 + 3600_000; // the day is today: segments are merged, not rewritten
-    for (let i = 0; i < 5; i++) await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000)], { dirty: false });
+    for (let i = 0; i < 5; i++) await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, ONE_SESSION)], { dirty: false });
     expect(await store.maintainSite(SITE)).toBe(1);
     let p = await readPartition(dirOf, day);
     expect(p!.manifest.files).toHaveLength(1);
     expect(p!.segments).toEqual([]);
     // A snapshot taken now holds the merged file; the day then ends and is rewritten into one.
-    await store.append(SITE, [row('m5', T0 + 500)], { dirty: false });
+    await store.append(SITE, [row('m5', T0 + 500, ONE_SESSION)], { dirty: false });
     const held = await store.snapshot(SITE, T0, T0 + DAY_MS);
     clock.now = T0 + DAY_MS + 1;
     expect(await store.maintainSite(SITE)).toBe(1);
     p = await readPartition(dirOf, day);
     expect(p!.visible).toHaveLength(1);
     const rows = await store.sql.all('SELECT message_id FROM read_parquet($1)', [p!.visible.map((f) => join(dirOf, f))]);
+    // One source and one session: the file's order is then the events' time order.
     expect(rows.map((r) => r['message_id'])).toEqual(['m5', 'm4', 'm3', 'm2', 'm1', 'm0']);
     const onDisk = async () => (await readdir(dirOf)).filter((f) => f.endsWith('.parquet')).length;
     // The segments merged during the day are gone (their grace period passed); the merged file

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 // ClickHouse, Spark, Trino and DuckDB read the partition keys from the path), and in it:
 //   s-<time>-<id>.parquet       a segment, written once by a processor's sink
 //   s-<time>-<id>-d.parquet     a segment that may repeat message_ids (see docs/events.md)
-//   c-<gen>-<id>.parquet        a compacted file, sorted by ts, visible once a manifest names it
+//   c-<gen>-<id>.parquet        a compacted file (sorted as compaction.ts says), visible once a manifest names it
 //   _manifest-<gen>.json        which compacted files are visible and which segments they replaced
 //   _expired                    the day is past the site's retention: readers skip it
 //   .tmp-…                      a file being written (never read)

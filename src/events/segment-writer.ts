@@ -2,7 +2,7 @@ import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventEngine } from './engine.js';
 import { sqlPath } from './engine.js';
-import { EVENT_COLUMNS, type EventRow } from './event-row.js';
+import { DERIVED_COLUMNS, EVENT_COLUMNS, type EventRow } from './event-row.js';
 import { publish } from './fs-atomic.js';
 import { partitionPath, segmentName, tempName } from './layout.js';
 
@@ -17,9 +17,10 @@ const JSON_COLUMNS = `{${Object.entries(EVENT_COLUMNS)
   .map(([name, type]) => `${name}: '${name === 'ts' ? 'BIGINT' : type}'`)
   .join(', ')}}`;
 
-const SELECT_COLUMNS = Object.keys(EVENT_COLUMNS)
-  .map((name) => (name === 'ts' ? 'epoch_ms(ts)::TIMESTAMP_MS AS ts' : name))
-  .join(', ');
+const SELECT_COLUMNS = [
+  ...Object.keys(EVENT_COLUMNS).map((name) => (name === 'ts' ? 'epoch_ms(ts)::TIMESTAMP_MS AS ts' : name)),
+  ...Object.entries(DERIVED_COLUMNS).map(([name, sql]) => `${sql} AS ${name}`),
+].join(', ');
 
 export interface SegmentOptions {
   /** The rows may repeat message_ids already in the partition (written for redelivered entries). */

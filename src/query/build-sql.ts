@@ -1,5 +1,6 @@
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
+import { type BuiltSql, SqlParams, tsParam } from './event-source.js';
 import { type Metric, SESSION_METRICS } from './metrics.js';
 import { topLevelGoalConditions } from './parse-query.js';
 import type { Condition, Filter, Query, TimeRange } from './query.js';
@@ -21,31 +22,25 @@ import { bucketSql } from './time-buckets.js';
 //         is its start
 //   b     visitors per group without the goal conditions (what conversion_rate divides by)
 
-export interface BuiltSql {
-  sql: string;
-  params: unknown[];
-}
-
-class Params {
-  readonly values: unknown[] = [];
-  add(value: unknown): string {
-    this.values.push(value);
-    return `$${this.values.length}`;
-  }
-}
+/**
+ * The events the metrics count: page views, events and engagements (src/process/enrich.ts
+ * EventKind), written as the one kind they are not. DuckDB pushes an inequality into the Parquet
+ * scan, where an IN list over those three is evaluated row by row after it.
+ */
+const COUNTED_KINDS = "kind <> 'other'";
 
 /** A path pattern (`*` = any characters) as a LIKE pattern with `\` escaping. */
 export function likePattern(pattern: string): string {
   return pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
 }
 
-function goalSql(goal: Goal, p: Params): string {
+function goalSql(goal: Goal, p: SqlParams): string {
   if (goal.page !== undefined) return `(kind = 'pageview' AND page LIKE ${p.add(likePattern(goal.page))} ESCAPE '\\')`;
   const props = Object.entries(goal.props ?? {}).map(([k, v]) => ` AND props[${p.add(k)}] = ${p.add(v)}`);
   return `(kind = 'event' AND name = ${p.add(goal.event)}${props.join('')})`;
 }
 
-function columnSql(d: FilterDimension | Dimension, p: Params): string {
+function columnSql(d: FilterDimension | Dimension, p: SqlParams): string {
   if (d.kind === 'column') return d.sql;
   if (d.kind === 'prop') return `props[${p.add(d.key)}]`;
   throw new Error(`no column for ${d.name}`);
@@ -56,7 +51,7 @@ function columnSql(d: FilterDimension | Dimension, p: Params): string {
  * is not any value); elsewhere NULL stands for false as it does in WHERE, FILTER and bool_or, and
  * the bare comparison is a filter the Parquet scan can evaluate (COALESCE hides it).
  */
-function conditionSql(c: Condition, p: Params, negated: boolean): string {
+function conditionSql(c: Condition, p: SqlParams, negated: boolean): string {
   let positive: string;
   if (c.dimension.kind === 'goal') {
     const goals = c.goals ?? [];
@@ -80,7 +75,7 @@ function conditionSql(c: Condition, p: Params, negated: boolean): string {
   return c.op === 'is_not' || c.op === 'contains_not' ? `NOT ${positive}` : positive;
 }
 
-export function filterSql(f: Filter, p: Params, negated = false): string {
+export function filterSql(f: Filter, p: SqlParams, negated = false): string {
   if ('dimension' in f) return conditionSql(f, p, negated);
   if (f.op === 'not') return `NOT (${filterSql(f.filter, p, true)})`;
   return `(${f.filters.map((x) => filterSql(x, p, negated)).join(f.op === 'and' ? ' AND ' : ' OR ')})`;
@@ -120,7 +115,7 @@ const EVENT_AGGREGATES: Record<string, { of: string; where?: string }> = {
   pageviews: { of: 'count(*)', where: "kind = 'pageview'" },
   events: { of: 'count(*)', where: "kind = 'event'" },
   clicks: { of: 'count(*)', where: "kind = 'event' AND product IS NOT NULL" },
-  visitors: { of: 'count(DISTINCT visitor)' },
+  visitors: { of: 'count(DISTINCT visitor_h)' },
   engagements: { of: 'count(*)', where: "kind = 'engagement' AND engaged_ms > 0" },
   engaged_ms: { of: 'sum(engaged_ms)', where: "kind = 'engagement' AND engaged_ms > 0" },
   conversions: { of: 'count(*)' },
@@ -141,7 +136,7 @@ const EVENT_NEEDS: Partial<Record<Metric, readonly string[]>> = {
   conversion_rate: ['visitors'],
   revenue: ['revenue'],
 };
-/** Columns of the event rows each metric reads beyond ts, kind, visitor and session. */
+/** Columns of the event rows each metric reads beyond ts, kind, visitor_h and session_h. */
 const METRIC_COLUMNS: Partial<Record<Metric, readonly string[]>> = {
   clicks: ['product'],
   time_on_page: ['engaged_ms'],
@@ -169,10 +164,8 @@ export interface BuildOptions {
 
 /** Result columns: d0…dn (dimension values; time as bucket start ms), m0…mk, total_rows. */
 export function buildSql(query: Query, options: BuildOptions): BuiltSql {
-  const p = new Params();
+  const p = new SqlParams();
   const site = p.add(query.siteId);
-  const from = p.add(options.range.fromMs);
-  const to = p.add(options.range.toMs);
   const files = p.add(options.files);
   const zone = query.dimensions.some((d) => d.kind === 'time') ? p.add(query.zone) : '';
   const bots = query.bots === 'exclude' ? ' AND NOT bot' : query.bots === 'only' ? ' AND bot' : '';
@@ -188,7 +181,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const bySessions = !exitInFilter && dims.every((d) => d.kind === 'time' || (d.kind === 'column' && d.session === true));
 
   // Only the columns the query reads: the scan projects them, and nothing else is carried.
-  const columns = new Set(['ts', 'kind', 'visitor', 'session']);
+  const columns = new Set(['ts', 'kind', 'visitor_h', 'session_h']);
   for (const m of query.metrics) for (const c of METRIC_COLUMNS[m] ?? []) columns.add(c);
   if (needExit) ['page', 'message_id'].forEach((c) => columns.add(c));
   for (const d of [...dims, ...conds.map((c) => c.dimension)]) {
@@ -200,8 +193,8 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
 
   const ctes: string[] = [
     `all_ AS (SELECT ${[...columns].join(', ')} FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
-      WHERE site_id = ${site} AND ts >= epoch_ms(${from}::BIGINT) AND ts < epoch_ms(${to}::BIGINT)
-        AND kind IN ('pageview', 'event', 'engagement')${bots})`,
+      WHERE site_id = ${site} AND ts >= ${tsParam(p, options.range.fromMs)} AND ts < ${tsParam(p, options.range.toMs)}
+        AND ${COUNTED_KINDS}${bots})`,
   ];
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
   const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";
@@ -233,8 +226,8 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
   const exitOnRows = exitInFilter || (dims.some(isExitPage) && (eventNeeds.size > 0 || needBase));
   if (exitOnRows) {
-    ctes.push(`x AS (SELECT session, ${exitSql} FROM all_ GROUP BY session)`);
-    ctes.push('ev AS (SELECT * FROM all_ JOIN x USING (session))');
+    ctes.push(`x AS (SELECT session_h, ${exitSql} FROM all_ GROUP BY session_h)`);
+    ctes.push('ev AS (SELECT * FROM all_ JOIN x USING (session_h))');
   } else ctes.push('ev AS (SELECT * FROM all_)');
   if (dims.some((d) => d.kind === 'goal')) {
     const parts = query.goals.map((g) => `SELECT ev.*, ${p.add(g.name)}::VARCHAR AS goal FROM ev WHERE ${goalSql(g, p)}`);
@@ -251,7 +244,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   if (baseWithEvents) {
     const base = withoutGoals(query.filters);
     const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
-    const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor) AS base_visitors'];
+    const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor_h) AS base_visitors'];
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
   } else if (eventNeeds.size > 0) {
     const aggregates = [...eventNeeds].map((n) => aggregateSql(n));
@@ -273,7 +266,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
       const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session)`);
+      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session_h)`);
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
@@ -281,7 +274,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // Visits per group of an event-level dimension: the (session, values) pairs of the matching
       // events, each joined to its session's figures.
       const exit = needExit ? [exitSql] : [];
-      ctes.push(`s AS (SELECT session, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY session)`);
+      ctes.push(`s AS (SELECT session_h, ${[sessionStats, ...exit].join(', ')} FROM all_ GROUP BY session_h)`);
       const pairCols = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? []
@@ -291,7 +284,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
               ? []
               : [`coalesce(${columnSql(d, p)}, '${NONE}') AS d${i}`],
       );
-      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}session FROM m)`);
+      ctes.push(`pairs AS (SELECT DISTINCT ${select(pairCols)}session_h FROM m)`);
       const outer = dims.flatMap((d, i) =>
         d.kind === 'time'
           ? [`${bucketSql(d.unit, 's_t0', zone)} AS d${i}`]
@@ -299,12 +292,12 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
             ? [`coalesce(exit_page, '${NONE}') AS d${i}`]
             : [`d${i}`],
       );
-      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session)${groupBy(names())})`);
+      ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session_h)${groupBy(names())})`);
     }
   }
   if (needBase && !baseWithEvents) {
     const base = withoutGoals(query.filters);
-    ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor) AS base_visitors
+    ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor_h) AS base_visitors
       FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}${groupBy(names(true))})`);
   }
 

@@ -66,7 +66,7 @@ export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
     .map((k) => `WHEN c${k} IS NOT NULL THEN ${k}`)
     .join(' ');
   const sql = `WITH matched AS (
-      SELECT visitor, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
+      SELECT visitor_h, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
       FROM ${source}
       WHERE site_id = ${params.add(query.siteId)} AND ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
         AND NOT bot AND (${query.where(params)}) AND (${steps.join(' OR ')})),
@@ -74,7 +74,7 @@ export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
     SELECT ${range(n)
       .map((k) => `count(*) FILTER (WHERE r >= ${k})::DOUBLE AS s${k}`)
       .join(', ')}
-    FROM (SELECT visitor, max(CASE ${reached} END) AS r FROM l${n} GROUP BY visitor)`;
+    FROM (SELECT visitor_h, max(CASE ${reached} END) AS r FROM l${n} GROUP BY visitor_h)`;
   return { sql, params: params.values };
 }
 
@@ -106,7 +106,7 @@ export function funnelSteps(visitors: readonly number[]): FunnelStepResult[] {
 }
 
 /** A visitor's events in (time, messageId) order: a frame of every earlier one. */
-const ORDERED = 'PARTITION BY visitor ORDER BY ts, message_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
+const ORDERED = 'PARTITION BY visitor_h ORDER BY ts, message_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
 
 /** 1 … n */
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);

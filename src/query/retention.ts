@@ -54,16 +54,16 @@ export function retentionSql(source: string, query: RetentionQuery, starts: read
   const periods = starts.map((start, i) => `(${i}, ${Math.trunc(start)})`).join(', ');
   const from = starts[0] ?? query.fromMs;
   const sql = `WITH ev AS (
-      SELECT visitor, ts FROM ${source}
+      SELECT visitor_h, ts FROM ${source}
       WHERE site_id = ${params.add(query.siteId)} AND ts < ${tsParam(params, query.toMs)} AND NOT bot AND (${query.where(params)})),
     periods AS (SELECT i, epoch_ms(start)::TIMESTAMP_MS AS start FROM (VALUES ${periods}) AS p(i, start)),
-    new_visitors AS (SELECT visitor FROM ev GROUP BY visitor HAVING min(ts) >= ${tsParam(params, from)}),
+    new_visitors AS (SELECT visitor_h FROM ev GROUP BY visitor_h HAVING min(ts) >= ${tsParam(params, from)}),
     active AS (
-      SELECT DISTINCT e.visitor, p.i FROM ev e ASOF JOIN periods p ON e.ts >= p.start
-      WHERE e.visitor IN (SELECT visitor FROM new_visitors)),
-    cohorts AS (SELECT visitor, min(i) AS c FROM active GROUP BY visitor)
+      SELECT DISTINCT e.visitor_h, p.i FROM ev e ASOF JOIN periods p ON e.ts >= p.start
+      WHERE e.visitor_h IN (SELECT visitor_h FROM new_visitors)),
+    cohorts AS (SELECT visitor_h, min(i) AS c FROM active GROUP BY visitor_h)
     SELECT c::INTEGER AS cohort, i::INTEGER AS period, count(*)::DOUBLE AS visitors
-    FROM active JOIN cohorts USING (visitor) GROUP BY c, i`;
+    FROM active JOIN cohorts USING (visitor_h) GROUP BY c, i`;
   return { sql, params: params.values };
 }
 
