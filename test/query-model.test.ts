@@ -143,6 +143,22 @@ const queryArb = fc.record({
   ),
 });
 
+/**
+ * A dashboard's summary or source list: visit metrics beside visitors and page views, grouped and
+ * filtered by visit-level values only (answered from the sessions' rows, src/query/build-sql.ts).
+ */
+const summaryArb = fc.record({
+  from: fc.integer({ min: -1, max: 1 }),
+  days: fc.integer({ min: 1, max: 3 }),
+  metrics: fc.subarray(['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration'], { minLength: 1 }),
+  dimension: fc.constantFrom(null, 'source'),
+  filter: fc.option(
+    fc.tuple(fc.constantFrom('is', 'is_not'), fc.constant('source'), fc.subarray(['Direct', 'Google', 'Newsletter'], { minLength: 1 })),
+    { nil: undefined },
+  ),
+  goalFilter: fc.constant(GOALS.map((g) => g.name)),
+});
+
 // ---- the model ------------------------------------------------------------------------------
 
 const globToRegExp = (p: string) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
@@ -287,7 +303,7 @@ describe('query engine against an in-memory model', () => {
     /** Queries whose answer held a figure other than 0 (the property must not pass on empty answers). */
     let substantial = 0;
     await fc.assert(
-      fc.asyncProperty(dataArb, fc.array(queryArb, { minLength: 1, maxLength: 4 }), async (data, queries) => {
+      fc.asyncProperty(dataArb, fc.array(fc.oneof(queryArb, summaryArb), { minLength: 1, maxLength: 4 }), async (data, queries) => {
         const siteId = `model${site++}`;
         const rows = rowsOf(data, siteId);
         await store.append(siteId, rows, { dirty: false });

@@ -224,6 +224,16 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // Visits of sessions picked by visit-level filters alone: their rows are exactly the matching events.
   const sessionsOfMatches = sessionMetrics && bySessions && query.filters !== null && visitLevel && !dims.some((d) => d.kind === 'goal');
   const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
+  // Visitors and page views from the sessions' rows when those are exactly the matching events
+  // and every group is the same for all of a session's events: one GROUP BY over the events (per
+  // session) instead of that and a second pass for the distinct visitors.
+  const eventsFromSessions =
+    sessionMetrics &&
+    bySessions &&
+    (query.filters === null || visitLevel) &&
+    eventNeeds.size > 0 &&
+    [...eventNeeds].every((n) => n === 'visitors' || n === 'pageviews') &&
+    !dims.some((d) => d.kind === 'time' || isExitPage(d));
   const exitOnRows = exitInFilter || (dims.some(isExitPage) && (eventNeeds.size > 0 || needBase));
   if (exitOnRows) {
     ctes.push(`x AS (SELECT session_h, ${exitSql} FROM all_ GROUP BY session_h)`);
@@ -236,7 +246,8 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   } else {
     // The matching events once, when both the event figures and the sessions read them (the
     // Parquet files are then scanned once, and only the matching rows are kept).
-    ctes.push(`m AS${sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents ? ' MATERIALIZED' : ''} (SELECT * FROM ev${where})`);
+    const shared = sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents && !eventsFromSessions;
+    ctes.push(`m AS${shared ? ' MATERIALIZED' : ''} (SELECT * FROM ev${where})`);
   }
 
   // conversion_rate's two visitor counts in one pass when they share their groups: the events
@@ -246,7 +257,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
     const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor_h) AS base_visitors'];
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
-  } else if (eventNeeds.size > 0) {
+  } else if (eventNeeds.size > 0 && !eventsFromSessions) {
     const aggregates = [...eventNeeds].map((n) => aggregateSql(n));
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM m${groupBy(names())})`);
   }
@@ -265,8 +276,15 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // pick the sessions' rows before grouping (a referrer's visits are a small share of all).
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
+      const visitor = eventsFromSessions ? ['any_value(visitor_h) AS s_visitor'] : [];
       const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit].join(', ')} FROM ${rows} GROUP BY session_h)`);
+      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit, ...visitor].join(', ')} FROM ${rows} GROUP BY session_h)`);
+      if (eventsFromSessions) {
+        const aggregates = [...eventNeeds].map((n) =>
+          n === 'visitors' ? 'count(DISTINCT s_visitor) AS visitors' : 'sum(s_pv) AS pageviews',
+        );
+        ctes.push(`e AS (SELECT ${select(dimCols('s_t0'))}${aggregates.join(', ')} FROM s${groupBy(names())})`);
+      }
       ctes.push(
         `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
