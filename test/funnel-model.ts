@@ -2,8 +2,9 @@ import type { EventRow } from '../src/events/event-row.js';
 import type { FunnelStep } from '../src/query/funnel.js';
 
 // Funnels computed the plain way, for tests: for every event that can be a visitor's step 1, walk
-// forward taking the first event that matches the next step (the earliest is always the best
-// choice), and keep the longest chain whose last step is within the window.
+// forward taking the first event strictly later than the last step that matches the next step
+// (the earliest is always the best choice), and keep the longest chain whose last step is within
+// the window.
 
 /** `*` is any run of characters, the rest literal (src/query/page-pattern.ts). */
 export function matchesPagePattern(pattern: string, page: string): boolean {
@@ -30,15 +31,19 @@ export function modelFunnel(
   }
   const counts = q.steps.map(() => 0);
   for (const list of byVisitor.values()) {
-    list.sort((a, b) => a.ts - b.ts || (a.message_id < b.message_id ? -1 : a.message_id > b.message_id ? 1 : 0));
+    list.sort((a, b) => a.ts - b.ts);
     let best = 0;
     list.forEach((start, i) => {
       if (!matchesStep(q.steps[0] as FunnelStep, start)) return;
       let level = 1;
+      let last = start.ts;
       for (let j = i + 1; j < list.length && level < q.steps.length; j++) {
         const e = list[j] as EventRow;
         if (e.ts - start.ts > window) break;
-        if (matchesStep(q.steps[level] as FunnelStep, e)) level += 1;
+        if (e.ts > last && matchesStep(q.steps[level] as FunnelStep, e)) {
+          level += 1;
+          last = e.ts;
+        }
       }
       best = Math.max(best, level);
     });

@@ -84,14 +84,14 @@ describe('funnels, checked by hand', () => {
     expect(await visitorsAt(site, [{ page: '/p' }, { page: '/p' }, { page: '/p' }])).toEqual([3, 2, 1]);
   });
 
-  it('orders events of the same millisecond by messageId', async () => {
+  it('does not chain events of the same millisecond, in either order', async () => {
     const site = uniqueName('f');
     await files.write([
       eventRow({ site_id: site, message_id: 'b', ts: T0, visitor: 'v', page: '/a' }),
       eventRow({ site_id: site, message_id: 'a', ts: T0, visitor: 'v', page: '/b' }),
     ]);
     expect(await visitorsAt(site, [{ page: '/a' }, { page: '/b' }])).toEqual([1, 0]);
-    expect(await visitorsAt(site, [{ page: '/b' }, { page: '/a' }])).toEqual([1, 1]);
+    expect(await visitorsAt(site, [{ page: '/b' }, { page: '/a' }])).toEqual([1, 0]);
   });
 
   it('takes filters, the date range, and leaves out bots and other sites', async () => {
@@ -154,7 +154,7 @@ describe('funnels against the plain model', () => {
   );
   const eventArb = fc.record({
     visitor: fc.integer({ min: 1, max: 6 }),
-    // Few distinct times, so ties (ordered by messageId) happen.
+    // Few distinct times, so ties (which never chain) happen.
     at: fc.integer({ min: -2, max: 16 }),
     page: fc.constantFrom(...PAGES),
     name: fc.option(fc.constantFrom(...NAMES), { nil: null }),

@@ -4,9 +4,9 @@ import type { EventSource } from './run-query.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
 // step k no later than `window` after their step 1, within the date range; sessions do not bound
-// it. "In that order" is the order of (time, messageId): each step is a later event than the
-// one before, and one event moves a chain forward by one step at most (it may also start a new
-// chain, as a step 1).
+// it. "In that order": each step is strictly later in time than the one before (events of the
+// same millisecond do not follow each other, whatever order they were sent in), and one event
+// moves a chain forward by one step at most (it may also start a new chain, as a step 1).
 //
 // One scan of the files. For every event that matches step k, c_k is the latest start (step 1's
 // time) of a chain that reaches step k with it: c_1 is the event's own time, and c_k is the
@@ -66,7 +66,7 @@ export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
     .map((k) => `WHEN c${k} IS NOT NULL THEN ${k}`)
     .join(' ');
   const sql = `WITH matched AS (
-      SELECT visitor_h, ts, message_id, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
+      SELECT visitor_h, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
       FROM ${source}
       WHERE site_id = ${params.add(query.siteId)} AND ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
         AND NOT bot AND (${query.where(params)}) AND (${steps.join(' OR ')})),
@@ -105,8 +105,11 @@ export function funnelSteps(visitors: readonly number[]): FunnelStepResult[] {
   }));
 }
 
-/** A visitor's events in (time, messageId) order: a frame of every earlier one. */
-const ORDERED = 'PARTITION BY visitor_h ORDER BY ts, message_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
+/**
+ * A visitor's events by time: a frame of every strictly earlier one (a range frame, so events of
+ * the same millisecond are not in each other's frame, and no tie-breaking key is sorted).
+ */
+const ORDERED = 'PARTITION BY visitor_h ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
 
 /** 1 … n */
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
