@@ -77,7 +77,7 @@ describe('event store', () => {
     await store.append(SITE, [written], { dirty: false });
     const [got] = await storedEvents(store, SITE, 'SELECT * FROM events');
     expect(got).toBeDefined();
-    const props = Object.fromEntries((got!['props'] as { key: string; value: string }[]).map((e) => [e.key, e.value]));
+    const props = JSON.parse(got!['props'] as string);
     const { visitor_h, session_h, ...columns } = got!;
     expect({ ...columns, ts: (got!['ts'] as Date).getTime(), engaged_ms: Number(got!['engaged_ms']), props }).toEqual(written);
     // The derived keys: bytes 8–15 of the MD5 digest, little-endian (DuckDB's md5_number_lower),

@@ -40,7 +40,7 @@ const DATA: EventRow[] = [
     page: '/pricing',
     entry_page: '/',
     country: 'DE',
-    props: { plan: 'pro' },
+    props: { plan: 'pro', 'a/b~c': 'odd' },
     revenue: 20,
     ...google,
   }),
@@ -202,6 +202,11 @@ describe('query engine: dimensions', () => {
     expect(rows(await ask({ metrics: ['events'], dimensions: ['props:plan'] }))).toEqual([
       ['(none)', 1],
       ['pro', 1],
+    ]);
+    // A key with the JSON pointer's own characters (/ and ~) is read as written.
+    expect(rows(await ask({ metrics: ['events'], dimensions: ['props:a/b~c'] }))).toEqual([
+      ['(none)', 1],
+      ['odd', 1],
     ]);
     expect(rows(await ask({ metrics: ['clicks'], dimensions: ['product'] }))).toEqual([['p1', 1]]);
     expect(rows(await ask({ metrics: ['events'], dimensions: ['event:name', 'user'] }))).toEqual([

@@ -18,7 +18,9 @@ const JSON_COLUMNS = `{${Object.entries(EVENT_COLUMNS)
   .join(', ')}}`;
 
 const SELECT_COLUMNS = [
-  ...Object.keys(EVENT_COLUMNS).map((name) => (name === 'ts' ? 'epoch_ms(ts)::TIMESTAMP_MS AS ts' : name)),
+  ...Object.keys(EVENT_COLUMNS).map((name) =>
+    name === 'ts' ? 'epoch_ms(ts)::TIMESTAMP_MS AS ts' : name === 'props' ? "nullif(props, '{}') AS props" : name,
+  ),
   ...Object.entries(DERIVED_COLUMNS).map(([name, sql]) => `${sql} AS ${name}`),
 ].join(', ');
 

@@ -34,15 +34,18 @@ export function likePattern(pattern: string): string {
   return pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
 }
 
+/** A custom property's value (NULL when the event lacks it): its key as a JSON pointer into props. */
+const propSql = (key: string, p: SqlParams) => `json_extract_string(props, ${p.add(`/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`)})`;
+
 function goalSql(goal: Goal, p: SqlParams): string {
   if (goal.page !== undefined) return `(kind = 'pageview' AND page LIKE ${p.add(likePattern(goal.page))} ESCAPE '\\')`;
-  const props = Object.entries(goal.props ?? {}).map(([k, v]) => ` AND props[${p.add(k)}] = ${p.add(v)}`);
+  const props = Object.entries(goal.props ?? {}).map(([k, v]) => ` AND ${propSql(k, p)} = ${p.add(v)}`);
   return `(kind = 'event' AND name = ${p.add(goal.event)}${props.join('')})`;
 }
 
 function columnSql(d: FilterDimension | Dimension, p: SqlParams): string {
   if (d.kind === 'column') return d.sql;
-  if (d.kind === 'prop') return `props[${p.add(d.key)}]`;
+  if (d.kind === 'prop') return propSql(d.key, p);
   throw new Error(`no column for ${d.name}`);
 }
 
@@ -142,7 +145,7 @@ const METRIC_COLUMNS: Partial<Record<Metric, readonly string[]>> = {
   time_on_page: ['engaged_ms'],
   revenue: ['revenue'],
 };
-/** The columns goalSql reads (beyond kind): the props map, a wide column, only for goals on properties. */
+/** The columns goalSql reads (beyond kind): props, a wide column, only for goals on properties. */
 const goalColumns = (goal: Goal): string[] =>
   goal.page !== undefined ? ['page'] : Object.keys(goal.props ?? {}).length > 0 ? ['name', 'props'] : ['name'];
 

@@ -68,7 +68,7 @@ export function userEventsSql(source: string, query: UserEventsQuery): { sql: st
     const at = tsParam(params, query.after.ts);
     where.push(`(ts < ${at} OR (ts = ${at} AND message_id < ${params.add(query.after.messageId)}))`);
   }
-  const sql = `SELECT type, name, page, map_keys(props) AS prop_names, map_values(props) AS prop_values,
+  const sql = `SELECT type, name, page, props,
       epoch_ms(ts)::DOUBLE AS t, message_id
     FROM ${source} WHERE ${where.join(' AND ')}
     ORDER BY ts DESC, message_id DESC LIMIT ${params.add(query.limit + 1)}::INTEGER`;
@@ -76,16 +76,10 @@ export function userEventsSql(source: string, query: UserEventsQuery): { sql: st
 }
 
 function toUserEvent(row: Record<string, unknown>): UserEvent {
-  const names = (row['prop_names'] ?? []) as string[];
-  const values = (row['prop_values'] ?? []) as (string | null)[];
-  const properties: Record<string, string> = {};
-  names.forEach((name, i) => {
-    const value = values[i];
-    if (value !== null && value !== undefined) properties[name] = value;
-  });
   const event: UserEvent = {
     type: String(row['type']),
-    properties,
+    // The store's own JSON object of strings (src/events/event-row.ts).
+    properties: typeof row['props'] === 'string' ? (JSON.parse(row['props']) as Record<string, string>) : {},
     timestamp: new Date(Number(row['t'])).toISOString(),
     messageId: String(row['message_id']),
   };
