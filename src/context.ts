@@ -5,9 +5,11 @@ import type { EventStore } from './events/event-store.js';
 import { openEventStore } from './events/open-event-store.js';
 import { type GeoLookup, openGeoDatabase } from './process/geo.js';
 import { rebuildSite } from './process/rebuild.js';
+import { restoreSessions } from './process/restore-sessions.js';
 import { SiteRepository } from './sites/site-repository.js';
 import type { Db } from './storage/db.js';
 import { openEmbeddedRealtime } from './storage/embedded/index.js';
+import { createEmbeddedSessions, type EmbeddedSessions } from './storage/embedded/sessions.js';
 import { createKeys, type Keys } from './storage/keys.js';
 import { migrate } from './storage/migrate.js';
 import { openPglite } from './storage/pglite.js';
@@ -48,6 +50,8 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   const keys = createKeys(config.redisPrefix);
   let db: Db;
   let openRealtime: () => Promise<Realtime>;
+  /** The embedded layer's session state, restored from the event store below. */
+  let embeddedSessions: EmbeddedSessions | undefined;
   if (config.mode === 'external') {
     const client = connectRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
     client.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
@@ -66,7 +70,9 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');
     db = await openPglite(config.dataDir, config.pgSchema);
-    openRealtime = () => openEmbeddedRealtime(keys, db);
+    const sessions = createEmbeddedSessions(keys, Date.now);
+    embeddedSessions = sessions;
+    openRealtime = () => openEmbeddedRealtime(keys, db, Date.now, sessions);
   }
   const applied = await migrate(db, config.pgSchema);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
@@ -75,9 +81,16 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
   const sites = new SiteRepository(db);
   const events = await openEventStore(config);
   const unknownNames = reportUnknownNames(log);
-  if (config.mode === 'embedded') {
-    // The in-process layer starts empty: PostgreSQL's durable counters are the truth to reload.
-    for (const site of await sites.list()) await rebuildSite({ db, realtime, unknownNames }, site.id);
+  if (embeddedSessions) {
+    // The in-process layer starts empty: PostgreSQL's durable counters are the truth to reload,
+    // the event store's recent events that of the session state. Both before any worker starts.
+    const nowMs = Date.now();
+    let visitors = 0;
+    for (const site of await sites.list()) {
+      await rebuildSite({ db, realtime, unknownNames }, site.id, nowMs);
+      visitors += await restoreSessions({ events, sessions: embeddedSessions }, site.id, nowMs);
+    }
+    log.info({ visitors }, 'embedded mode: session state restored from the event store');
   }
   return {
     config,

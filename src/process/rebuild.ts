@@ -11,7 +11,8 @@ import { heldInRealtime, RESOLUTIONS, RETENTION_SECONDS, ttlOf } from './buckets
 // HyperLogLogs) with the expiry it would have had. Deltas not yet flushed are not in
 // PostgreSQL: flush first (the command does). Not restored, because they are short-lived:
 // dedupe keys (a retry within 24 h of the loss counts again), session state (a visit spanning
-// the loss counts as two) and the five-minute live set.
+// the loss counts as two) and the five-minute live set. The embedded start restores the event
+// rows' session state apart, from the event store (src/process/restore-sessions.ts).
 
 const CHUNK = 500;
 

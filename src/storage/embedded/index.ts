@@ -8,14 +8,20 @@ import { createEmbeddedInboxCounts } from './inbox-counts.js';
 import { pgliteJournal } from './ingest-journal.js';
 import { openEmbeddedIngestQueue } from './ingest-queue.js';
 import { createEmbeddedLiveChannel } from './live-channel.js';
-import { createEmbeddedSessions } from './sessions.js';
+import { createEmbeddedSessions, type EmbeddedSessions } from './sessions.js';
 
 /**
  * The embedded default's real-time layer: plain single-process implementations over a migrated
- * PGlite, which keeps the ingestion queue's entries. Counters start empty: PGlite's durable
- * counters are reloaded into them at start (src/context.ts).
+ * PGlite, which keeps the ingestion queue's entries. Counters and sessions start empty: PGlite's
+ * durable counters and the event store's recent sessions are reloaded into them at start
+ * (src/context.ts), which passes its own `sessions` in to reach them.
  */
-export async function openEmbeddedRealtime(keys: Keys, db: Queryable, now: () => number = Date.now): Promise<Realtime> {
+export async function openEmbeddedRealtime(
+  keys: Keys,
+  db: Queryable,
+  now: () => number = Date.now,
+  sessions: EmbeddedSessions = createEmbeddedSessions(keys, now),
+): Promise<Realtime> {
   const buffers = new EmbeddedBuffers();
   const live = createEmbeddedLiveChannel();
   const queue = await openEmbeddedIngestQueue(pgliteJournal(db));
@@ -28,7 +34,7 @@ export async function openEmbeddedRealtime(keys: Keys, db: Queryable, now: () =>
     inbox: createEmbeddedInboxCounts({ buffers, live }),
     live,
     coordination: createEmbeddedCoordination(now),
-    sessions: createEmbeddedSessions(keys, now),
+    sessions,
     async ping() {},
     async close() {
       queue.close();
