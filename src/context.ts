@@ -12,7 +12,7 @@ import { openEmbeddedRealtime } from './storage/embedded/index.js';
 import { createEmbeddedSessions, type EmbeddedSessions } from './storage/embedded/sessions.js';
 import { createKeys, type Keys } from './storage/keys.js';
 import { migrate } from './storage/migrate.js';
-import { openPglite } from './storage/pglite.js';
+import { openPglite, type PgliteOptions } from './storage/pglite.js';
 import { connectPostgres } from './storage/postgres.js';
 import type { Realtime } from './storage/realtime.js';
 import { checkRedisEviction } from './storage/redis/eviction-guard.js';
@@ -46,7 +46,12 @@ function reportUnknownNames(log: Logger): UnknownNames & { seen(): number } {
   );
 }
 
-export async function openContext(config: Config, log: Logger): Promise<Context> {
+export interface ContextOptions {
+  /** How an in-memory embedded database starts (tests open many: a copied image spares initdb). */
+  pglite?: PgliteOptions;
+}
+
+export async function openContext(config: Config, log: Logger, options: ContextOptions = {}): Promise<Context> {
   const keys = createKeys(config.redisPrefix);
   let db: Db;
   let openRealtime: () => Promise<Realtime>;
@@ -69,7 +74,7 @@ export async function openContext(config: Config, log: Logger): Promise<Context>
     openRealtime = async () => createRedisRealtime(client, keys);
   } else {
     log.info({ dataDir: config.dataDir }, 'embedded mode: PGlite and the in-process real-time layer');
-    db = await openPglite(config.dataDir, config.pgSchema);
+    db = await openPglite(config.dataDir, config.pgSchema, options.pglite);
     const sessions = createEmbeddedSessions(keys, Date.now);
     embeddedSessions = sessions;
     openRealtime = () => openEmbeddedRealtime(keys, db, Date.now, sessions);

@@ -5,6 +5,7 @@ import { rebuildSite } from '../src/process/rebuild.js';
 import { openEmbeddedRealtime } from '../src/storage/embedded/index.js';
 import { startWorker } from '../src/worker.js';
 import { dropRedisKeys, eventually, openTestApp, type TestApp } from './helpers.js';
+import { TALLY_CLI } from './server-process.js';
 
 // `tally rebuild`: after the real-time layer lost its data, restoring it from PostgreSQL gives
 // every stats answer it gave before: per user and product, every period, dimension, metric and
@@ -118,7 +119,7 @@ async function fill(t: TestApp): Promise<Record<string, unknown>> {
 }
 
 async function runCli(env: Record<string, string>): Promise<string> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'rebuild'], {
+  const proc = spawn(process.execPath, [TALLY_CLI, 'rebuild'], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
   });

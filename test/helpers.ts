@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
+import { inject } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
-import { type Context, openContext } from '../src/context.js';
+import { type Context, type ContextOptions, openContext } from '../src/context.js';
 import type { CreatedSite } from '../src/sites/site-repository.js';
 import type { BufferKeys } from '../src/storage/keys.js';
 import type { Realtime } from '../src/storage/realtime.js';
@@ -74,9 +76,26 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
+let pgliteTemplate: Promise<Blob> | undefined;
+
+/**
+ * The fresh PGlite cluster image the global setup made (test/global-setup.ts), read once per test
+ * file: an in-memory PGlite started from it skips initdb.
+ */
+export function freshPgliteImage(): Promise<Blob> {
+  pgliteTemplate ??= readFile(inject('pgliteTemplate')).then((bytes) => new Blob([bytes]));
+  return pgliteTemplate;
+}
+
+/** Options of a test's context: an embedded one starts from the fresh cluster image. */
+export async function testContextOptions(config: Config): Promise<ContextOptions> {
+  if (config.mode !== 'embedded') return {};
+  return { pglite: { template: await freshPgliteImage() } };
+}
+
 export async function openTestContext(mode: Mode, env: Record<string, string> = {}): Promise<TestContext> {
   const config = testConfig(mode, env);
-  const ctx = await openContext(config, silentLog);
+  const ctx = await openContext(config, silentLog, await testContextOptions(config));
   return {
     ctx,
     async close() {

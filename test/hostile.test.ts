@@ -9,7 +9,7 @@ import { buildApp } from '../src/app.js';
 import { openContext } from '../src/context.js';
 import { type ErrorCode, errorCatalogue } from '../src/errors.js';
 import { MAX_JSON_DEPTH } from '../src/http/json-body.js';
-import { dropTestData, eventually, type Mode, openTestApp, type TestApp, testConfig, uniqueName } from './helpers.js';
+import { dropTestData, eventually, type Mode, openTestApp, type TestApp, testConfig, testContextOptions, uniqueName } from './helpers.js';
 import { listRoutes, type RouteEntry } from './routes.js';
 
 // Every hostile request gets a contract 4xx (API.md "Errors"): never a 500, never a hang, never
@@ -299,7 +299,7 @@ describe('under overload', () => {
     const lines: Record<string, unknown>[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const config = testConfig('embedded', { TALLY_STREAM_MAX_BACKLOG: '100', TALLY_STREAM_SHARDS: '1', TALLY_COLLECT_RATE_LIMIT: '0' });
-    const ctx = await openContext(config, log);
+    const ctx = await openContext(config, log, await testContextOptions(config));
     const app = await buildApp(ctx);
     try {
       const site = await ctx.sites.create(uniqueName('site'));

@@ -9,6 +9,7 @@ import { unreadSink } from '../src/inbox/unread-flush.js';
 import type { CreatedSite } from '../src/sites/site-repository.js';
 import { parseCountName } from '../src/storage/inbox-count-names.js';
 import { DATABASE_URL, openTestContext, REDIS_URL, type TestContext, uniqueName } from './helpers.js';
+import { TALLY_CLI } from './server-process.js';
 
 // The issue's torture test: real `tally serve` processes (API + flusher + reconciler each), many
 // concurrent clients on few users and few notifications (most requests collide), servers killed
@@ -63,7 +64,7 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
 
   async function start(server: Server): Promise<void> {
     server.ready = false;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+    const child = spawn(process.execPath, [TALLY_CLI, 'serve'], {
       env: {
         ...process.env,
         REDIS_URL,
@@ -79,7 +80,7 @@ describe('inbox torture: kill -9 of servers under colliding clients', () => {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     server.child = child;
-    // Up to a minute: a cold `tsx` start on a loaded machine takes tens of seconds.
+    // Up to a minute: a cold start on a loaded machine takes tens of seconds.
     for (let i = 0; i < 1200; i++) {
       if (server.child !== child) return;
       const up = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(

@@ -7,7 +7,7 @@ import { migrate } from '../src/storage/migrate.js';
 import { IN_MEMORY, openPglite } from '../src/storage/pglite.js';
 import type { Realtime } from '../src/storage/realtime.js';
 import { createRedisRealtime } from '../src/storage/redis/index.js';
-import { REDIS_URL } from './helpers.js';
+import { freshPgliteImage, REDIS_URL } from './helpers.js';
 import { startTestCluster, type TestCluster } from './redis-cluster.js';
 
 // The implementations every real-time contract suite runs against: Redis, a three-master Redis
@@ -23,7 +23,7 @@ export function realtimeLayers(): Layer[] {
   beforeAll(async () => {
     cluster = await startTestCluster();
     // The embedded queue's journal lives in PGlite: one in-memory database per file.
-    pglite = await openPglite(IN_MEMORY, 'public');
+    pglite = await openPglite(IN_MEMORY, 'public', { template: await freshPgliteImage() });
     await migrate(pglite, 'public');
   }, 60_000);
   afterAll(async () => {

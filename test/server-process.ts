@@ -4,6 +4,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
+/** The `tally` command as `npm start` runs it: dist/, which the global setup builds when stale. */
+export const TALLY_CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+
 export interface ServerProcess {
   proc: ChildProcess;
   url: string;
@@ -13,7 +16,7 @@ export interface ServerProcess {
 }
 
 export function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  const proc = spawn(process.execPath, [TALLY_CLI, 'serve'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', TALLY_FLUSH_INTERVAL_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
