@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
-import { freshClusterImage } from '../src/storage/pglite.js';
 
 // Once per run, before any test file:
 // - the image of a fresh PGlite cluster, on disk for every worker. An embedded test context
@@ -20,6 +20,16 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** Path of the fresh cluster's data directory image (a tar). */
     pgliteTemplate: string;
+  }
+}
+
+/** The data directory of a fresh, empty cluster (as initdb leaves it). */
+async function freshClusterImage(): Promise<Blob> {
+  const db = await PGlite.create();
+  try {
+    return await db.dumpDataDir('none');
+  } finally {
+    await db.close();
   }
 }
 

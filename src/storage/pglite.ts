@@ -7,7 +7,7 @@ export const IN_MEMORY = 'memory://';
 
 export interface PgliteOptions {
   /**
-   * An in-memory database starts as a copy of this image of a fresh cluster (`freshClusterImage`)
+   * An in-memory database starts as a copy of this image of a fresh cluster (PGlite's dumpDataDir)
    * instead of running initdb, which takes seconds of CPU: for a process that opens many (tests).
    * A database on disk always starts from its directory.
    */
@@ -54,14 +54,4 @@ export async function openPglite(dataDir: string, schema: string, options: Pglit
       ),
     close: () => serialise(() => db.close()),
   };
-}
-
-/** The data directory of a fresh, empty cluster (as initdb leaves it), for `PgliteOptions.template`. */
-export async function freshClusterImage(): Promise<Blob> {
-  const db = await PGlite.create();
-  try {
-    return await db.dumpDataDir('none');
-  } finally {
-    await db.close();
-  }
 }
