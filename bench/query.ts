@@ -10,6 +10,8 @@ import { loadConfig } from '../src/config.js';
 import { openContext } from '../src/context.js';
 import { analyticsTargets } from '../src/counters/analytics-counters.js';
 import { startFlusher } from '../src/counters/flusher.js';
+import { dayOfFolder, manifestName } from '../src/events/layout.js';
+import { readPartition } from '../src/events/partition.js';
 import { type Counted, createAggregator } from '../src/process/aggregate.js';
 import { createEnricher, createSaltSource } from '../src/process/enrich.js';
 import { createEventRows } from '../src/process/event-rows.js';
@@ -31,9 +33,12 @@ import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-
 // custom event (20 %, same properties). A page view after /pricing goes to /signup 40 % of the
 // time, otherwise to /pricing 5 % of the time and to one of 500 pages else; a custom event on
 // /signup is "Signed Up", elsewhere one of 30 others. The visitor fixes the visit's agent,
-// client IP (country), referrer, UTM source and user id. A batch of 5,000 events holds the visits
-// starting within a few minutes around a random time of the 30 days, as a live stream's batch
-// does; its last visit is cut short so that exactly BENCH_EVENTS events are loaded.
+// client IP (country), referrer, UTM source and user id. The load goes through the 30 days in
+// time order, as a live stream does: a batch of 5,000 events holds the visits starting in its
+// share of them (a full load sweeps the 30 days once per step); its last visit is cut short, so
+// that exactly BENCH_EVENTS events are loaded. (In random time order, a visit older than a
+// visitor's 8 kept sessions would be split into sessions of one event: src/storage/sessions.ts
+// keeps the latest ones.)
 //
 // BENCH_LOAD chooses the path the events take:
 // - `full` (default): enrichment, pre-aggregation, the atomic step, rollups flushed to
@@ -70,7 +75,7 @@ const FRESH = process.env['BENCH_FRESH'] === '1';
 const LOAD = process.env['BENCH_LOAD'] ?? 'full';
 if (LOAD !== 'full' && LOAD !== 'store') throw new Error(`BENCH_LOAD is full or store, not ${LOAD}`);
 /** Names the generator in the cache: data another generator loaded is loaded again. */
-const GENERATOR = 'visits';
+const GENERATOR = 'visits-in-time-order';
 const BATCH = 5000;
 const FLUSH_EVERY = 100_000;
 /** Niceness while loading (BENCH_LOAD_NICE, default 0): on a shared machine a long load can yield
@@ -129,12 +134,12 @@ function visitorOf(v: number) {
 }
 
 /** A visit's messages, numbered from `first`: at most `max` of them (see the header). */
-function visit(first: number, max: number, around: number, now: number): CollectedMessage[] {
+function visit(first: number, max: number, startsAt: number, now: number): CollectedMessage[] {
   const v = rand(100_000);
   const who = visitorOf(v);
   const query = who.utm ? `?utm_source=${who.utm}&utm_medium=email` : '';
   const n = Math.min(max, rand(9));
-  let at = around + Math.floor(Math.random() * 5 * 60_000);
+  let at = startsAt;
   let page = '';
   const out: CollectedMessage[] = [];
   for (let k = 0; k < n; k++) {
@@ -168,11 +173,17 @@ function visit(first: number, max: number, around: number, now: number): Collect
   return out;
 }
 
-/** A batch of exactly `n` messages numbered from `first`: visits starting around a random time of the 30 days. */
-function batchOf(first: number, n: number, now: number): CollectedMessage[] {
-  const around = now - Math.floor(Math.random() * 30 * DAY);
+/**
+ * A batch of exactly `n` messages numbered from `first`, of a load (or step) of events `from` to
+ * `to`: visits starting in the batch's share of the 30 days, in time order, as a live stream's.
+ */
+function batchOf(first: number, n: number, from: number, to: number, now: number): CollectedMessage[] {
+  const start = now - 30 * DAY;
+  const span = 30 * DAY - 15 * 60_000; // a visit lasts 12 minutes at most
+  const at = start + Math.floor(((first - from) / (to - from)) * span);
+  const width = Math.max(1, Math.floor((n / (to - from)) * span));
   const out: CollectedMessage[] = [];
-  while (out.length < n) out.push(...visit(first + out.length, n - out.length, around, now));
+  while (out.length < n) out.push(...visit(first + out.length, n - out.length, at + Math.floor(Math.random() * width), now));
   return out;
 }
 
@@ -186,15 +197,35 @@ interface Cached {
   generator?: string;
 }
 
-async function sizeOf(dir: string): Promise<{ bytes: number; files: number }> {
+/**
+ * The store's bytes on disk: every file, and the live ones (each partition's visible files and
+ * manifest). Files a compaction replaced stay a grace period for readers, then the compactor
+ * deletes them: right after the load they are still there.
+ */
+async function sizeOf(dir: string): Promise<{ bytes: number; files: number; liveBytes: number; liveFiles: number }> {
   let bytes = 0;
   let files = 0;
+  let liveBytes = 0;
+  let liveFiles = 0;
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     bytes += (await stat(join(entry.parentPath, entry.name))).size;
     files += 1;
   }
-  return { bytes, files };
+  for (const site of await readdir(dir)) {
+    for (const folder of await readdir(join(dir, site))) {
+      const day = dayOfFolder(folder);
+      if (day === undefined) continue;
+      const p = await readPartition(join(dir, site, folder), day);
+      if (!p) continue;
+      const manifest = manifestName(p.manifest.gen);
+      for (const name of [...p.visible, ...(p.names.includes(manifest) ? [manifest] : [])]) {
+        liveBytes += (await stat(join(p.dir, name))).size;
+        liveFiles += 1;
+      }
+    }
+  }
+  return { bytes, files, liveBytes, liveFiles };
 }
 
 async function dropData(name: string): Promise<void> {
@@ -304,6 +335,9 @@ async function main(): Promise<void> {
       say(
         `site ${site.id}: ${int(loaded)} events loaded (${LOAD}) ${((now - cached.loadedAt) / 3_600_000).toFixed(1)} h ago (${cacheDir}; BENCH_FRESH=1 loads again)`,
       );
+      // As the elected compactor does every few seconds: here it deletes the files the load's
+      // compaction replaced, once their grace period has passed.
+      await ctx.events.maintainSite(site.id);
       if (LOAD === 'full') await timeCounters(loaded, rows);
       else countersNotTimed();
     } else {
@@ -330,7 +364,7 @@ async function main(): Promise<void> {
             const first = taken;
             const n = Math.min(BATCH, TARGET - first);
             taken += n;
-            const messages = batchOf(first, n, now);
+            const messages = batchOf(first, n, 0, TARGET, now);
             const enriched = await enrich(site.id, messages);
             await toSink(messages.map((message, k) => ({ message, enriched: enriched[k]! })));
             loaded += n;
@@ -358,6 +392,7 @@ async function main(): Promise<void> {
         const steps = [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000].filter((n) => n < TARGET).concat([TARGET]);
         for (const step of steps) {
           const started = Date.now();
+          const stepFrom = loaded;
           // Two lanes, as the processor's shard loops run: one builds a batch while Redis applies the other's.
           let taken = loaded;
           const lane = async () => {
@@ -365,7 +400,7 @@ async function main(): Promise<void> {
               const first = taken;
               const n = Math.min(BATCH, step - first);
               taken += n;
-              const messages = batchOf(first, n, now);
+              const messages = batchOf(first, n, stepFrom, step, now);
               const enriched = await enrich(site.id, messages);
               const counted = messages.map((message, k) => ({ message, enriched: enriched[k]! }));
               const duplicates = await ctx.realtime.analytics.apply(build(site.id, counted, Date.now()));
@@ -501,7 +536,7 @@ async function main(): Promise<void> {
       `load average ${storeLoad} when the event-store timing started, ${loadAverage()} at its end; CPU/query: the Node process's (DuckDB's threads included)`,
     );
     say(
-      `event store on disk: ${(size.bytes / 1e6).toFixed(1)} MB in ${int(size.files)} files (${(size.bytes / Math.max(1, loaded)).toFixed(1)} bytes/event)`,
+      `event store on disk: ${(size.liveBytes / 1e6).toFixed(1)} MB live in ${int(size.liveFiles)} files (${(size.liveBytes / Math.max(1, loaded)).toFixed(1)} bytes/event); ${(size.bytes / 1e6).toFixed(1)} MB in ${int(size.files)} files with those compaction replaced, kept a grace period for readers`,
     );
   } finally {
     await app.close();
