@@ -18,6 +18,7 @@ import { createEventRows } from '../src/process/event-rows.js';
 import { createEventSink } from '../src/process/event-sink.js';
 import { rollupTargets } from '../src/process/rollup-targets.js';
 import { int, ms, table } from './lib/report.js';
+import { storeQuestions } from './lib/store-questions.js';
 import { DATABASE_URL, REDIS_URL, REPO_ROOT, unlinkMatching } from './lib/tally-server.js';
 
 // npm run bench:query — stats latency against the amount of data. Synthetic events spread over
@@ -457,56 +458,7 @@ async function main(): Promise<void> {
     });
     if (goal.statusCode !== 201) throw new Error(`goal: ${goal.statusCode} ${goal.body}`);
     const goalName = goal.json().name as string;
-    const storeQueries: [string, string, unknown][] = [
-      [
-        'summary 30d, filtered on a referrer',
-        '/v1/stats/query',
-        {
-          date_range: '30d',
-          metrics: ['visitors', 'visits', 'pageviews', 'bounce_rate', 'visit_duration'],
-          filters: ['is', 'source', ['news.ycombinator.com']],
-        },
-      ],
-      [
-        'top pages 30d, filtered on a country and a UTM source',
-        '/v1/stats/query',
-        {
-          date_range: '30d',
-          metrics: ['visitors', 'pageviews'],
-          dimensions: ['page'],
-          filters: [
-            'and',
-            [
-              ['is', 'country', ['US']],
-              ['is', 'utm_source', ['newsletter']],
-            ],
-          ],
-          order_by: [['visitors', 'desc']],
-          pagination: { limit: 10 },
-        },
-      ],
-      [
-        "a goal's conversion rate 30d",
-        '/v1/stats/query',
-        { date_range: '30d', metrics: ['visitors', 'conversions', 'conversion_rate'], filters: ['is', 'goal', [goalName]] },
-      ],
-      [
-        'funnel of 3 steps 30d',
-        '/v1/stats/funnel',
-        { date_range: '30d', steps: [{ page: '/pricing' }, { page: '/signup' }, { event: 'Signed Up' }] },
-      ],
-      [
-        'summary 30d with previous_period',
-        '/v1/stats/query',
-        { date_range: '30d', metrics: ['visitors', 'pageviews', 'bounce_rate'], include: { comparison: 'previous_period' } },
-      ],
-      [
-        'breakdown by a custom property 30d',
-        '/v1/stats/query',
-        { date_range: '30d', metrics: ['visitors', 'events'], dimensions: ['props:plan'], order_by: [['events', 'desc']] },
-      ],
-      ['retention 30d by week', '/v1/stats/retention', { date_range: '30d', interval: 'week' }],
-    ];
+    const storeQueries = storeQuestions(goalName).map((q): [string, string, unknown] => [q.label, q.route, q.body]);
     const timeStore = async (label: string, send: () => Promise<{ statusCode: number; body: string }>) => {
       const first = await send();
       if (first.statusCode !== 200) throw new Error(`${label}: ${first.statusCode} ${first.body}`);
