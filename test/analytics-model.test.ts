@@ -346,7 +346,7 @@ describe.each(['external', 'embedded'] as const)('stats against an in-memory mod
           }
         },
       ),
-      propertyParams(30, 90_000),
+      propertyParams(30, 150_000),
     );
-  }, 120_000);
+  }, 200_000);
 });
