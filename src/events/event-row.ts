@@ -60,10 +60,11 @@ export type EventColumn = keyof typeof EVENT_COLUMNS;
 
 /**
  * Columns the store computes from a row as it writes it (SQL over EVENT_COLUMNS), after them in
- * file order: the visitor and the session as UBIGINT keys, the low 64 bits of their MD5 (the
- * same in every DuckDB version and in other engines). Queries count distinct visitors and group
- * sessions by these: a fixed-width key hashes and compares several times cheaper than text. Two
- * of a site's visitors share a key with probability n^2 / 2^65 (below 1e-9 for a million).
+ * file order: the visitor and the session as UBIGINT keys, bytes 8–15 of their MD5 digest read
+ * little-endian (md5_number_lower: the same in every DuckDB version, and computable by any
+ * engine). Queries count distinct visitors and group sessions by these: a fixed-width key hashes
+ * and compares several times cheaper than text. Two of n visitors share a key with probability
+ * about n^2 / 2^65 (3e-8 for a million).
  */
 export const DERIVED_COLUMNS = {
   visitor_h: 'md5_number_lower(visitor)',
