@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '../src/events/event-row.js';
 import type { Goal } from '../src/goals/goal.js';
 import { NONE } from '../src/query/dimensions.js';
+import { METRICS, SESSION_METRICS } from '../src/query/metrics.js';
 import { parseQuery, topLevelGoalConditions } from '../src/query/parse-query.js';
 import type { Filter, Query } from '../src/query/query.js';
 import { createQueryEngine } from '../src/query/run-query.js';
@@ -118,23 +119,7 @@ const filterArb: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 const queryArb = fc.record({
   from: fc.integer({ min: -1, max: 1 }),
   days: fc.integer({ min: 1, max: 3 }),
-  metrics: fc.subarray(
-    [
-      'visitors',
-      'visits',
-      'pageviews',
-      'views_per_visit',
-      'bounce_rate',
-      'visit_duration',
-      'events',
-      'clicks',
-      'time_on_page',
-      'conversions',
-      'conversion_rate',
-      'revenue',
-    ],
-    { minLength: 1 },
-  ),
+  metrics: fc.subarray([...METRICS], { minLength: 1 }),
   dimension: fc.constantFrom(null, 'page', 'source', 'country', 'exit_page', 'props:plan', 'goal', 'time:day', 'time:hour'),
   filter: fc.option(filterArb, { nil: undefined }),
   goalFilter: fc.subarray(
@@ -150,7 +135,10 @@ const queryArb = fc.record({
 const summaryArb = fc.record({
   from: fc.integer({ min: -1, max: 1 }),
   days: fc.integer({ min: 1, max: 3 }),
-  metrics: fc.subarray(['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration'], { minLength: 1 }),
+  metrics: fc.subarray(
+    METRICS.filter((m) => m === 'visitors' || m === 'pageviews' || SESSION_METRICS.has(m)),
+    { minLength: 1 },
+  ),
   dimension: fc.constantFrom(null, 'source'),
   filter: fc.option(
     fc.tuple(fc.constantFrom('is', 'is_not'), fc.constant('source'), fc.subarray(['Direct', 'Google', 'Newsletter'], { minLength: 1 })),
