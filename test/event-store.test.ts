@@ -164,17 +164,33 @@ describe('event store', () => {
     const rows = await store.sql.all('SELECT message_id FROM read_parquet($1)', [p!.visible.map((f) => join(dirOf, f))]);
     // One source and one session: the file's order is then the events' time order.
     expect(rows.map((r) => r['message_id'])).toEqual(['m5', 'm4', 'm3', 'm2', 'm1', 'm0']);
+    // Beside it, the day's visits: its one session, far from midnight.
+    const visits = p!.manifest.visits as string;
+    expect(kindOf(visits)).toBe('visits');
+    const [visit, ...more] = await store.sql.all('SELECT pageviews, duration_ms, edge, bot FROM read_parquet($1)', [join(dirOf, visits)]);
+    expect(more).toEqual([]);
+    expect({ ...visit, pageviews: Number(visit?.['pageviews']), duration_ms: Number(visit?.['duration_ms']) }).toEqual({
+      pageviews: 6,
+      duration_ms: 5000 - 500,
+      edge: false,
+      bot: false,
+    });
+    const snapshot = await store.snapshot(SITE, T0, T0 + 1);
+    expect(snapshot.days).toEqual([
+      { startMs: T0 - 10 * 3_600_000, files: [join(dirOf, p!.visible[0] as string)], visits: join(dirOf, visits) },
+    ]);
+    snapshot.release();
     const onDisk = async () => (await readdir(dirOf)).filter((f) => f.endsWith('.parquet')).length;
     // The segments merged during the day are gone (their grace period passed); the merged file
-    // and the last segment were replaced just now and stay.
-    expect(await onDisk()).toBe(3);
+    // and the last segment were replaced just now and stay, beside the new file and its visits.
+    expect(await onDisk()).toBe(4);
     // After the grace period, what this process's snapshot holds stays until it is released.
     clock.now += 60_000;
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(3);
+    expect(await onDisk()).toBe(4);
     held.release();
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(1);
+    expect(await onDisk()).toBe(2);
     expect((await readdir(dirOf)).filter((f) => kindOf(f) === 'manifest')).toHaveLength(1);
     expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });

@@ -47,7 +47,12 @@ const visitorArb = fc.record({
   bot: fc.integer({ min: 0, max: 6 }).map((n) => n === 0),
   sessions: fc.array(sessionArb, { minLength: 1, maxLength: 3 }),
 });
-const dataArb = fc.record({ visitors: fc.array(visitorArb, { minLength: 1, maxLength: 6 }), repeat: fc.array(fc.nat(), { maxLength: 4 }) });
+const dataArb = fc.record({
+  visitors: fc.array(visitorArb, { minLength: 1, maxLength: 6 }),
+  repeat: fc.array(fc.nat(), { maxLength: 4 }),
+  // Finished days compacted: one file a day and its visits file, which visit figures then read.
+  compact: fc.boolean(),
+});
 
 type Raw = typeof dataArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -110,7 +115,7 @@ const condArb = fc.oneof(
 );
 const filterArb: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   f: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
+    { depthSize: 'small', withCrossShrink: true, maxDepth: 3 },
     condArb,
     fc.tuple(fc.constantFrom('and', 'or'), fc.array(tie('f'), { minLength: 1, maxLength: 3 })),
     fc.tuple(fc.constant('not'), tie('f')),
@@ -298,6 +303,7 @@ describe('query engine against an in-memory model', () => {
         // Messages delivered again: the store counts each message_id once.
         const again = data.repeat.map((i) => rows[i % rows.length] as EventRow);
         if (again.length > 0) await store.append(siteId, again, { dirty: true });
+        if (data.compact) await store.maintainSite(siteId);
         for (const q of queries) {
           const from = new Date(BASE + q.from * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);
           const to = new Date(BASE + (q.from + q.days - 1) * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);

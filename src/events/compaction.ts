@@ -3,8 +3,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { bindAll, type EventEngine, sqlPath } from './engine.js';
 import { STORED_COLUMNS } from './event-row.js';
 import { publish, removeIfPresent } from './fs-atomic.js';
-import { compactedName, dayOf, manifestName, segmentInfo, tempName } from './layout.js';
-import { commitManifest, needsDedupe, type Partition } from './partition.js';
+import { compactedName, dayOf, manifestName, segmentInfo, tempName, visitsName } from './layout.js';
+import { commitManifest, needsDedupe, type Partition, visitsOf } from './partition.js';
+import { visitsSql } from './visits-file.js';
 
 // Compaction of one partition. Compacted files never share a message_id, and segments share one
 // only where one of them is dirty or inside a dirty window (docs/events.md). So:
@@ -12,7 +13,8 @@ import { commitManifest, needsDedupe, type Partition } from './partition.js';
 // - 'dedupe' folds every visible segment into one new compacted file, one row per message_id,
 //   without the ids the compacted files already hold (looked up in the segments' time span only):
 //   the day's big files are read, not rewritten;
-// - 'rewrite' makes one file of every visible file (a finished day, or too many files).
+// - 'rewrite' makes one file of every visible file (a finished day, or too many files), and the
+//   day's visits file from it (visits-file.ts).
 // Every compacted file is sorted as ORDER says.
 // The new file becomes visible, and its inputs invisible, in one step: the next manifest
 // generation, committed once.
@@ -36,7 +38,9 @@ const ROW_GROUP_SIZE = 16_384;
 /** What a partition needs now, if anything. */
 export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | undefined {
   if (needsDedupe(p, nowMs)) return 'dedupe';
-  if (p.visible.length > 1 && (p.day < dayOf(nowMs) || p.manifest.files.length >= MAX_FILES)) return 'rewrite';
+  // A finished day ends as one compacted file with its visits file.
+  const finished = p.day < dayOf(nowMs) && (p.visible.length > 1 || (p.visible.length === 1 && visitsOf(p) === undefined));
+  if (finished || (p.visible.length > 1 && p.manifest.files.length >= MAX_FILES)) return 'rewrite';
   if (p.segments.filter((s) => !segmentInfo(s).dirty).length > 1) return 'merge';
   return undefined;
 }
@@ -85,22 +89,26 @@ export async function compactPartition(
   if (inputs.length === 0) return true;
   const name = compactedName(p.manifest.gen + 1);
   const temp = join(p.dir, tempName('.parquet'));
+  const visits = mode === 'rewrite' ? visitsName(p.manifest.gen + 1) : undefined;
+  const visitsTemp = join(p.dir, tempName('.parquet'));
+  const options = `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`;
   await engine.withConnection(async (connection) => {
     const { sql, params } = await selectRows(connection, p, mode, inputs);
     const { values, types } = bindAll(params);
-    await connection.run(
-      `COPY (${sql}) TO ${sqlPath(temp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
-      values,
-      types,
-    );
+    await connection.run(`COPY (${sql}) TO ${sqlPath(temp)} ${options}`, values, types);
+    if (visits !== undefined)
+      await connection.run(`COPY (${visitsSql(`read_parquet(${sqlPath(temp)})`)}) TO ${sqlPath(visitsTemp)} ${options}`);
   });
+  if (visits !== undefined) await publish(visitsTemp, join(p.dir, visits), p.dir);
   await publish(temp, join(p.dir, name), p.dir);
 
   const present = new Set(p.names);
   const replaced: Record<string, number> = {};
   for (const [file, at] of Object.entries(p.manifest.replaced)) if (present.has(file)) replaced[file] = at;
-  // The manifest this one supersedes goes like any replaced file (a reader may have just listed it).
+  // The manifest this one supersedes goes like any replaced file (a reader may have just listed it),
+  // and so does its visits file: the files it summarised change.
   if (p.manifest.gen > 0) replaced[manifestName(p.manifest.gen)] = nowMs;
+  if (p.manifest.visits !== undefined) replaced[p.manifest.visits] = nowMs;
   let dirtyUntil = p.manifest.dirtyUntil;
   for (const input of inputs) {
     replaced[input] = nowMs;
@@ -110,7 +118,10 @@ export async function compactPartition(
     }
   }
   const files = mode === 'rewrite' ? [name] : [...p.manifest.files, name];
-  const committed = await commitManifest(p, { files, replaced, dirtyUntil });
-  if (!committed) await removeIfPresent(join(p.dir, name));
+  const committed = await commitManifest(p, { files, replaced, dirtyUntil, ...(visits === undefined ? {} : { visits }) });
+  if (!committed) {
+    await removeIfPresent(join(p.dir, name));
+    if (visits !== undefined) await removeIfPresent(join(p.dir, visits));
+  }
   return committed;
 }

@@ -71,6 +71,13 @@ export const DERIVED_COLUMNS = {
   session_h: 'md5_number_lower(session)',
 } as const;
 
+/**
+ * The events the metrics count: page views, events and engagements (src/process/enrich.ts
+ * EventKind), written as the one kind they are not. DuckDB pushes an inequality into the Parquet
+ * scan, where an IN list over those three is evaluated row by row after it.
+ */
+export const COUNTED_KINDS = "kind <> 'other'";
+
 /** Every column of the store's files, in file order. */
 export const STORED_COLUMNS: readonly string[] = [...Object.keys(EVENT_COLUMNS), ...Object.keys(DERIVED_COLUMNS)];
 
@@ -121,8 +128,19 @@ export interface EventScan {
 }
 
 export interface EventSnapshot {
+  /** Every event file of `days`. */
   files: readonly string[];
+  days: readonly SnapshotDay[];
   release(): void;
+}
+
+/** One UTC day of a snapshot: its event files (holding only the site's rows) and its visits file, if one summarises them all. */
+export interface SnapshotDay {
+  /** The day's first ms. */
+  startMs: number;
+  files: readonly string[];
+  /** The visits file (visits-file.ts) of the day's one compacted file, when no segment is beside it. */
+  visits?: string;
 }
 
 /** Runs read-only SQL over snapshot files on the store's DuckDB (values as DuckDB's JS values). */

@@ -2,10 +2,10 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compactionNeeded, compactPartition } from './compaction.js';
 import { bindAll, type EventEngine } from './engine.js';
-import type { EventRow, EventScan, EventSnapshot, EventSql } from './event-row.js';
+import type { EventRow, EventScan, EventSnapshot, EventSql, SnapshotDay } from './event-row.js';
 import { collectGarbage } from './garbage.js';
 import { DAY_MS, dayOf, dayOfFolder, dayStart, partitionPath, siteOfFolder, sitePath } from './layout.js';
-import { needsDedupe, type Partition, readPartition } from './partition.js';
+import { needsDedupe, type Partition, readPartition, visitsOf } from './partition.js';
 import { writeSegment } from './segment-writer.js';
 
 // The columnar event store: Parquet files under one folder, shared by every process that opens
@@ -74,21 +74,27 @@ export function createEventStore(options: EventStoreOptions): EventStore {
   }
 
   async function snapshot(siteId: string, fromMs: number, toMs: number): Promise<EventSnapshot> {
-    const files: string[] = [];
+    const found: SnapshotDay[] = [];
     for (const day of await days(siteId)) {
       const start = dayStart(day);
       if (start + DAY_MS <= fromMs || start >= toMs) continue;
       const p = await readDeduped(siteId, day);
-      if (p) for (const name of p.visible) files.push(join(p.dir, name));
+      if (p === undefined || p.visible.length === 0) continue;
+      const visits = visitsOf(p);
+      const files = p.visible.map((name) => join(p.dir, name));
+      found.push(visits === undefined ? { startMs: start, files } : { startMs: start, files, visits: join(p.dir, visits) });
     }
-    for (const f of files) held.set(f, (held.get(f) ?? 0) + 1);
+    const files = found.flatMap((d) => d.files);
+    const holding = [...files, ...found.flatMap((d) => (d.visits === undefined ? [] : [d.visits]))];
+    for (const f of holding) held.set(f, (held.get(f) ?? 0) + 1);
     let released = false;
     return {
       files,
+      days: found,
       release() {
         if (released) return;
         released = true;
-        for (const f of files) {
+        for (const f of holding) {
           const n = (held.get(f) ?? 1) - 1;
           if (n === 0) held.delete(f);
           else held.set(f, n);
@@ -114,6 +120,8 @@ export function createEventStore(options: EventStoreOptions): EventStore {
     snapshot,
 
     async append(siteId, rows, opts) {
+      // A site's folder holds only its rows: queries read it without a site filter.
+      if (rows.some((r) => r.site_id !== siteId)) throw new Error(`rows of another site than ${siteId}`);
       for (const [day, list] of byDay(rows)) await writeSegment(engine, root, siteId, day, list, opts);
     },
 

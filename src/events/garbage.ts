@@ -7,7 +7,7 @@ import type { Partition } from './partition.js';
 // Deletes what no reader can need any more: files a manifest replaced, once a grace period has
 // passed since (longer than any query runs, in any process: a snapshot taken before the
 // replacement keeps reading them meanwhile; superseded manifests are among them), and what
-// crashed writers and compactions left (temp files, compacted files no manifest names) once as
+// crashed writers and compactions left (temp files, compacted and visits files no manifest names) once as
 // old.
 
 async function ageMs(path: string, nowMs: number): Promise<number | undefined> {
@@ -28,17 +28,18 @@ export async function collectGarbage(p: Partition, nowMs: number, graceMs: numbe
     await removeIfPresent(path);
     deleted += 1;
   };
-  const visible = new Set(p.visible);
+  const live = new Set(p.manifest.visits === undefined ? p.visible : [...p.visible, p.manifest.visits]);
   for (const name of p.names) {
-    if (visible.has(name)) continue;
+    if (live.has(name)) continue;
     const replacedAt = p.manifest.replaced[name];
     if (replacedAt !== undefined) {
       if (nowMs - replacedAt >= graceMs) await drop(name);
       continue;
     }
     const kind = kindOf(name);
-    // A compacted file of a newer generation belongs to a compaction still running.
-    const leftOver = kind === 'temp' || (kind === 'compacted' && genOf(name) < p.manifest.gen);
+    // One of a newer generation belongs to a compaction still running; one of the manifest's own
+    // generation that it does not name, to one that lost the commit.
+    const leftOver = kind === 'temp' || ((kind === 'compacted' || kind === 'visits') && genOf(name) <= p.manifest.gen);
     if (leftOver && ((await ageMs(join(p.dir, name), nowMs)) ?? 0) >= graceMs) await drop(name);
   }
   return deleted;

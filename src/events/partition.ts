@@ -16,6 +16,8 @@ export interface Manifest {
   replaced: Record<string, number>;
   /** Until then a segment may still arrive that repeats message_ids of visible files (docs/events.md). */
   dirtyUntil: number;
+  /** The visits file of the day (visits-file.ts) when a rewrite made it one compacted file. */
+  visits?: string;
 }
 
 export interface Partition {
@@ -72,6 +74,11 @@ export async function readPartition(dir: string, day: string): Promise<Partition
 export function needsDedupe(p: Partition, nowMs: number): boolean {
   if (p.segments.some((s) => segmentInfo(s).dirty)) return true;
   return nowMs < p.manifest.dirtyUntil && p.segments.length > 0 && p.visible.length > 1;
+}
+
+/** The day's visits file, when it holds every visible event (no segment, one compacted file). */
+export function visitsOf(p: Partition): string | undefined {
+  return p.segments.length === 0 && p.manifest.files.length === 1 ? p.manifest.visits : undefined;
 }
 
 /** Commits the next manifest generation; false when another compaction committed it first. */

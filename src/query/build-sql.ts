@@ -1,3 +1,6 @@
+import { COUNTED_KINDS, type SnapshotDay } from '../events/event-row.js';
+import { DAY_MS } from '../events/layout.js';
+import { VISIT_FIELDS } from '../events/visits-file.js';
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
 import { type BuiltSql, SqlParams, tsParam } from './event-source.js';
@@ -21,13 +24,9 @@ import { bucketSql } from './time-buckets.js';
 //   v     visit metrics per group: the sessions with an event in m, each whole; a session's time
 //         is its start
 //   b     visitors per group without the goal conditions (what conversion_rate divides by)
-
-/**
- * The events the metrics count: page views, events and engagements (src/process/enrich.ts
- * EventKind), written as the one kind they are not. DuckDB pushes an inequality into the Parquet
- * scan, where an IN list over those three is evaluated row by row after it.
- */
-const COUNTED_KINDS = "kind <> 'other'";
+//   vr    when the range holds whole days with a visits file (src/events/visits-file.ts), their
+//         visits: s and b read them for those days instead of the events; er the other files'
+//         sessions, grouped from their events
 
 /** A path pattern (`*` = any characters) as a LIKE pattern with `\` escaping. */
 export function likePattern(pattern: string): string {
@@ -68,10 +67,12 @@ function conditionSql(c: Condition, p: SqlParams, negated: boolean): string {
     const parts: string[] = [];
     if (c.op === 'is' || c.op === 'is_not') {
       if (values.length > 0) parts.push(`${col} IN (${values.map((v) => p.add(v)).join(', ')})`);
+      if (values.length < c.values.length) parts.push(`${col} IS NULL`);
     } else {
+      // A missing value contains nothing, `(none)` included.
       for (const v of values) parts.push(`contains(${col}, ${p.add(v)})`);
     }
-    if (values.length < c.values.length) parts.push(`${col} IS NULL`);
+    if (parts.length === 0) parts.push('false');
     const negates = negated || c.op === 'is_not' || c.op === 'contains_not';
     positive = negates ? `coalesce(${parts.join(' OR ')}, false)` : `(${parts.join(' OR ')})`;
   }
@@ -98,19 +99,20 @@ const ROUND = (expr: string, digits: number) => `round(${expr}, ${digits})`;
 const ratio = (num: string, den: string, scale: number, digits: number) =>
   `CASE WHEN coalesce(${den}, 0) > 0 THEN ${ROUND(`${scale} * ${num}::DOUBLE / ${den}`, digits)} ELSE 0 END`;
 
+/** Each metric over the joined aggregates (their names differ, so none is qualified). */
 const METRIC_SQL: Record<Metric, string> = {
-  visitors: 'coalesce(e.visitors, 0)',
-  visits: 'coalesce(v.visits, 0)',
-  pageviews: 'coalesce(e.pageviews, 0)',
-  views_per_visit: ratio('v.session_pageviews', 'v.visits', 1, 2),
-  bounce_rate: ratio('v.bounces', 'v.visits', 100, 2),
-  visit_duration: ratio('v.duration_ms', 'v.visits', 0.001, 1),
-  events: 'coalesce(e.events, 0)',
-  clicks: 'coalesce(e.clicks, 0)',
-  time_on_page: ratio('e.engaged_ms', 'e.engagements', 0.001, 1),
-  conversions: 'coalesce(e.conversions, 0)',
-  conversion_rate: ratio('e.visitors', 'base_visitors', 100, 2),
-  revenue: `${ROUND('coalesce(e.revenue, 0)::DOUBLE', 2)}`,
+  visitors: 'coalesce(visitors, 0)',
+  visits: 'coalesce(visits, 0)',
+  pageviews: 'coalesce(pageviews, 0)',
+  views_per_visit: ratio('session_pageviews', 'visits', 1, 2),
+  bounce_rate: ratio('bounces', 'visits', 100, 2),
+  visit_duration: ratio('duration_ms', 'visits', 0.001, 1),
+  events: 'coalesce(events, 0)',
+  clicks: 'coalesce(clicks, 0)',
+  time_on_page: ratio('engaged_ms', 'engagements', 0.001, 1),
+  conversions: 'coalesce(conversions, 0)',
+  conversion_rate: ratio('visitors', 'base_visitors', 100, 2),
+  revenue: `${ROUND('coalesce(revenue, 0)::DOUBLE', 2)}`,
 };
 
 /** Event aggregates (over m) and the metrics that read them: the aggregate and the rows it counts. */
@@ -159,17 +161,17 @@ const isExitPage = (d: FilterDimension | Dimension) => d.kind === 'column' && d.
 
 export interface BuildOptions {
   range: TimeRange;
-  /** Parquet files of the snapshot (at least one). */
-  files: readonly string[];
+  /** The snapshot's days (at least one file). */
+  days: readonly SnapshotDay[];
   /** The query's pagination; a comparison reads every group instead. */
   paginate: boolean;
 }
 
+const VISIT_FIELD_SET: ReadonlySet<string> = new Set(VISIT_FIELDS);
+
 /** Result columns: d0…dn (dimension values; time as bucket start ms), m0…mk, total_rows. */
 export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const p = new SqlParams();
-  const site = p.add(query.siteId);
-  const files = p.add(options.files);
   const zone = query.dimensions.some((d) => d.kind === 'time') ? p.add(query.zone) : '';
   const bots = query.bots === 'exclude' ? ' AND NOT bot' : query.bots === 'only' ? ' AND bot' : '';
   const dims = query.dimensions;
@@ -194,11 +196,32 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const goalsRead = [...(dims.some((d) => d.kind === 'goal') ? query.goals : []), ...conds.flatMap((c) => c.goals ?? [])];
   for (const c of goalsRead.flatMap(goalColumns)) columns.add(c);
 
-  const ctes: string[] = [
-    `all_ AS (SELECT ${[...columns].join(', ')} FROM read_parquet(${files}, hive_partitioning = false, union_by_name = true)
-      WHERE site_id = ${site} AND ts >= ${tsParam(p, options.range.fromMs)} AND ts < ${tsParam(p, options.range.toMs)}
-        AND ${COUNTED_KINDS}${bots})`,
-  ];
+  const { fromMs, toMs } = options.range;
+  const whole = (d: SnapshotDay) => d.startMs >= fromMs && d.startMs + DAY_MS <= toMs;
+  /**
+   * The counted events of `days` in the range that pass `filter`, as `cols`. A day inside the
+   * range is read without a time filter, which DuckDB would evaluate on every row whatever the
+   * files' statistics say; no day is read with a site filter (a site's files hold only its rows).
+   */
+  const eventRows = (days: readonly SnapshotDay[], cols: readonly string[], filter: Filter | null): string | null => {
+    const also = `${COUNTED_KINDS}${bots}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}`;
+    const read = (ds: readonly SnapshotDay[], where: string) =>
+      ds.length === 0
+        ? []
+        : [
+            `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(ds.flatMap((d) => d.files))}, hive_partitioning = false, union_by_name = true)
+      WHERE ${where}`,
+          ];
+    const parts = [
+      ...read(days.filter(whole), also),
+      ...read(
+        days.filter((d) => !whole(d)),
+        `ts >= ${tsParam(p, fromMs)} AND ts < ${tsParam(p, toMs)} AND ${also}`,
+      ),
+    ];
+    return parts.length === 0 ? null : parts.join('\n      UNION ALL ');
+  };
+  const ctes: string[] = [`all_ AS (${eventRows(options.days, [...columns], null)})`];
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
   const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";
   // A session's first and last event only when a duration or a time bucket reads them: each is
@@ -226,7 +249,37 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const visitLevel = conds.every((c) => c.dimension.kind === 'column' && c.dimension.session === true);
   // Visits of sessions picked by visit-level filters alone: their rows are exactly the matching events.
   const sessionsOfMatches = sessionMetrics && bySessions && query.filters !== null && visitLevel && !dims.some((d) => d.kind === 'goal');
-  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal');
+
+  // Whole days of the range that have a visits file: their visits (and conversion_rate's
+  // visitors) are read from it instead of from their events, when every column those need is in
+  // it. Bots counted with humans would need a session's two rows merged: that reads events.
+  const visitDays = options.days.filter((d) => d.visits !== undefined && whole(d));
+  const inVisits = (d: FilterDimension | Dimension) => d.kind === 'column' && VISIT_FIELD_SET.has(d.sql);
+  const canVisits = visitDays.length > 0 && query.bots !== 'include';
+  const base = withoutGoals(query.filters);
+  const sessionsFromVisits =
+    canVisits &&
+    sessionMetrics &&
+    bySessions &&
+    visitLevel &&
+    conds.every((c) => inVisits(c.dimension)) &&
+    dims.every((d) => d.kind === 'time' || inVisits(d));
+  const baseFromVisits =
+    canVisits && needBase && conditions(base).every((c) => inVisits(c.dimension)) && dims.every((d) => d.kind === 'goal' || inVisits(d));
+  const baseWithEvents = needBase && !dims.some((d) => d.kind === 'goal') && !baseFromVisits;
+  const visitFields = dims.flatMap((d) => (d.kind === 'column' ? [d.sql] : []));
+  /** The whole days' visits rows (visits-file.ts columns) that pass `filter`, and `also`. */
+  const visitRows = (cols: readonly string[], filter: Filter | null, also = '') =>
+    `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(visitDays.map((d) => d.visits))})
+      WHERE ${query.bots === 'only' ? 'bot' : 'NOT bot'}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}${also}`;
+  /** The other days' events (as eventRows), or null when there is none. */
+  const otherRows = (cols: readonly string[], filter: Filter | null) =>
+    eventRows(
+      options.days.filter((d) => !visitDays.includes(d)),
+      cols,
+      filter,
+    );
+  const unionAll = (parts: readonly (string | null)[]) => parts.filter((x) => x !== null).join(' UNION ALL ');
   // Visitors and page views from the sessions' rows when those are exactly the matching events
   // and every group is the same for all of a session's events: one GROUP BY over the events (per
   // session) instead of that and a second pass for the distinct visitors.
@@ -249,14 +302,13 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   } else {
     // The matching events once, when both the event figures and the sessions read them (the
     // Parquet files are then scanned once, and only the matching rows are kept).
-    const shared = sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents && !eventsFromSessions;
+    const shared = sessionsOfMatches && eventNeeds.size > 0 && !baseWithEvents && !eventsFromSessions && !sessionsFromVisits;
     ctes.push(`m AS${shared ? ' MATERIALIZED' : ''} (SELECT * FROM ev${where})`);
   }
 
   // conversion_rate's two visitor counts in one pass when they share their groups: the events
   // of the filter less its goal conditions, the goal's among them flagged.
   if (baseWithEvents) {
-    const base = withoutGoals(query.filters);
     const flagged = `SELECT *, ${query.filters === null ? 'true' : filterSql(query.filters, p)} AS hit FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}`;
     const aggregates = [...[...eventNeeds].map((n) => aggregateSql(n, 'hit')), 'count(DISTINCT visitor_h) AS base_visitors'];
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
@@ -280,16 +332,49 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       const hit = query.filters === null || visitLevel ? [] : [`bool_or(${filterSql(query.filters, p)}) AS hit`];
       const exit = dims.some(isExitPage) ? [exitSql] : [];
       const visitor = eventsFromSessions ? ['any_value(visitor_h) AS s_visitor'] : [];
-      const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
-      ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit, ...visitor].join(', ')} FROM ${rows} GROUP BY session_h)`);
-      if (eventsFromSessions) {
-        const aggregates = [...eventNeeds].map((n) =>
-          n === 'visitors' ? 'count(DISTINCT s_visitor) AS visitors' : 'sum(s_pv) AS pageviews',
-        );
-        ctes.push(`e AS (SELECT ${select(dimCols('s_t0'))}${aggregates.join(', ')} FROM s${groupBy(names())})`);
+      if (sessionsFromVisits) {
+        // Rows that cannot be part of a longer session are sessions as they are; the others, and
+        // the sessions of the other files' events, are merged by session.
+        const cols = [
+          'session_h',
+          'visitor_h',
+          'pageviews AS s_pv',
+          't0 AS s_t0',
+          't0 + to_milliseconds(duration_ms) AS s_t1',
+          ...visitFields,
+        ];
+        const events = otherRows(['session_h', 'visitor_h', 'kind', 'ts', ...visitFields], query.filters);
+        const fromEvents =
+          events === null
+            ? null
+            : `SELECT ${[
+                'session_h',
+                'any_value(visitor_h) AS visitor_h',
+                "count(*) FILTER (WHERE kind = 'pageview') AS s_pv",
+                'min(ts) AS s_t0',
+                'max(ts) AS s_t1',
+              ]
+                .concat(visitFields.map((f) => `any_value(${f}) AS ${f}`))
+                .join(', ')} FROM (${events}) GROUP BY session_h`;
+        const parts = unionAll([visitRows(cols, query.filters, ' AND edge'), fromEvents]);
+        const merged = [
+          'sum(s_pv) AS s_pv',
+          'min(s_t0) AS s_t0',
+          'max(s_t1) AS s_t1',
+          ...visitFields.map((f) => `any_value(${f}) AS ${f}`),
+        ];
+        ctes.push(`s AS (SELECT s_pv, s_t0, s_t1, ${select(visitFields)}visitor_h AS s_visitor FROM (${visitRows(cols, query.filters, ' AND NOT edge')})
+          UNION ALL SELECT ${merged.join(', ')}, any_value(visitor_h) AS s_visitor FROM (${parts}) GROUP BY session_h)`);
+      } else {
+        const rows = sessionsOfMatches ? 'm' : query.filters !== null && visitLevel ? `all_${where}` : 'all_';
+        ctes.push(`s AS (SELECT ${[sessionStats, ...values, ...exit, ...hit, ...visitor].join(', ')} FROM ${rows} GROUP BY session_h)`);
       }
+      // The event figures the sessions give come with the visits: s is read once.
+      const fromSessions = eventsFromSessions
+        ? [...eventNeeds].map((n) => (n === 'visitors' ? 'count(DISTINCT s_visitor) AS visitors' : 'sum(s_pv) AS pageviews'))
+        : [];
       ctes.push(
-        `v AS (SELECT ${select(dimCols('s_t0'))}${visitAggregates} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
+        `v AS (SELECT ${select(dimCols('s_t0'))}${[visitAggregates, ...fromSessions].join(', ')} FROM s${hit.length > 0 ? ' WHERE hit' : ''}${groupBy(names())})`,
       );
     } else {
       // Visits per group of an event-level dimension: the (session, values) pairs of the matching
@@ -316,16 +401,21 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       ctes.push(`v AS (SELECT ${select(outer)}${visitAggregates} FROM pairs JOIN s USING (session_h)${groupBy(names())})`);
     }
   }
-  if (needBase && !baseWithEvents) {
-    const base = withoutGoals(query.filters);
+  if (baseFromVisits) {
+    // Distinct visitors need no merged sessions: the whole days' visits rows and the other events.
+    const cols = ['visitor_h', ...visitFields];
+    ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor_h) AS base_visitors
+      FROM (${unionAll([visitRows(cols, base), otherRows(cols, base)])})${groupBy(names(true))})`);
+  } else if (needBase && !baseWithEvents) {
     ctes.push(`b AS (SELECT ${select(dimCols('ts', true))}count(DISTINCT visitor_h) AS base_visitors
       FROM ev${base === null ? '' : ` WHERE ${filterSql(base, p)}`}${groupBy(names(true))})`);
   }
 
   const join = (alias: string, cols: string[], kind: 'FULL' | 'LEFT') =>
     cols.length === 0 ? ` CROSS JOIN ${alias}` : ` ${kind} JOIN ${alias} USING (${cols.join(', ')})`;
-  let from_ = eventNeeds.size > 0 ? 'e' : 'v';
-  if (sessionMetrics && eventNeeds.size > 0) from_ += join('v', names(), 'FULL');
+  const eventCte = eventNeeds.size > 0 && !eventsFromSessions;
+  let from_ = eventCte ? 'e' : 'v';
+  if (sessionMetrics && eventCte) from_ += join('v', names(), 'FULL');
   if (needBase && !baseWithEvents) from_ += join('b', names(true), 'LEFT');
 
   const metricCols = query.metrics.map((m, i) => `${METRIC_SQL[m]} AS m${i}`);
@@ -341,8 +431,43 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // Whole numbers checked by the parser.
   const paging = options.paginate ? ` LIMIT ${query.limit} OFFSET ${query.offset}` : '';
 
-  const sql = `WITH ${ctes.join(',\n')}
-SELECT *, count(*) OVER () AS total_rows FROM (SELECT ${select(names())}${metricCols.join(', ')} FROM ${from_}) r
+  const main = `SELECT *, count(*) OVER () AS total_rows FROM (SELECT ${select(names())}${metricCols.join(', ')} FROM ${from_}) r
 ${dims.length > 0 ? `WHERE ${nonZero}\n` : ''}ORDER BY ${order.join(', ')}${paging}`;
-  return { sql, params: p.values };
+  return statement(ctes, main, p.values);
+}
+
+/**
+ * The statement of the CTEs (`name AS (…)`) the main SELECT reads, directly or through others,
+ * with its parameters numbered as they appear. DuckDB drops a CTE nobody reads, and its
+ * parameters with it, so one left in would shift the numbers of the rest.
+ */
+function statement(ctes: readonly string[], main: string, values: readonly unknown[]): BuiltSql {
+  const named = ctes.map((text) => ({ name: text.slice(0, text.indexOf(' AS')), text }));
+  const read = new Set<string>();
+  const visit = (text: string) => {
+    for (const c of named) {
+      if (!read.has(c.name) && new RegExp(`(FROM|JOIN) ${c.name}\\b`).test(text)) {
+        read.add(c.name);
+        visit(c.text);
+      }
+    }
+  };
+  visit(main);
+  const text = `WITH ${named
+    .filter((c) => read.has(c.name))
+    .map((c) => c.text)
+    .join(',\n')}\n${main}`;
+  const order = new Map<number, number>();
+  const params: unknown[] = [];
+  const sql = text.replace(/\$(\d+)/g, (_, n: string) => {
+    const from = Number(n);
+    let to = order.get(from);
+    if (to === undefined) {
+      params.push(values[from - 1]);
+      to = params.length;
+      order.set(from, to);
+    }
+    return `$${to}`;
+  });
+  return { sql, params };
 }

@@ -54,7 +54,7 @@ export function createQueryEngine(events: EventSource) {
         const rows = query.dimensions.length === 0 ? [{ keys: [], metrics: query.metrics.map(() => 0) }] : [];
         return { rows, total: rows.length };
       }
-      const { sql, params } = buildSql(query, { range, files: snapshot.files, paginate });
+      const { sql, params } = buildSql(query, { range, days: snapshot.days, paginate });
       const raw = await events.sql.all(sql, params);
       const rows = raw.map((r) => ({
         keys: query.dimensions.map((d, i) => (d.kind === 'time' ? toNumber(r[`d${i}`]) : String(r[`d${i}`]))),
