@@ -195,6 +195,48 @@ describe('event store', () => {
     expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });
 
+  it("stops reading a day's visits file when a late event arrives, and writes it again with the next rewrite", async () => {
+    const { store, clock } = freshStore({ graceMs: 60_000 });
+    const day = dayOf(T0);
+    const dirOf = partitionPath(store.root, SITE, day);
+    // A session 10 minutes before midnight: its row may go on in the next day.
+    const late = Date.parse(`${day}T23:50:00Z`);
+    await store.append(
+      SITE,
+      [row('a', T0, ONE_SESSION), row('b', late, { session: 's-2', kind: 'other' }), row('c', late + 1, { session: 's-2' })],
+      {
+        dirty: false,
+      },
+    );
+    expect(await store.maintainSite(SITE)).toBe(1);
+    const visitsOf = async () => {
+      const snapshot = await store.snapshot(SITE, T0, T0 + 1);
+      snapshot.release();
+      return snapshot.days.map((d) => d.visits !== undefined);
+    };
+    expect(await visitsOf()).toEqual([true]);
+    const first = (await readPartition(dirOf, day))!.manifest.visits as string;
+    const edges = await store.sql.all('SELECT edge FROM read_parquet($1) ORDER BY edge', [join(dirOf, first)]);
+    expect(edges.map((r) => r['edge'])).toEqual([false, true]);
+    await store.append(SITE, [row('d', T0 + 5000, ONE_SESSION)], { dirty: false });
+    expect(await visitsOf()).toEqual([false]);
+    clock.now += 1;
+    expect(await store.maintainSite(SITE)).toBe(1);
+    const p = await readPartition(dirOf, day);
+    expect(p!.manifest.visits).not.toBe(first);
+    expect(p!.manifest.replaced[first]).toBeDefined();
+    expect(await visitsOf()).toEqual([true]);
+    const [visit] = await store.sql.all('SELECT pageviews FROM read_parquet($1) WHERE NOT edge', [
+      join(dirOf, p!.manifest.visits as string),
+    ]);
+    expect(Number(visit?.['pageviews'])).toBe(2);
+  });
+
+  it("refuses rows of another site (a site's folder holds only its rows)", async () => {
+    const { store } = freshStore();
+    await expect(store.append(SITE, [eventRow('other', 'x', T0, {})], { dirty: false })).rejects.toThrow(/another site/);
+  });
+
   it('drops whole days past a site retention: hidden at once, deleted after the grace period', async () => {
     const { store } = freshStore();
     // Retention compares with the expiry marks' file times: real time.
