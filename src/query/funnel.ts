@@ -14,19 +14,20 @@ import type { EventSource } from './run-query.js';
 // tested there rather than in the WHERE: as a WHERE term DuckDB pushes it into the scan, where it
 // costs a test of every row although every file of the snapshot is the site's.
 //
-// Then one of two algorithms, both over hash joins or one sort per step, never a sort of every
-// kept event per step:
+// Then one of two algorithms, neither of which sorts every kept event once per step:
 // - no window (or one as long as the range): the earliest chain is the best one. t_1 is a
-//   visitor's first step 1, t_k their first step-k event strictly after t_(k-1); each step is a
-//   join and a GROUP BY on the visitor.
+//   visitor's first step 1, t_k their first step-k event strictly after t_(k-1). One GROUP BY on
+//   the visitor gives t_1, the list of times of each middle step and the last step's last time;
+//   list filters then give t_2 … t_(n-1), and the visitor reached step n if that last time is
+//   after t_(n-1).
 // - a window: for every event that matches step k, c_k is the latest start (step 1's time) of a
 //   chain that reaches step k with it: c_1 is the event's own time, and c_k is the greatest
 //   c_(k-1) among the visitor's strictly earlier events, if that start is within the window (the
 //   latest start leaves the most room for the steps after it). c_k never decreases with the
 //   event's time, so the greatest earlier c_(k-1) is the one of the latest earlier event that has
 //   one: an ASOF join of step k's events on step k-1's chains.
-// (A window function per step over all the kept events, and a list_reduce over each visitor's
-// list of events, were measured slower.)
+// (A window function per step over all the kept events, hash joins per step for the earliest
+// chains, and a list_reduce over each visitor's list of events were measured slower.)
 
 export const MIN_FUNNEL_STEPS = 2;
 export const MAX_FUNNEL_STEPS = 8;
@@ -92,47 +93,59 @@ export function candidateSql(steps: readonly FunnelStep[], params: SqlParams): s
 /** The SQL that gives one row, `s1 … sn`: the visitors who reached each step. */
 export function funnelSql(source: string, query: FunnelQuery, algorithm = funnelAlgorithm(query)): BuiltSql {
   const params = new SqlParams();
-  const site = params.add(query.siteId);
-  const flags = query.steps.map((step, i) => `(site_id = ${site} AND ${stepSql(step, params)}) AS m${i + 1}`);
-  const matched = `matched AS MATERIALIZED (
-      SELECT visitor_h, epoch_ms(ts) AS t, ${flags.join(', ')}
-      FROM ${source}
-      WHERE ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
-        AND NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)}))`;
+  const kept = keptSql(source, query, params);
   const n = query.steps.length;
-  const chains = algorithm === 'earliest' ? earliestSteps(n) : latestStartSteps(n, Math.round(query.windowMs ?? query.toMs - query.fromMs));
-  const counts = range(n).map((k) => `(SELECT count(DISTINCT visitor_h) FROM c${k})::DOUBLE AS s${k}`);
-  const sql = `WITH ${matched},
-    ${chains.join(',\n    ')}
-    SELECT ${counts.join(', ')}`;
+  const window = Math.round(query.windowMs ?? query.toMs - query.fromMs);
+  const sql = algorithm === 'earliest' ? earliestSql(kept, n) : latestStartSql(kept, n, window);
   return { sql, params: params.values };
 }
 
-/** c_k: each visitor's earliest chain through step k, as (visitor_h, t: its step k's time). */
-function earliestSteps(n: number): string[] {
-  const steps = ['c1 AS (SELECT visitor_h, min(t) AS t FROM matched WHERE m1 GROUP BY visitor_h)'];
-  for (let k = 2; k <= n; k++) {
-    steps.push(
-      `c${k} AS (SELECT visitor_h, min(e.t) AS t
-        FROM matched e JOIN c${k - 1} p USING (visitor_h) WHERE e.m${k} AND e.t > p.t GROUP BY visitor_h)`,
-    );
-  }
-  return steps;
+/** The events that may be a step: `visitor_h`, `t` (epoch ms) and a flag per step, `m1 … mn`. */
+function keptSql(source: string, query: FunnelQuery, params: SqlParams): string {
+  const site = params.add(query.siteId);
+  const flags = query.steps.map((step, i) => `(site_id = ${site} AND ${stepSql(step, params)}) AS m${i + 1}`);
+  return `SELECT visitor_h, epoch_ms(ts) AS t, ${flags.join(', ')}
+      FROM ${source}
+      WHERE ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
+        AND NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`;
 }
 
-/** c_k: the events of step k that end a chain within the window, with its latest start c. */
-function latestStartSteps(n: number, window: number): string[] {
-  const steps = ['c1 AS (SELECT visitor_h, t, t AS c FROM matched WHERE m1)'];
+/**
+ * Earliest chains, from one GROUP BY on the visitor: step 1's first time t1, every time of each
+ * middle step, and the last step's last time (the last step only has to come after t_(n-1)).
+ */
+function earliestSql(kept: string, n: number): string {
+  const perVisitor = range(n).map((k) => {
+    if (k === 1) return 'min(t) FILTER (WHERE m1) AS t1';
+    if (k < n) return `list(t) FILTER (WHERE m${k}) AS l${k}`;
+    return `max(t) FILTER (WHERE m${k}) AS x${k}`;
+  });
+  // t_k: the first time of step k strictly after t_(k-1) (NULL when none); each refers to the one before.
+  const chain = range(n - 1)
+    .slice(1)
+    .map((k) => `list_min(list_filter(l${k}, lambda x: x > t${k - 1})) AS t${k}`);
+  const counts = range(n).map((k) => (k < n ? `count(t${k})::DOUBLE AS s${k}` : `count_if(x${k} > t${k - 1})::DOUBLE AS s${k}`));
+  return `SELECT ${counts.join(', ')}
+    FROM (SELECT t1, ${[...chain, `x${n}`].join(', ')}
+      FROM (SELECT ${perVisitor.join(', ')} FROM (${kept}) GROUP BY visitor_h))`;
+}
+
+/** Latest starts: c_k, the events of step k that end a chain within the window, with its start c. */
+function latestStartSql(kept: string, n: number, window: number): string {
+  const steps = ['c1 AS (SELECT visitor_h, t, t AS c FROM kept WHERE m1)'];
   for (let k = 2; k <= n; k++) {
     // ASOF: the visitor's latest chain of step k-1 strictly before the event.
     steps.push(
       `c${k} AS (SELECT e.visitor_h, e.t, p.c
-        FROM (SELECT visitor_h, t FROM matched WHERE m${k}) e
+        FROM (SELECT visitor_h, t FROM kept WHERE m${k}) e
         ASOF JOIN c${k - 1} p ON e.visitor_h = p.visitor_h AND e.t > p.t
         WHERE p.c >= e.t - ${window})`,
     );
   }
-  return steps;
+  const counts = range(n).map((k) => `(SELECT count(DISTINCT visitor_h) FROM c${k})::DOUBLE AS s${k}`);
+  return `WITH kept AS MATERIALIZED (${kept}),
+    ${steps.join(',\n    ')}
+    SELECT ${counts.join(', ')}`;
 }
 
 /** The funnel's steps, in order. */
