@@ -69,6 +69,14 @@ describe('funnels, checked by hand', () => {
     expect(await visitorsAt(site, steps, DAY)).toEqual([3, 2]);
     expect(await visitorsAt(site, steps, DAY - 1)).toEqual([3, 1]);
     expect(await visitorsAt(site, steps, null)).toEqual([3, 3]);
+    // A window as long as the range (11 days) cannot bind: the earliest chains answer.
+    expect(await visitorsAt(site, steps, 11 * DAY)).toEqual([3, 3]);
+    expect(funnelAlgorithm({ siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs: 11 * DAY, where: NO_FILTER })).toBe(
+      'earliest',
+    );
+    expect(funnelAlgorithm({ siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs: 11 * DAY - 1, where: NO_FILTER })).toBe(
+      'latest-start',
+    );
   });
 
   it('needs one event per step when steps repeat, and a later event for each step', async () => {
