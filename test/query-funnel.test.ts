@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '../src/events/event-row.js';
 import { NO_FILTER, type SqlParams } from '../src/query/event-source.js';
-import { type FunnelStep, funnelSteps, queryFunnel } from '../src/query/funnel.js';
+import { type FunnelStep, funnelAlgorithm, funnelSteps, queryFunnel } from '../src/query/funnel.js';
 import { openTestEventStore, type TestEventStore } from './event-files.js';
 import { eventRow } from './event-store-fixture.js';
 import { modelFunnel } from './funnel-model.js';
@@ -69,6 +69,14 @@ describe('funnels, checked by hand', () => {
     expect(await visitorsAt(site, steps, DAY)).toEqual([3, 2]);
     expect(await visitorsAt(site, steps, DAY - 1)).toEqual([3, 1]);
     expect(await visitorsAt(site, steps, null)).toEqual([3, 3]);
+    // A window as long as the range (11 days) cannot bind: the earliest chains answer.
+    expect(await visitorsAt(site, steps, 11 * DAY)).toEqual([3, 3]);
+    expect(funnelAlgorithm({ siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs: 11 * DAY, where: NO_FILTER })).toBe(
+      'earliest',
+    );
+    expect(funnelAlgorithm({ siteId: site, fromMs: T0 - DAY, toMs: T0 + 10 * DAY, steps, windowMs: 11 * DAY - 1, where: NO_FILTER })).toBe(
+      'latest-start',
+    );
   });
 
   it('needs one event per step when steps repeat, and a later event for each step', async () => {
@@ -163,6 +171,20 @@ describe('funnels against the plain model', () => {
     id: fc.integer({ min: 0, max: 1_000_000 }),
   });
 
+  type Drawn = typeof eventArb extends fc.Arbitrary<infer T> ? T : never;
+  const drawnRows = (site: string, drawn: readonly Drawn[]) =>
+    drawn.map((d, i) =>
+      eventRow({
+        site_id: site,
+        message_id: `${d.id}-${i}`,
+        ts: T0 + d.at * 10 * MIN,
+        visitor: `v${d.visitor}`,
+        ...(d.name === null ? { page: d.page } : { type: 'track', kind: 'event', name: d.name, page: d.page }),
+        country: d.country,
+        bot: d.bot,
+      }),
+    );
+
   it("gives the model's visitors at every step (fixed seed)", async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -172,17 +194,7 @@ describe('funnels against the plain model', () => {
         fc.constantFrom(null, 'DE', 'FR'),
         async (drawn, steps, windowUnits, country) => {
           const site = uniqueName('fp');
-          const rows = drawn.map((d, i) =>
-            eventRow({
-              site_id: site,
-              message_id: `${d.id}-${i}`,
-              ts: T0 + d.at * 10 * MIN,
-              visitor: `v${d.visitor}`,
-              ...(d.name === null ? { page: d.page } : { type: 'track', kind: 'event', name: d.name, page: d.page }),
-              country: d.country,
-              bot: d.bot,
-            }),
-          );
+          const rows = drawnRows(site, drawn);
           if (rows.length > 0) await files.write(rows);
           const q = {
             siteId: site,
@@ -194,6 +206,30 @@ describe('funnels against the plain model', () => {
           const where = country === null ? NO_FILTER : (p: SqlParams) => `country = ${p.add(country)}`;
           const got = (await queryFunnel(files.events, { ...q, where })).map((s) => s.visitors);
           expect(got).toEqual(modelFunnel(rows, q, (e) => country === null || e.country === country));
+        },
+      ),
+      propertyParams(60, 100_000),
+    );
+  }, 120_000);
+
+  // Without a window the earliest chain is taken (hash joins); with one, the latest start of a
+  // chain is followed (ASOF joins). The second is exact for any window, so the two must agree
+  // when the window is the whole range.
+  it('gives the same visitors by earliest chains and by latest starts without a window (fixed seed)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' }),
+        fc.array(stepArb, { minLength: 2, maxLength: 5 }),
+        async (drawn, steps) => {
+          const site = uniqueName('fa');
+          const rows = drawnRows(site, drawn);
+          if (rows.length > 0) await files.write(rows);
+          const q = { siteId: site, fromMs: T0, toMs: T0 + 14 * 10 * MIN, steps, windowMs: null, where: NO_FILTER };
+          expect(funnelAlgorithm(q)).toBe('earliest');
+          const earliest = (await queryFunnel(files.events, q, 'earliest')).map((s) => s.visitors);
+          const latest = (await queryFunnel(files.events, q, 'latest-start')).map((s) => s.visitors);
+          expect(earliest).toEqual(latest);
+          expect(earliest).toEqual(modelFunnel(rows, q));
         },
       ),
       propertyParams(60, 100_000),

@@ -8,14 +8,26 @@ import type { EventSource } from './run-query.js';
 // same millisecond do not follow each other, whatever order they were sent in), and one event
 // moves a chain forward by one step at most (it may also start a new chain, as a step 1).
 //
-// One scan of the files. For every event that matches step k, c_k is the latest start (step 1's
-// time) of a chain that reaches step k with it: c_1 is the event's own time, and c_k is the
-// greatest c_(k-1) among the visitor's earlier events, if that start is within the window. The
-// latest start is the one to keep because it leaves the most room for the steps after it. Each
-// c_k is one window function over the rows c_(k-1) left, so a funnel of n steps is one read and
-// n-1 window passes, where a join per step would read the events n times.
-// (A list_reduce over each visitor's list of events, one sort instead of n-1, was measured
-// slower: DuckDB evaluates its lambdas event by event.)
+// One scan of the files keeps the events that may be a step, with one flag per step. The scan's
+// filter tests one column at a time (the pages and event names of the steps), which costs little
+// per row; the exact step tests (kind, page pattern, site) run on the kept rows only. The site is
+// tested there rather than in the WHERE: as a WHERE term DuckDB pushes it into the scan, where it
+// costs a test of every row although every file of the snapshot is the site's.
+//
+// Then one of two algorithms, neither of which sorts every kept event once per step:
+// - no window (or one as long as the range): the earliest chain is the best one. t_1 is a
+//   visitor's first step 1, t_k their first step-k event strictly after t_(k-1). One GROUP BY on
+//   the visitor gives t_1, the list of times of each middle step and the last step's last time;
+//   list filters then give t_2 … t_(n-1), and the visitor reached step n if that last time is
+//   after t_(n-1).
+// - a window: for every event that matches step k, c_k is the latest start (step 1's time) of a
+//   chain that reaches step k with it: c_1 is the event's own time, and c_k is the greatest
+//   c_(k-1) among the visitor's strictly earlier events, if that start is within the window (the
+//   latest start leaves the most room for the steps after it). c_k never decreases with the
+//   event's time, so the greatest earlier c_(k-1) is the one of the latest earlier event that has
+//   one: an ASOF join of step k's events on step k-1's chains.
+// (A window function per step over all the kept events, hash joins per step for the earliest
+// chains, and a list_reduce over each visitor's list of events were measured slower.)
 
 export const MIN_FUNNEL_STEPS = 2;
 export const MAX_FUNNEL_STEPS = 8;
@@ -43,50 +55,108 @@ export interface FunnelStepResult {
   dropoff: number;
 }
 
+/**
+ * How the chains are followed (see the header): `earliest` is exact only when the window cannot
+ * bind; `latest-start` always is. Tests pick one to compare them.
+ */
+export type FunnelAlgorithm = 'earliest' | 'latest-start';
+
+/** `earliest` when no two events of the range can be further apart than the window. */
+export function funnelAlgorithm(query: FunnelQuery): FunnelAlgorithm {
+  return query.windowMs === null || query.windowMs >= query.toMs - query.fromMs ? 'earliest' : 'latest-start';
+}
+
+/** An event of the step (any site: the site is tested beside it). */
 export function stepSql(step: FunnelStep, params: SqlParams): string {
-  if ('page' in step) return `(kind = 'pageview' AND page LIKE ${params.add(likePattern(step.page))} ESCAPE '\\')`;
-  return `(kind = 'event' AND name = ${params.add(step.event)})`;
+  if ('event' in step) return `(kind = 'event' AND name = ${params.add(step.event)})`;
+  // Without a `*` the pattern is the page itself: equality is cheaper than LIKE.
+  if (!step.page.includes('*')) return `(kind = 'pageview' AND page = ${params.add(step.page)})`;
+  return `(kind = 'pageview' AND page LIKE ${params.add(likePattern(step.page))} ESCAPE '\\')`;
+}
+
+/** True for every event of some step, testing `page` and `name` apart (a superset of the steps). */
+export function candidateSql(steps: readonly FunnelStep[], params: SqlParams): string {
+  const pages = new Set<string>();
+  const patterns = new Set<string>();
+  const names = new Set<string>();
+  for (const step of steps) {
+    if ('event' in step) names.add(step.event);
+    else if (step.page.includes('*')) patterns.add(step.page);
+    else pages.add(step.page);
+  }
+  const terms = [...patterns].map((p) => `page LIKE ${params.add(likePattern(p))} ESCAPE '\\'`);
+  if (pages.size > 0) terms.push(`page IN (${[...pages].map((p) => params.add(p)).join(', ')})`);
+  if (names.size > 0) terms.push(`name IN (${[...names].map((n) => params.add(n)).join(', ')})`);
+  return terms.join(' OR ');
 }
 
 /** The SQL that gives one row, `s1 … sn`: the visitors who reached each step. */
-export function funnelSql(source: string, query: FunnelQuery): BuiltSql {
-  const n = query.steps.length;
+export function funnelSql(source: string, query: FunnelQuery, algorithm = funnelAlgorithm(query)): BuiltSql {
   const params = new SqlParams();
-  const steps = query.steps.map((step) => stepSql(step, params));
+  const kept = keptSql(source, query, params);
+  const n = query.steps.length;
   const window = Math.round(query.windowMs ?? query.toMs - query.fromMs);
-  const layers = ['l1 AS (SELECT *, CASE WHEN m1 THEN t END AS c1 FROM matched)'];
-  for (let k = 2; k <= n; k++) {
-    layers.push(
-      `l${k} AS (SELECT * EXCLUDE (p), CASE WHEN m${k} AND p >= t - ${window} THEN p END AS c${k}
-        FROM (SELECT *, max(c${k - 1}) OVER (${ORDERED}) AS p FROM l${k - 1}))`,
-    );
-  }
-  const reached = range(n)
-    .reverse()
-    .map((k) => `WHEN c${k} IS NOT NULL THEN ${k}`)
-    .join(' ');
-  const sql = `WITH matched AS (
-      SELECT visitor_h, epoch_ms(ts) AS t, ${steps.map((s, i) => `${s} AS m${i + 1}`).join(', ')}
-      FROM ${source}
-      WHERE site_id = ${params.add(query.siteId)} AND ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
-        AND NOT bot AND (${query.where(params)}) AND (${steps.join(' OR ')})),
-    ${layers.join(',\n    ')}
-    SELECT ${range(n)
-      .map((k) => `count(*) FILTER (WHERE r >= ${k})::DOUBLE AS s${k}`)
-      .join(', ')}
-    FROM (SELECT visitor_h, max(CASE ${reached} END) AS r FROM l${n} GROUP BY visitor_h)`;
+  const sql = algorithm === 'earliest' ? earliestSql(kept, n) : latestStartSql(kept, n, window);
   return { sql, params: params.values };
 }
 
+/** The events that may be a step: `visitor_h`, `t` (epoch ms) and a flag per step, `m1 … mn`. */
+function keptSql(source: string, query: FunnelQuery, params: SqlParams): string {
+  const site = params.add(query.siteId);
+  const flags = query.steps.map((step, i) => `(site_id = ${site} AND ${stepSql(step, params)}) AS m${i + 1}`);
+  return `SELECT visitor_h, epoch_ms(ts) AS t, ${flags.join(', ')}
+      FROM ${source}
+      WHERE ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
+        AND NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`;
+}
+
+/**
+ * Earliest chains, from one GROUP BY on the visitor: step 1's first time t1, every time of each
+ * middle step, and the last step's last time (the last step only has to come after t_(n-1)).
+ */
+function earliestSql(kept: string, n: number): string {
+  const perVisitor = range(n).map((k) => {
+    if (k === 1) return 'min(t) FILTER (WHERE m1) AS t1';
+    if (k < n) return `list(t) FILTER (WHERE m${k}) AS l${k}`;
+    return `max(t) FILTER (WHERE m${k}) AS x${k}`;
+  });
+  // t_k: the first time of step k strictly after t_(k-1) (NULL when none); each refers to the one before.
+  const chain = range(n - 1)
+    .slice(1)
+    .map((k) => `list_min(list_filter(l${k}, lambda x: x > t${k - 1})) AS t${k}`);
+  const counts = range(n).map((k) => (k < n ? `count(t${k})::DOUBLE AS s${k}` : `count_if(x${k} > t${k - 1})::DOUBLE AS s${k}`));
+  return `SELECT ${counts.join(', ')}
+    FROM (SELECT t1, ${[...chain, `x${n}`].join(', ')}
+      FROM (SELECT ${perVisitor.join(', ')} FROM (${kept}) GROUP BY visitor_h))`;
+}
+
+/** Latest starts: c_k, the events of step k that end a chain within the window, with its start c. */
+function latestStartSql(kept: string, n: number, window: number): string {
+  const steps = ['c1 AS (SELECT visitor_h, t, t AS c FROM kept WHERE m1)'];
+  for (let k = 2; k <= n; k++) {
+    // ASOF: the visitor's latest chain of step k-1 strictly before the event.
+    steps.push(
+      `c${k} AS (SELECT e.visitor_h, e.t, p.c
+        FROM (SELECT visitor_h, t FROM kept WHERE m${k}) e
+        ASOF JOIN c${k - 1} p ON e.visitor_h = p.visitor_h AND e.t > p.t
+        WHERE p.c >= e.t - ${window})`,
+    );
+  }
+  const counts = range(n).map((k) => `(SELECT count(DISTINCT visitor_h) FROM c${k})::DOUBLE AS s${k}`);
+  return `WITH kept AS MATERIALIZED (${kept}),
+    ${steps.join(',\n    ')}
+    SELECT ${counts.join(', ')}`;
+}
+
 /** The funnel's steps, in order. */
-export async function queryFunnel(deps: EventSource, query: FunnelQuery): Promise<FunnelStepResult[]> {
+export async function queryFunnel(deps: EventSource, query: FunnelQuery, algorithm = funnelAlgorithm(query)): Promise<FunnelStepResult[]> {
   const visitors = await withEventSource(
     deps,
     query.siteId,
     query.fromMs,
     query.toMs,
     async (source) => {
-      const { sql, params } = funnelSql(source, query);
+      const { sql, params } = funnelSql(source, query, algorithm);
       const [row] = await deps.sql.all(sql, params);
       return query.steps.map((_, i) => Number(row?.[`s${i + 1}`] ?? 0));
     },
@@ -104,12 +174,6 @@ export function funnelSteps(visitors: readonly number[]): FunnelStepResult[] {
     dropoff: i === 0 ? 0 : (visitors[i - 1] ?? 0) - v,
   }));
 }
-
-/**
- * A visitor's events by time: a frame of every strictly earlier one (a range frame, so events of
- * the same millisecond are not in each other's frame, and no tie-breaking key is sorted).
- */
-const ORDERED = 'PARTITION BY visitor_h ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING';
 
 /** 1 … n */
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
