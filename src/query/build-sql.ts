@@ -3,7 +3,7 @@ import { DAY_MS } from '../events/layout.js';
 import { VISIT_FIELDS } from '../events/visits-file.js';
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
-import { type BuiltSql, SqlParams, tsParam } from './event-source.js';
+import { type BuiltSql, rangeRows, SqlParams } from './event-source.js';
 import { type Metric, SESSION_METRICS } from './metrics.js';
 import { topLevelGoalConditions } from './parse-query.js';
 import type { Condition, Filter, Query, TimeRange } from './query.js';
@@ -198,29 +198,9 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
 
   const { fromMs, toMs } = options.range;
   const whole = (d: SnapshotDay) => d.startMs >= fromMs && d.startMs + DAY_MS <= toMs;
-  /**
-   * The counted events of `days` in the range that pass `filter`, as `cols`. A day inside the
-   * range is read without a time filter, which DuckDB would evaluate on every row whatever the
-   * files' statistics say; no day is read with a site filter (a site's files hold only its rows).
-   */
-  const eventRows = (days: readonly SnapshotDay[], cols: readonly string[], filter: Filter | null): string | null => {
-    const also = `${COUNTED_KINDS}${bots}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}`;
-    const read = (ds: readonly SnapshotDay[], where: string) =>
-      ds.length === 0
-        ? []
-        : [
-            `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(ds.flatMap((d) => d.files))}, hive_partitioning = false, union_by_name = true)
-      WHERE ${where}`,
-          ];
-    const parts = [
-      ...read(days.filter(whole), also),
-      ...read(
-        days.filter((d) => !whole(d)),
-        `ts >= ${tsParam(p, fromMs)} AND ts < ${tsParam(p, toMs)} AND ${also}`,
-      ),
-    ];
-    return parts.length === 0 ? null : parts.join('\n      UNION ALL ');
-  };
+  /** The counted events of `days` in the range that pass `filter`, as `cols` (rangeRows). */
+  const eventRows = (days: readonly SnapshotDay[], cols: readonly string[], filter: Filter | null): string | null =>
+    rangeRows(days, options.range, cols, `${COUNTED_KINDS}${bots}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}`, p);
   const ctes: string[] = [`all_ AS (${eventRows(options.days, [...columns], null)})`];
   const where = query.filters === null ? '' : ` WHERE ${filterSql(query.filters, p)}`;
   const exitSql = "arg_max(page, (ts, message_id)) FILTER (WHERE kind = 'pageview') AS exit_page";

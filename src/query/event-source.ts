@@ -1,3 +1,5 @@
+import type { SnapshotDay } from '../events/event-row.js';
+import { DAY_MS } from '../events/layout.js';
 import type { EventSource } from './run-query.js';
 
 // What the event-scanning queries (funnels, retention, a user's events) share: parameters, the
@@ -29,6 +31,35 @@ export interface BuiltSql {
   params: readonly unknown[];
 }
 
+/**
+ * The rows of `days` in [fromMs, toMs) where `where` holds, as `cols`: a SELECT for the days
+ * inside the range and one for the days it cuts, joined by UNION ALL; null without a day. A day
+ * inside the range is read without a time filter, which DuckDB would test on every row whatever
+ * the files' statistics say; no day with a site filter (a site's files hold only its rows).
+ */
+export function rangeRows(
+  days: readonly SnapshotDay[],
+  range: { fromMs: number; toMs: number },
+  cols: readonly string[],
+  where: string,
+  params: SqlParams,
+): string | null {
+  const whole = (d: SnapshotDay) => d.startMs >= range.fromMs && d.startMs + DAY_MS <= range.toMs;
+  const read = (ds: readonly SnapshotDay[], condition: string) =>
+    ds.length === 0
+      ? []
+      : [
+          `SELECT ${cols.join(', ')} FROM read_parquet(${params.add(ds.flatMap((d) => d.files))}, hive_partitioning = false, union_by_name = true)
+      WHERE ${condition}`,
+        ];
+  const cut = days.filter((d) => !whole(d));
+  const parts = [
+    ...read(days.filter(whole), where),
+    ...read(cut, cut.length === 0 ? '' : `ts >= ${tsParam(params, range.fromMs)} AND ts < ${tsParam(params, range.toMs)} AND ${where}`),
+  ];
+  return parts.length === 0 ? null : parts.join('\n      UNION ALL ');
+}
+
 /** A SQL string literal (the store's own file paths, never user input). */
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
@@ -41,13 +72,16 @@ export async function withEventSource<T>(
   siteId: string,
   fromMs: number,
   toMs: number,
-  query: (source: string) => Promise<T>,
+  query: (source: string, days: readonly SnapshotDay[]) => Promise<T>,
   empty: () => T,
 ): Promise<T> {
   const snapshot = await deps.snapshot(siteId, fromMs, toMs);
   try {
     if (snapshot.files.length === 0) return empty();
-    return await query(`read_parquet([${snapshot.files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false)`);
+    return await query(
+      `read_parquet([${snapshot.files.map(literal).join(', ')}], union_by_name = true, hive_partitioning = false)`,
+      snapshot.days,
+    );
   } finally {
     snapshot.release();
   }

@@ -1,5 +1,6 @@
+import type { SnapshotDay } from '../events/event-row.js';
 import { likePattern } from './build-sql.js';
-import { type BuiltSql, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import { type BuiltSql, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
 import type { EventSource } from './run-query.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
@@ -10,9 +11,8 @@ import type { EventSource } from './run-query.js';
 //
 // One scan of the files keeps the events that may be a step, with one flag per step. The scan's
 // filter tests one column at a time (the pages and event names of the steps), which costs little
-// per row; the exact step tests (kind, page pattern, site) run on the kept rows only. The site is
-// tested there rather than in the WHERE: as a WHERE term DuckDB pushes it into the scan, where it
-// costs a test of every row although every file of the snapshot is the site's.
+// per row; the exact step tests (kind, page pattern) run on the kept rows only. Days inside the
+// range are read without a time filter, and none with a site filter (rangeRows).
 //
 // Then one of two algorithms, neither of which sorts every kept event once per step:
 // - no window (or one as long as the range): the earliest chain is the best one. t_1 is a
@@ -66,7 +66,7 @@ export function funnelAlgorithm(query: FunnelQuery): FunnelAlgorithm {
   return query.windowMs === null || query.windowMs >= query.toMs - query.fromMs ? 'earliest' : 'latest-start';
 }
 
-/** An event of the step (any site: the site is tested beside it). */
+/** An event of the step. */
 export function stepSql(step: FunnelStep, params: SqlParams): string {
   if ('event' in step) return `(kind = 'event' AND name = ${params.add(step.event)})`;
   // Without a `*` the pattern is the page itself: equality is cheaper than LIKE.
@@ -90,10 +90,10 @@ export function candidateSql(steps: readonly FunnelStep[], params: SqlParams): s
   return terms.join(' OR ');
 }
 
-/** The SQL that gives one row, `s1 … sn`: the visitors who reached each step. */
-export function funnelSql(source: string, query: FunnelQuery, algorithm = funnelAlgorithm(query)): BuiltSql {
+/** The SQL that gives one row, `s1 … sn`: the visitors who reached each step (`days` has a file). */
+export function funnelSql(days: readonly SnapshotDay[], query: FunnelQuery, algorithm = funnelAlgorithm(query)): BuiltSql {
   const params = new SqlParams();
-  const kept = keptSql(source, query, params);
+  const kept = keptSql(days, query, params);
   const n = query.steps.length;
   const window = Math.round(query.windowMs ?? query.toMs - query.fromMs);
   const sql = algorithm === 'earliest' ? earliestSql(kept, n) : latestStartSql(kept, n, window);
@@ -101,13 +101,12 @@ export function funnelSql(source: string, query: FunnelQuery, algorithm = funnel
 }
 
 /** The events that may be a step: `visitor_h`, `t` (epoch ms) and a flag per step, `m1 … mn`. */
-function keptSql(source: string, query: FunnelQuery, params: SqlParams): string {
-  const site = params.add(query.siteId);
-  const flags = query.steps.map((step, i) => `(site_id = ${site} AND ${stepSql(step, params)}) AS m${i + 1}`);
-  return `SELECT visitor_h, epoch_ms(ts) AS t, ${flags.join(', ')}
-      FROM ${source}
-      WHERE ts >= ${tsParam(params, query.fromMs)} AND ts < ${tsParam(params, query.toMs)}
-        AND NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`;
+function keptSql(days: readonly SnapshotDay[], query: FunnelQuery, params: SqlParams): string {
+  const flags = query.steps.map((step, i) => `${stepSql(step, params)} AS m${i + 1}`);
+  const where = `NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`;
+  const rows = rangeRows(days, query, ['visitor_h', 'epoch_ms(ts) AS t', ...flags], where, params);
+  if (rows === null) throw new Error('a funnel reads at least one day');
+  return rows;
 }
 
 /**
@@ -155,8 +154,8 @@ export async function queryFunnel(deps: EventSource, query: FunnelQuery, algorit
     query.siteId,
     query.fromMs,
     query.toMs,
-    async (source) => {
-      const { sql, params } = funnelSql(source, query, algorithm);
+    async (_, days) => {
+      const { sql, params } = funnelSql(days, query, algorithm);
       const [row] = await deps.sql.all(sql, params);
       return query.steps.map((_, i) => Number(row?.[`s${i + 1}`] ?? 0));
     },
