@@ -1,4 +1,4 @@
-import { SESSION_GAP_MS } from '../storage/sessions.js';
+import { SESSION_FIELD_ORDER, SESSION_GAP_MS } from '../storage/sessions.js';
 import { COUNTED_KINDS } from './event-row.js';
 import { DAY_MS } from './layout.js';
 
@@ -13,18 +13,8 @@ import { DAY_MS } from './layout.js';
 // SESSION_GAP_MS apart, so a part of a longer one has an event (of any kind, bots included)
 // within that gap of its day's start or end.
 
-/** The session-level event columns (the session's first values on each of its events) a visits row keeps. */
-export const VISIT_FIELDS = [
-  'entry_page',
-  'source',
-  'referrer',
-  'referrer_host',
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'utm_term',
-  'utm_content',
-] as const;
+/** The session-level columns a visits row keeps: what a session's first event fixes for all of its events. */
+export const VISIT_FIELDS = SESSION_FIELD_ORDER;
 
 /** DuckDB type of each column of a visits file, in file order (the site and day are its folder's). */
 export const VISIT_COLUMNS = {
