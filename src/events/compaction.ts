@@ -27,12 +27,15 @@ const MAX_FILES = 8;
 const COLUMNS = STORED_COLUMNS.join(', ');
 
 /**
- * Row order of compacted files: by source, then session, then time. A filter on the source (the
- * dashboard's most common one) reads only the row groups of that source, and a session's events
- * sit together for the queries that group them. Small row groups make that skipping fine-grained;
- * a day's time range is its partition, so ordering by ts inside it skips little.
+ * Row order of compacted files: by kind and event name (as Plausible's events table is by name),
+ * then source, session and time. A goal or funnel step on an event name reads only the row groups
+ * of that name; within a kind and name, a filter on the source (the dashboard's most common one)
+ * reads only that source's row groups, and a session's events sit together, which keeps the
+ * session-level columns in long runs that compress well (ordering page views by page too would
+ * scatter them: the files grew by two thirds). Small row groups make the skipping fine-grained; a
+ * day's time range is its partition, so ordering by ts inside it skips little.
  */
-const ORDER = 'ORDER BY source, session_h, ts';
+const ORDER = 'ORDER BY kind, name, source, session_h, ts';
 const ROW_GROUP_SIZE = 16_384;
 
 /** What a partition needs now, if anything. */

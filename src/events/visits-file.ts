@@ -33,7 +33,7 @@ export const VISIT_COLUMNS = {
 
 /**
  * The SELECT that makes a visits file's rows from a day's event files (`events`, a FROM source).
- * Rows only for sessions with a counted event; sorted by source, as the events are, so a filter
+ * Rows only for sessions with a counted event; sorted by source, so a filter
  * on it reads only that source's row groups.
  */
 export function visitsSql(events: string): string {

@@ -14,7 +14,7 @@ import { bucketSql } from './time-buckets.js';
 // the catalogues' names.
 //
 //   all_  the site's human events of the range (site and time first: files are partitioned by
-//         day; compacted files are sorted by source and session, segments by ts)
+//         day; compacted files are sorted by kind, name, source and session, segments by ts)
 //   s     per session: page views, first and last event, exit page (only when a session metric
 //         or exit_page asks for it; one GROUP BY, no window)
 //   ev    all_ with its session's columns
