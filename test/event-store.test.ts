@@ -10,6 +10,7 @@ import { createEventStore, type EventStore } from '../src/events/event-store.js'
 import { DAY_MS, dayOf, kindOf, partitionPath, segmentInfo } from '../src/events/layout.js';
 import { readPartition } from '../src/events/partition.js';
 import { applyRetention } from '../src/events/retention.js';
+import { VISIT_COLUMNS } from '../src/events/visits-file.js';
 import { eventRow, storedEvents } from './stored-events.js';
 
 // The columnar event store on real Parquet files in a temp folder: what goes in comes out, once;
@@ -167,6 +168,13 @@ describe('event store', () => {
     // Beside it, the day's visits: its one session, far from midnight.
     const visits = p!.manifest.visits as string;
     expect(kindOf(visits)).toBe('visits');
+    const schema = await store.sql.all(
+      'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($1, hive_partitioning = false))',
+      [join(dirOf, visits)],
+    );
+    // DuckDB reads a millisecond timestamp back as TIMESTAMP.
+    const written = Object.fromEntries(Object.entries(VISIT_COLUMNS).map(([c, t]) => [c, t === 'TIMESTAMP_MS' ? 'TIMESTAMP' : t]));
+    expect(Object.fromEntries(schema.map((c) => [c['column_name'], c['column_type']]))).toEqual(written);
     const [visit, ...more] = await store.sql.all('SELECT pageviews, duration_ms, edge, bot FROM read_parquet($1)', [join(dirOf, visits)]);
     expect(more).toEqual([]);
     expect({ ...visit, pageviews: Number(visit?.['pageviews']), duration_ms: Number(visit?.['duration_ms']) }).toEqual({

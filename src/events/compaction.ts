@@ -32,8 +32,9 @@ const COLUMNS = STORED_COLUMNS.join(', ');
  * of that name; within a kind and name, a filter on the source (the dashboard's most common one)
  * reads only that source's row groups, and a session's events sit together, which keeps the
  * session-level columns in long runs that compress well (ordering page views by page too would
- * scatter them: the files grew by two thirds). Small row groups make the skipping fine-grained; a
- * day's time range is its partition, so ordering by ts inside it skips little.
+ * scatter a session's events, and the files grow by far more than that saves). Small row groups
+ * make the skipping fine-grained; a day's time range is its partition, so ordering by ts inside
+ * it skips little.
  */
 const ORDER = 'ORDER BY kind, name, source, session_h, ts';
 const ROW_GROUP_SIZE = 16_384;

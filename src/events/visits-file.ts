@@ -41,7 +41,7 @@ export function visitsSql(events: string): string {
   const inDay = (t: string) => `epoch_ms(${t}) % ${DAY_MS}`;
   const edge = `${inDay('min(min(ts)) OVER w')} < ${SESSION_GAP_MS} OR ${inDay('max(max(ts)) OVER w')} >= ${DAY_MS - SESSION_GAP_MS}`;
   return `SELECT session_h, any_value(visitor_h) AS visitor_h, bot, ${edge} AS edge,
-      min(ts) FILTER (WHERE ${COUNTED_KINDS}) AS t0,
+      (min(ts) FILTER (WHERE ${COUNTED_KINDS}))::TIMESTAMP_MS AS t0,
       epoch_ms(max(ts) FILTER (WHERE ${COUNTED_KINDS})) - epoch_ms(min(ts) FILTER (WHERE ${COUNTED_KINDS})) AS duration_ms,
       count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
       ${fields}

@@ -24,9 +24,9 @@ import { bucketSql } from './time-buckets.js';
 //   v     visit metrics per group: the sessions with an event in m, each whole; a session's time
 //         is its start
 //   b     visitors per group without the goal conditions (what conversion_rate divides by)
-//   vr    when the range holds whole days with a visits file (src/events/visits-file.ts), their
-//         visits: s and b read them for those days instead of the events; er the other files'
-//         sessions, grouped from their events
+//
+// When the range holds whole days with a visits file (src/events/visits-file.ts), s and b read
+// those days' visits instead of their events, and group only the other days' events.
 
 /** A path pattern (`*` = any characters) as a LIKE pattern with `\` escaping. */
 export function likePattern(pattern: string): string {
@@ -426,7 +426,7 @@ function statement(ctes: readonly string[], main: string, values: readonly unkno
   const read = new Set<string>();
   const visit = (text: string) => {
     for (const c of named) {
-      if (!read.has(c.name) && new RegExp(`(FROM|JOIN) ${c.name}\\b`).test(text)) {
+      if (!read.has(c.name) && new RegExp(`(FROM|JOIN)\\s+${c.name}\\b`).test(text)) {
         read.add(c.name);
         visit(c.text);
       }
