@@ -1,9 +1,8 @@
 import { COUNTED_KINDS, type SnapshotDay } from '../events/event-row.js';
-import { DAY_MS } from '../events/layout.js';
 import { VISIT_FIELDS } from '../events/visits-file.js';
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
-import { type BuiltSql, rangeRows, SqlParams } from './event-source.js';
+import { type BuiltSql, insideRange, rangeRows, SqlParams } from './event-source.js';
 import { type Metric, SESSION_METRICS } from './metrics.js';
 import { topLevelGoalConditions } from './parse-query.js';
 import type { Condition, Filter, Query, TimeRange } from './query.js';
@@ -36,8 +35,14 @@ export function likePattern(pattern: string): string {
 /** A custom property's value (NULL when the event lacks it): its key as a JSON pointer into props. */
 const propSql = (key: string, p: SqlParams) => `json_extract_string(props, ${p.add(`/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`)})`;
 
+/** A page view of a path pattern (goals, funnel steps); without a `*` the pattern is the path itself, and equality is cheaper than LIKE. */
+export function pageViewSql(pattern: string, p: SqlParams): string {
+  if (!pattern.includes('*')) return `(kind = 'pageview' AND page = ${p.add(pattern)})`;
+  return `(kind = 'pageview' AND page LIKE ${p.add(likePattern(pattern))} ESCAPE '\\')`;
+}
+
 function goalSql(goal: Goal, p: SqlParams): string {
-  if (goal.page !== undefined) return `(kind = 'pageview' AND page LIKE ${p.add(likePattern(goal.page))} ESCAPE '\\')`;
+  if (goal.page !== undefined) return pageViewSql(goal.page, p);
   const props = Object.entries(goal.props ?? {}).map(([k, v]) => ` AND ${propSql(k, p)} = ${p.add(v)}`);
   return `(kind = 'event' AND name = ${p.add(goal.event)}${props.join('')})`;
 }
@@ -196,8 +201,6 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const goalsRead = [...(dims.some((d) => d.kind === 'goal') ? query.goals : []), ...conds.flatMap((c) => c.goals ?? [])];
   for (const c of goalsRead.flatMap(goalColumns)) columns.add(c);
 
-  const { fromMs, toMs } = options.range;
-  const whole = (d: SnapshotDay) => d.startMs >= fromMs && d.startMs + DAY_MS <= toMs;
   /** The counted events of `days` in the range that pass `filter`, as `cols` (rangeRows). */
   const eventRows = (days: readonly SnapshotDay[], cols: readonly string[], filter: Filter | null): string | null =>
     rangeRows(days, options.range, cols, `${COUNTED_KINDS}${bots}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}`, p);
@@ -233,7 +236,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // Whole days of the range that have a visits file: their visits (and conversion_rate's
   // visitors) are read from it instead of from their events, when every column those need is in
   // it. Bots counted with humans would need a session's two rows merged: that reads events.
-  const visitDays = options.days.filter((d) => d.visits !== undefined && whole(d));
+  const visitDays = options.days.filter((d) => d.visits !== undefined && insideRange(d, options.range));
   const inVisits = (d: FilterDimension | Dimension) => d.kind === 'column' && VISIT_FIELD_SET.has(d.sql);
   const canVisits = visitDays.length > 0 && query.bots !== 'include';
   const base = withoutGoals(query.filters);

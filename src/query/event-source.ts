@@ -31,6 +31,10 @@ export interface BuiltSql {
   params: readonly unknown[];
 }
 
+/** Whether the whole day lies in the range. */
+export const insideRange = (d: SnapshotDay, range: { fromMs: number; toMs: number }) =>
+  d.startMs >= range.fromMs && d.startMs + DAY_MS <= range.toMs;
+
 /**
  * The rows of `days` in [fromMs, toMs) where `where` holds, as `cols`: a SELECT for the days
  * inside the range and one for the days it cuts, joined by UNION ALL; null without a day. A day
@@ -44,7 +48,7 @@ export function rangeRows(
   where: string,
   params: SqlParams,
 ): string | null {
-  const whole = (d: SnapshotDay) => d.startMs >= range.fromMs && d.startMs + DAY_MS <= range.toMs;
+  const whole = (d: SnapshotDay) => insideRange(d, range);
   const read = (ds: readonly SnapshotDay[], condition: string) =>
     ds.length === 0
       ? []

@@ -1,5 +1,5 @@
 import type { SnapshotDay } from '../events/event-row.js';
-import { likePattern } from './build-sql.js';
+import { likePattern, pageViewSql } from './build-sql.js';
 import { type BuiltSql, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
 import type { EventSource } from './run-query.js';
 
@@ -69,9 +69,7 @@ export function funnelAlgorithm(query: FunnelQuery): FunnelAlgorithm {
 /** An event of the step. */
 export function stepSql(step: FunnelStep, params: SqlParams): string {
   if ('event' in step) return `(kind = 'event' AND name = ${params.add(step.event)})`;
-  // Without a `*` the pattern is the page itself: equality is cheaper than LIKE.
-  if (!step.page.includes('*')) return `(kind = 'pageview' AND page = ${params.add(step.page)})`;
-  return `(kind = 'pageview' AND page LIKE ${params.add(likePattern(step.page))} ESCAPE '\\')`;
+  return pageViewSql(step.page, params);
 }
 
 /** True for every event of some step, testing `page` and `name` apart (a superset of the steps). */
