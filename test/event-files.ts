@@ -10,6 +10,8 @@ export interface TestEventStore {
   events: EventSource;
   /** Appends the rows, site by site. */
   write(rows: readonly EventRow[]): Promise<void>;
+  /** Compacts the site's days as the compactor would: each finished day one file, with its summaries. */
+  compact(siteId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -21,6 +23,9 @@ export async function openTestEventStore(): Promise<TestEventStore> {
       const bySite = new Map<string, EventRow[]>();
       for (const row of rows) bySite.set(row.site_id, [...(bySite.get(row.site_id) ?? []), row]);
       for (const [site, list] of bySite) await store.append(site, list, { dirty: false });
+    },
+    async compact(siteId) {
+      await store.maintainSite(siteId);
     },
     close: () => store.close(),
   };

@@ -8,6 +8,7 @@ import { type EventEngine, openEventEngine } from '../src/events/engine.js';
 import type { EventRow } from '../src/events/event-row.js';
 import { createEventStore, type EventStore } from '../src/events/event-store.js';
 import { DAY_MS, dayOf, kindOf, partitionPath, segmentInfo } from '../src/events/layout.js';
+import { PAGE_COLUMNS } from '../src/events/pages-file.js';
 import { readPartition } from '../src/events/partition.js';
 import { applyRetention } from '../src/events/retention.js';
 import { VISIT_COLUMNS } from '../src/events/visits-file.js';
@@ -150,7 +151,8 @@ describe('event store', () => {
     const day = dayOf(T0);
     const dirOf = partitionPath(store.root, SITE, day);
     clock.now = T0 + 3600_000; // the day is today: segments are merged, not rewritten
-    for (let i = 0; i < 5; i++) await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, ONE_SESSION)], { dirty: false });
+    for (let i = 0; i < 5; i++)
+      await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, { ...ONE_SESSION, page: `/p${i % 2}` })], { dirty: false });
     expect(await store.maintainSite(SITE)).toBe(1);
     let p = await readPartition(dirOf, day);
     expect(p!.manifest.files).toHaveLength(1);
@@ -165,16 +167,21 @@ describe('event store', () => {
     const rows = await store.sql.all('SELECT message_id FROM read_parquet($1)', [p!.visible.map((f) => join(dirOf, f))]);
     // One source and one session: the file's order is then the events' time order.
     expect(rows.map((r) => r['message_id'])).toEqual(['m5', 'm4', 'm3', 'm2', 'm1', 'm0']);
-    // Beside it, the day's visits: its one session, far from midnight.
-    const visits = p!.manifest.visits as string;
-    expect(kindOf(visits)).toBe('visits');
-    const schema = await store.sql.all(
-      'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($1, hive_partitioning = false))',
-      [join(dirOf, visits)],
-    );
+    // Beside it, the day's summaries, each with its columns; first its visits: its one session, far from midnight.
+    const { visits, pages } = p!.manifest.summaries!;
+    expect([kindOf(visits), kindOf(pages)]).toEqual(['summary', 'summary']);
+    const columnsOf = async (file: string) => {
+      const schema = await store.sql.all(
+        'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($1, hive_partitioning = false))',
+        [join(dirOf, file)],
+      );
+      return Object.fromEntries(schema.map((c) => [c['column_name'], c['column_type']]));
+    };
     // DuckDB reads a millisecond timestamp back as TIMESTAMP.
-    const written = Object.fromEntries(Object.entries(VISIT_COLUMNS).map(([c, t]) => [c, t === 'TIMESTAMP_MS' ? 'TIMESTAMP' : t]));
-    expect(Object.fromEntries(schema.map((c) => [c['column_name'], c['column_type']]))).toEqual(written);
+    const written = (columns: Record<string, string>) =>
+      Object.fromEntries(Object.entries(columns).map(([c, t]) => [c, t === 'TIMESTAMP_MS' ? 'TIMESTAMP' : t]));
+    expect(await columnsOf(visits)).toEqual(written(VISIT_COLUMNS));
+    expect(await columnsOf(pages)).toEqual(written(PAGE_COLUMNS));
     const [visit, ...more] = await store.sql.all('SELECT pageviews, duration_ms, edge, bot FROM read_parquet($1)', [join(dirOf, visits)]);
     expect(more).toEqual([]);
     expect({ ...visit, pageviews: Number(visit?.['pageviews']), duration_ms: Number(visit?.['duration_ms']) }).toEqual({
@@ -183,27 +190,47 @@ describe('event store', () => {
       edge: false,
       bot: false,
     });
+    // Then its page views, by page, visitor and time.
+    const views = (await store.sql.all('SELECT page, visitor_h, epoch_ms(ts) AS t FROM read_parquet($1)', [join(dirOf, pages)])).map(
+      (v) => ({ page: v['page'] as string, visitor: BigInt(v['visitor_h'] as bigint), t: Number(v['t']) - T0 }),
+    );
+    expect(views.map((v) => [v.page, v.t]).sort()).toEqual([
+      ['/', 500],
+      ['/p0', 1000],
+      ['/p0', 3000],
+      ['/p0', 5000],
+      ['/p1', 2000],
+      ['/p1', 4000],
+    ]);
+    const ordered = [...views].sort((a, b) =>
+      a.page !== b.page ? (a.page < b.page ? -1 : 1) : a.visitor !== b.visitor ? (a.visitor < b.visitor ? -1 : 1) : a.t - b.t,
+    );
+    expect(views).toEqual(ordered);
     const snapshot = await store.snapshot(SITE, T0, T0 + 1);
     expect(snapshot.days).toEqual([
-      { startMs: T0 - 10 * 3_600_000, files: [join(dirOf, p!.visible[0] as string)], visits: join(dirOf, visits) },
+      {
+        startMs: T0 - 10 * 3_600_000,
+        files: [join(dirOf, p!.visible[0] as string)],
+        summaries: { visits: join(dirOf, visits), pages: join(dirOf, pages) },
+      },
     ]);
     snapshot.release();
     const onDisk = async () => (await readdir(dirOf)).filter((f) => f.endsWith('.parquet')).length;
     // The segments merged during the day are gone (their grace period passed); the merged file
-    // and the last segment were replaced just now and stay, beside the new file and its visits.
-    expect(await onDisk()).toBe(4);
+    // and the last segment were replaced just now and stay, beside the new file and its summaries.
+    expect(await onDisk()).toBe(5);
     // After the grace period, what this process's snapshot holds stays until it is released.
     clock.now += 60_000;
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(4);
+    expect(await onDisk()).toBe(5);
     held.release();
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(2);
+    expect(await onDisk()).toBe(3);
     expect((await readdir(dirOf)).filter((f) => kindOf(f) === 'manifest')).toHaveLength(1);
     expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });
 
-  it("stops reading a day's visits file when a late event arrives, and writes it again with the next rewrite", async () => {
+  it("stops reading a day's summaries when a late event arrives, and writes them again with the next rewrite", async () => {
     const { store, clock } = freshStore({ graceMs: 60_000 });
     const day = dayOf(T0);
     const dirOf = partitionPath(store.root, SITE, day);
@@ -217,27 +244,29 @@ describe('event store', () => {
       },
     );
     expect(await store.maintainSite(SITE)).toBe(1);
-    const visitsOf = async () => {
+    const summarised = async () => {
       const snapshot = await store.snapshot(SITE, T0, T0 + 1);
       snapshot.release();
-      return snapshot.days.map((d) => d.visits !== undefined);
+      return snapshot.days.map((d) => d.summaries !== undefined);
     };
-    expect(await visitsOf()).toEqual([true]);
-    const first = (await readPartition(dirOf, day))!.manifest.visits as string;
+    expect(await summarised()).toEqual([true]);
+    const firsts = (await readPartition(dirOf, day))!.manifest.summaries!;
+    const first = firsts.visits;
     const edges = await store.sql.all('SELECT edge FROM read_parquet($1) ORDER BY edge', [join(dirOf, first)]);
     expect(edges.map((r) => r['edge'])).toEqual([false, true]);
     await store.append(SITE, [row('d', T0 + 5000, ONE_SESSION)], { dirty: false });
-    expect(await visitsOf()).toEqual([false]);
+    expect(await summarised()).toEqual([false]);
     clock.now += 1;
     expect(await store.maintainSite(SITE)).toBe(1);
     const p = await readPartition(dirOf, day);
-    expect(p!.manifest.visits).not.toBe(first);
-    expect(p!.manifest.replaced[first]).toBeDefined();
-    expect(await visitsOf()).toEqual([true]);
-    const [visit] = await store.sql.all('SELECT pageviews FROM read_parquet($1) WHERE NOT edge', [
-      join(dirOf, p!.manifest.visits as string),
-    ]);
+    const seconds = p!.manifest.summaries!;
+    expect([seconds.visits === firsts.visits, seconds.pages === firsts.pages]).toEqual([false, false]);
+    expect([p!.manifest.replaced[firsts.visits], p!.manifest.replaced[firsts.pages]]).toEqual([clock.now, clock.now]);
+    expect(await summarised()).toEqual([true]);
+    const [visit] = await store.sql.all('SELECT pageviews FROM read_parquet($1) WHERE NOT edge', [join(dirOf, seconds.visits)]);
     expect(Number(visit?.['pageviews'])).toBe(2);
+    const [views] = await store.sql.all('SELECT count(*) AS n FROM read_parquet($1)', [join(dirOf, seconds.pages)]);
+    expect(Number(views?.['n'])).toBe(3);
   });
 
   it("refuses rows of another site (a site's folder holds only its rows)", async () => {

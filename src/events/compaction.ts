@@ -3,8 +3,19 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { bindAll, type EventEngine, sqlPath } from './engine.js';
 import { STORED_COLUMNS } from './event-row.js';
 import { publish, removeIfPresent } from './fs-atomic.js';
-import { compactedName, dayOf, manifestName, segmentInfo, tempName, visitsName } from './layout.js';
-import { commitManifest, needsDedupe, type Partition, visitsOf } from './partition.js';
+import {
+  compactedName,
+  type DaySummaries,
+  dayOf,
+  manifestName,
+  SUMMARY_KINDS,
+  type SummaryKind,
+  segmentInfo,
+  summaryName,
+  tempName,
+} from './layout.js';
+import { pagesSql } from './pages-file.js';
+import { commitManifest, needsDedupe, type Partition, summariesOf } from './partition.js';
 import { visitsSql } from './visits-file.js';
 
 // Compaction of one partition. Compacted files never share a message_id, and segments share one
@@ -14,7 +25,8 @@ import { visitsSql } from './visits-file.js';
 //   without the ids the compacted files already hold (looked up in the segments' time span only):
 //   the day's big files are read, not rewritten;
 // - 'rewrite' makes one file of every visible file (a finished day, or too many files), and the
-//   day's visits file from it (visits-file.ts).
+//   day's summaries from it: its visits (visits-file.ts) and its page views by page (pages-file.ts),
+//   which queries read instead of the day's events where they can.
 // Every compacted file is sorted as ORDER says.
 // The new file becomes visible, and its inputs invisible, in one step: the next manifest
 // generation, committed once.
@@ -39,11 +51,14 @@ const COLUMNS = STORED_COLUMNS.join(', ');
 const ORDER = 'ORDER BY kind, name, source, session_h, ts';
 const ROW_GROUP_SIZE = 16_384;
 
+/** The SELECT of each summary's rows from the compacted file (a FROM source). */
+const SUMMARY_SQL: Record<SummaryKind, (events: string) => string> = { visits: visitsSql, pages: pagesSql };
+
 /** What a partition needs now, if anything. */
 export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | undefined {
   if (needsDedupe(p, nowMs)) return 'dedupe';
-  // A finished day ends as one compacted file with its visits file.
-  const finished = p.day < dayOf(nowMs) && (p.visible.length > 1 || (p.visible.length === 1 && visitsOf(p) === undefined));
+  // A finished day ends as one compacted file with its summaries.
+  const finished = p.day < dayOf(nowMs) && (p.visible.length > 1 || (p.visible.length === 1 && summariesOf(p) === undefined));
   if (finished || (p.visible.length > 1 && p.manifest.files.length >= MAX_FILES)) return 'rewrite';
   if (p.segments.filter((s) => !segmentInfo(s).dirty).length > 1) return 'merge';
   return undefined;
@@ -93,26 +108,29 @@ export async function compactPartition(
   if (inputs.length === 0) return true;
   const name = compactedName(p.manifest.gen + 1);
   const temp = join(p.dir, tempName('.parquet'));
-  const visits = mode === 'rewrite' ? visitsName(p.manifest.gen + 1) : undefined;
-  const visitsTemp = join(p.dir, tempName('.parquet'));
+  // Summaries only of a rewrite: the compacted file is then the day's only visible one.
+  const summaries =
+    mode === 'rewrite'
+      ? SUMMARY_KINDS.map((kind) => ({ kind, name: summaryName(kind, p.manifest.gen + 1), temp: join(p.dir, tempName('.parquet')) }))
+      : [];
   const options = `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`;
   await engine.withConnection(async (connection) => {
     const { sql, params } = await selectRows(connection, p, mode, inputs);
     const { values, types } = bindAll(params);
     await connection.run(`COPY (${sql}) TO ${sqlPath(temp)} ${options}`, values, types);
-    if (visits !== undefined)
-      await connection.run(`COPY (${visitsSql(`read_parquet(${sqlPath(temp)})`)}) TO ${sqlPath(visitsTemp)} ${options}`);
+    for (const s of summaries)
+      await connection.run(`COPY (${SUMMARY_SQL[s.kind](`read_parquet(${sqlPath(temp)})`)}) TO ${sqlPath(s.temp)} ${options}`);
   });
-  if (visits !== undefined) await publish(visitsTemp, join(p.dir, visits), p.dir);
+  for (const s of summaries) await publish(s.temp, join(p.dir, s.name), p.dir);
   await publish(temp, join(p.dir, name), p.dir);
 
   const present = new Set(p.names);
   const replaced: Record<string, number> = {};
   for (const [file, at] of Object.entries(p.manifest.replaced)) if (present.has(file)) replaced[file] = at;
   // The manifest this one supersedes goes like any replaced file (a reader may have just listed it),
-  // and so does its visits file: the files it summarised change.
+  // and so do its summaries: the files they summarised change.
   if (p.manifest.gen > 0) replaced[manifestName(p.manifest.gen)] = nowMs;
-  if (p.manifest.visits !== undefined) replaced[p.manifest.visits] = nowMs;
+  for (const summary of Object.values(p.manifest.summaries ?? {})) replaced[summary] = nowMs;
   let dirtyUntil = p.manifest.dirtyUntil;
   for (const input of inputs) {
     replaced[input] = nowMs;
@@ -122,10 +140,8 @@ export async function compactPartition(
     }
   }
   const files = mode === 'rewrite' ? [name] : [...p.manifest.files, name];
-  const committed = await commitManifest(p, { files, replaced, dirtyUntil, ...(visits === undefined ? {} : { visits }) });
-  if (!committed) {
-    await removeIfPresent(join(p.dir, name));
-    if (visits !== undefined) await removeIfPresent(join(p.dir, visits));
-  }
+  const named = summaries.length === 0 ? {} : { summaries: Object.fromEntries(summaries.map((s) => [s.kind, s.name])) as DaySummaries };
+  const committed = await commitManifest(p, { files, replaced, dirtyUntil, ...named });
+  if (!committed) for (const file of [name, ...summaries.map((s) => s.name)]) await removeIfPresent(join(p.dir, file));
   return committed;
 }

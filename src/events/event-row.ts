@@ -5,6 +5,8 @@
 // that came from Google, with every event of theirs. exit_page is derived at query time (the last
 // page view of the session).
 
+import type { DaySummaries } from './layout.js';
+
 /** DuckDB type of each column, in file order. */
 export const EVENT_COLUMNS = {
   site_id: 'VARCHAR',
@@ -134,13 +136,13 @@ export interface EventSnapshot {
   release(): void;
 }
 
-/** One UTC day of a snapshot: its event files (holding only the site's rows) and its visits file, if one summarises them all. */
+/** One UTC day of a snapshot: its event files (holding only the site's rows) and its summaries, if they summarise them all. */
 export interface SnapshotDay {
   /** The day's first ms. */
   startMs: number;
   files: readonly string[];
-  /** The visits file (visits-file.ts) of the day's one compacted file, when no segment is beside it. */
-  visits?: string;
+  /** Paths of the summaries (compaction.ts) of the day's one compacted file, when no segment is beside it. */
+  summaries?: DaySummaries;
 }
 
 /** Runs read-only SQL over snapshot files on the store's DuckDB (values as DuckDB's JS values). */

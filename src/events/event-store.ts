@@ -4,8 +4,8 @@ import { compactionNeeded, compactPartition } from './compaction.js';
 import { bindAll, type EventEngine } from './engine.js';
 import type { EventRow, EventScan, EventSnapshot, EventSql, SnapshotDay } from './event-row.js';
 import { collectGarbage } from './garbage.js';
-import { DAY_MS, dayOf, dayOfFolder, dayStart, partitionPath, siteOfFolder, sitePath } from './layout.js';
-import { needsDedupe, type Partition, readPartition, visitsOf } from './partition.js';
+import { DAY_MS, type DaySummaries, dayOf, dayOfFolder, dayStart, partitionPath, SUMMARY_KINDS, siteOfFolder, sitePath } from './layout.js';
+import { needsDedupe, type Partition, readPartition, summariesOf } from './partition.js';
 import { writeSegment } from './segment-writer.js';
 
 // The columnar event store: Parquet files under one folder, shared by every process that opens
@@ -80,12 +80,20 @@ export function createEventStore(options: EventStoreOptions): EventStore {
       if (start + DAY_MS <= fromMs || start >= toMs) continue;
       const p = await readDeduped(siteId, day);
       if (p === undefined || p.visible.length === 0) continue;
-      const visits = visitsOf(p);
+      const summaries = summariesOf(p);
       const files = p.visible.map((name) => join(p.dir, name));
-      found.push(visits === undefined ? { startMs: start, files } : { startMs: start, files, visits: join(p.dir, visits) });
+      found.push(
+        summaries === undefined
+          ? { startMs: start, files }
+          : {
+              startMs: start,
+              files,
+              summaries: Object.fromEntries(SUMMARY_KINDS.map((k) => [k, join(p.dir, summaries[k])])) as DaySummaries,
+            },
+      );
     }
     const files = found.flatMap((d) => d.files);
-    const holding = [...files, ...found.flatMap((d) => (d.visits === undefined ? [] : [d.visits]))];
+    const holding = [...files, ...found.flatMap((d) => Object.values(d.summaries ?? {}))];
     for (const f of holding) held.set(f, (held.get(f) ?? 0) + 1);
     let released = false;
     return {

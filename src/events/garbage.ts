@@ -7,8 +7,8 @@ import type { Partition } from './partition.js';
 // Deletes what no reader can need any more: files a manifest replaced, once a grace period has
 // passed since (longer than any query runs, in any process: a snapshot taken before the
 // replacement keeps reading them meanwhile; superseded manifests are among them), and what
-// crashed writers and compactions left (temp files, compacted and visits files no manifest names) once as
-// old.
+// crashed writers and compactions left (temp files, compacted files and summaries no manifest
+// names) once as old.
 
 async function ageMs(path: string, nowMs: number): Promise<number | undefined> {
   try {
@@ -28,7 +28,7 @@ export async function collectGarbage(p: Partition, nowMs: number, graceMs: numbe
     await removeIfPresent(path);
     deleted += 1;
   };
-  const live = new Set(p.manifest.visits === undefined ? p.visible : [...p.visible, p.manifest.visits]);
+  const live = new Set([...p.visible, ...Object.values(p.manifest.summaries ?? {})]);
   for (const name of p.names) {
     if (live.has(name)) continue;
     const replacedAt = p.manifest.replaced[name];
@@ -39,7 +39,7 @@ export async function collectGarbage(p: Partition, nowMs: number, graceMs: numbe
     const kind = kindOf(name);
     // One of a newer generation belongs to a compaction still running; one of the manifest's own
     // generation that it does not name, to one that lost the commit.
-    const leftOver = kind === 'temp' || ((kind === 'compacted' || kind === 'visits') && genOf(name) <= p.manifest.gen);
+    const leftOver = kind === 'temp' || ((kind === 'compacted' || kind === 'summary') && genOf(name) <= p.manifest.gen);
     if (leftOver && ((await ageMs(join(p.dir, name), nowMs)) ?? 0) >= graceMs) await drop(name);
   }
   return deleted;

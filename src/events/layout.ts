@@ -6,7 +6,8 @@ import { join } from 'node:path';
 //   s-<time>-<id>.parquet       a segment, written once by a processor's sink
 //   s-<time>-<id>-d.parquet     a segment that may repeat message_ids (see docs/events.md)
 //   c-<gen>-<id>.parquet        a compacted file (sorted as compaction.ts says), visible once a manifest names it
-//   v-<gen>-<id>.parquet        the visits of a day made one compacted file (visits-file.ts), beside it
+//   v-<gen>-<id>.parquet        summaries of a day made one compacted file, beside it: its visits
+//   p-<gen>-<id>.parquet          (visits-file.ts) and its page views by page (pages-file.ts)
 //   _manifest-<gen>.json        which compacted files are visible and which segments they replaced
 //   _expired                    the day is past the site's retention: readers skip it
 //   .tmp-…                      a file being written (never read)
@@ -14,7 +15,14 @@ import { join } from 'node:path';
 export const DAY_MS = 86_400_000;
 const GEN_DIGITS = 10;
 
-export type FileKind = 'segment' | 'compacted' | 'visits' | 'manifest' | 'expired' | 'temp' | 'other';
+export type FileKind = 'segment' | 'compacted' | 'summary' | 'manifest' | 'expired' | 'temp' | 'other';
+
+/** The files a rewrite derives from a day's one compacted file (see compaction.ts), by name prefix. */
+export const SUMMARY_PREFIXES = { visits: 'v', pages: 'p' } as const;
+export type SummaryKind = keyof typeof SUMMARY_PREFIXES;
+export const SUMMARY_KINDS = Object.keys(SUMMARY_PREFIXES) as SummaryKind[];
+/** A day's summaries, one file of each kind. */
+export type DaySummaries = Readonly<Record<SummaryKind, string>>;
 
 export const EXPIRED_MARK = '_expired';
 
@@ -23,7 +31,7 @@ export function kindOf(name: string): FileKind {
   if (name === EXPIRED_MARK) return 'expired';
   if (/^s-[0-9a-z]+-[0-9a-f]+(-d)?\.parquet$/.test(name)) return 'segment';
   if (/^c-\d+-[0-9a-f]+\.parquet$/.test(name)) return 'compacted';
-  if (/^v-\d+-[0-9a-f]+\.parquet$/.test(name)) return 'visits';
+  if (/^[vp]-\d+-[0-9a-f]+\.parquet$/.test(name)) return 'summary';
   if (/^_manifest-\d+\.json$/.test(name)) return 'manifest';
   return 'other';
 }
@@ -42,12 +50,13 @@ export function segmentInfo(name: string): { atMs: number; dirty: boolean } {
 }
 
 export const compactedName = (gen: number) => `c-${String(gen).padStart(GEN_DIGITS, '0')}-${id()}.parquet`;
-export const visitsName = (gen: number) => `v-${String(gen).padStart(GEN_DIGITS, '0')}-${id()}.parquet`;
+export const summaryName = (kind: SummaryKind, gen: number) =>
+  `${SUMMARY_PREFIXES[kind]}-${String(gen).padStart(GEN_DIGITS, '0')}-${id()}.parquet`;
 export const manifestName = (gen: number) => `_manifest-${String(gen).padStart(GEN_DIGITS, '0')}.json`;
 export const tempName = (suffix: string) => `.tmp-${id()}${suffix}`;
 
-/** Generation of a compacted file, visits file or manifest. */
-export const genOf = (name: string) => Number(/^(?:c|v|_manifest)-(\d+)/.exec(name)?.[1] ?? 0);
+/** Generation of a compacted file, summary or manifest. */
+export const genOf = (name: string) => Number(/^(?:c|v|p|_manifest)-(\d+)/.exec(name)?.[1] ?? 0);
 
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 export const dayStart = (day: string) => Date.parse(`${day}T00:00:00Z`);

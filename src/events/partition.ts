@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { publishIfAbsent } from './fs-atomic.js';
-import { EXPIRED_MARK, kindOf, manifestName, segmentInfo, tempName } from './layout.js';
+import { type DaySummaries, EXPIRED_MARK, kindOf, manifestName, SUMMARY_KINDS, segmentInfo, tempName } from './layout.js';
 
 // One (site, day) partition as a reader sees it at one instant: the newest manifest names the
 // compacted files; every segment it has not folded in is visible beside them. A manifest
@@ -16,8 +16,8 @@ export interface Manifest {
   replaced: Record<string, number>;
   /** Until then a segment may still arrive that repeats message_ids of visible files (docs/events.md). */
   dirtyUntil: number;
-  /** The visits file of the day (visits-file.ts) when a rewrite made it one compacted file. */
-  visits?: string;
+  /** The day's summaries (compaction.ts) when a rewrite made it one compacted file. */
+  summaries?: DaySummaries;
 }
 
 export interface Partition {
@@ -76,9 +76,14 @@ export function needsDedupe(p: Partition, nowMs: number): boolean {
   return nowMs < p.manifest.dirtyUntil && p.segments.length > 0 && p.visible.length > 1;
 }
 
-/** The day's visits file, when it holds every visible event (no segment, one compacted file). */
-export function visitsOf(p: Partition): string | undefined {
-  return p.segments.length === 0 && p.manifest.files.length === 1 ? p.manifest.visits : undefined;
+/**
+ * The day's summaries, when they summarise every visible event (no segment, one compacted file)
+ * and there is one of each kind (a manifest written before a kind existed lacks it).
+ */
+export function summariesOf(p: Partition): DaySummaries | undefined {
+  const { summaries } = p.manifest;
+  if (p.segments.length > 0 || p.manifest.files.length !== 1 || summaries === undefined) return undefined;
+  return SUMMARY_KINDS.every((kind) => typeof summaries[kind] === 'string') ? summaries : undefined;
 }
 
 /** Commits the next manifest generation; false when another compaction committed it first. */

@@ -236,7 +236,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // Whole days of the range that have a visits file: their visits (and conversion_rate's
   // visitors) are read from it instead of from their events, when every column those need is in
   // it. Bots counted with humans would need a session's two rows merged: that reads events.
-  const visitDays = options.days.filter((d) => d.visits !== undefined && insideRange(d, options.range));
+  const visitDays = options.days.filter((d) => d.summaries !== undefined && insideRange(d, options.range));
   const inVisits = (d: FilterDimension | Dimension) => d.kind === 'column' && VISIT_FIELD_SET.has(d.sql);
   const canVisits = visitDays.length > 0 && query.bots !== 'include';
   const base = withoutGoals(query.filters);
@@ -253,7 +253,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const visitFields = dims.flatMap((d) => (d.kind === 'column' ? [d.sql] : []));
   /** The whole days' visits rows (visits-file.ts columns) that pass `filter`, and `also`. */
   const visitRows = (cols: readonly string[], filter: Filter | null, also = '') =>
-    `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(visitDays.map((d) => d.visits))})
+    `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(visitDays.map((d) => d.summaries?.visits))})
       WHERE ${query.bots === 'only' ? 'bot' : 'NOT bot'}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}${also}`;
   /** The other days' events (as eventRows), or null when there is none. */
   const otherRows = (cols: readonly string[], filter: Filter | null) =>

@@ -1,6 +1,6 @@
 import type { SnapshotDay } from '../events/event-row.js';
 import { likePattern, pageViewSql } from './build-sql.js';
-import { type BuiltSql, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
+import { type BuiltSql, insideRange, NO_FILTER, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
 import type { EventSource } from './run-query.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
@@ -12,7 +12,11 @@ import type { EventSource } from './run-query.js';
 // One scan of the files keeps the events that may be a step, with one flag per step. The scan's
 // filter tests one column at a time (the pages and event names of the steps), which costs little
 // per row; the exact step tests (kind, page pattern) run on the kept rows only. Days inside the
-// range are read without a time filter, and none with a site filter (rangeRows).
+// range are read without a time filter, and none with a site filter (rangeRows). A funnel without
+// filters reads the page steps of whole days from their pages files (src/events/pages-file.ts),
+// where a page's views sit together, and their event steps from the event files, where an event
+// name's do (compaction.ts): neither reads the rows of other pages or names. A filter may test
+// any column, so a filtered funnel reads the events.
 //
 // Then one of two algorithms, neither of which sorts every kept event once per step:
 // - no window (or one as long as the range): the earliest chain is the best one. t_1 is a
@@ -100,11 +104,26 @@ export function funnelSql(days: readonly SnapshotDay[], query: FunnelQuery, algo
 
 /** The events that may be a step: `visitor_h`, `t` (epoch ms) and a flag per step, `m1 … mn`. */
 function keptSql(days: readonly SnapshotDay[], query: FunnelQuery, params: SqlParams): string {
-  const flags = query.steps.map((step, i) => `${stepSql(step, params)} AS m${i + 1}`);
-  const where = `NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`;
-  const rows = rangeRows(days, query, ['visitor_h', 'epoch_ms(ts) AS t', ...flags], where, params);
-  if (rows === null) throw new Error('a funnel reads at least one day');
-  return rows;
+  const cols = ['visitor_h', 'epoch_ms(ts) AS t', ...query.steps.map((step, i) => `${stepSql(step, params)} AS m${i + 1}`)];
+  const summarised = query.where === NO_FILTER ? days.filter((d) => d.summaries !== undefined && insideRange(d, query)) : [];
+  const others = days.filter((d) => !summarised.includes(d));
+  const pageSteps = query.steps.filter((step) => 'page' in step);
+  const eventSteps = query.steps.filter((step) => 'event' in step);
+  // Each part's SQL is written only when it is read: a placeholder that no part reads would shift
+  // DuckDB's numbering.
+  const parts: (string | null)[] = [];
+  if (others.length > 0)
+    parts.push(rangeRows(others, query, cols, `NOT bot AND (${query.where(params)}) AND (${candidateSql(query.steps, params)})`, params));
+  if (summarised.length > 0 && pageSteps.length > 0) {
+    // The pages file's rows are page views; the step tests read kind and name too.
+    const pages = `(SELECT *, 'pageview' AS kind, NULL::VARCHAR AS name FROM read_parquet(${params.add(summarised.map((d) => d.summaries?.pages))}))`;
+    parts.push(`SELECT ${cols.join(', ')} FROM ${pages} WHERE NOT bot AND (${candidateSql(pageSteps, params)})`);
+  }
+  if (summarised.length > 0 && eventSteps.length > 0)
+    parts.push(rangeRows(summarised, query, cols, `NOT bot AND kind = 'event' AND (${candidateSql(eventSteps, params)})`, params));
+  const rows = parts.filter((part) => part !== null);
+  if (rows.length === 0) throw new Error('a funnel reads at least one day');
+  return rows.join('\n      UNION ALL ');
 }
 
 /**
