@@ -34,7 +34,7 @@ const eventArb = fc.record({
   page: fc.option(fc.constantFrom(...PAGES), { nil: null, freq: 6 }),
   name: fc.constantFrom('Signed Up', 'Product Clicked', 'Other'),
   plan: fc.option(fc.constantFrom('pro', 'free'), { nil: undefined }),
-  // Another property beside it: events of one plan then carry different props texts.
+  // Another property beside it: a visitor's events of one plan then carry different props texts.
   color: fc.option(fc.constantFrom('red', 'blue'), { nil: undefined }),
   country: fc.option(fc.constantFrom('DE', 'US'), { nil: null }),
   engaged: fc.integer({ min: 0, max: 60_000 }),
@@ -156,7 +156,7 @@ const summaryArb = fc.record({
 
 /**
  * A custom property report: visitors and event figures by a property's value (answered by
- * grouping per props text and visitor first, src/query/build-sql.ts), with any filter.
+ * grouping per value and visitor first, src/query/build-sql.ts), with any filter.
  */
 const propsArb = fc.record({
   from: fc.integer({ min: -1, max: 1 }),

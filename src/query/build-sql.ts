@@ -298,15 +298,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   } else if (eventNeeds.size > 0 && !eventsFromSessions) {
     const props = dims.some((d) => d.kind === 'prop');
     if (props && eventNeeds.has('visitors') && dims.every((d) => d.kind === 'column' || d.kind === 'prop')) {
-      // Visitors per custom property value: the rows grouped first by their whole props text and
-      // visitor (the JSON is then read once per group, not per event), then by value and visitor,
-      // then by value; each step sums the counts of the one before. A hash table of (value,
-      // visitor) pairs costs less than count(DISTINCT) keeps per group.
+      // Visitors per custom property value: the events grouped by value and visitor, then by
+      // value, the second summing the first's counts. Over every event of a range, one hash table
+      // of (value, visitor) pairs costs less than the sets count(DISTINCT) keeps per value.
+      // (Grouping by the whole props text first, to read the JSON once per group, pays only when
+      // few texts repeat: a property such as a product id makes nearly every event a group.)
       const partial = [...eventNeeds].filter((n) => n !== 'visitors');
-      const raw = [...new Set(dims.flatMap((d) => (d.kind === 'prop' ? ['props'] : [d.sql])))];
+      const perValue = `SELECT ${[...dimCols('ts'), 'visitor_h', ...partial.map((n) => aggregateSql(n))].join(', ')} FROM m GROUP BY ${[...names(), 'visitor_h'].join(', ')}`;
       const sums = partial.map((n) => `sum(${n}) AS ${n}`);
-      const perRaw = `SELECT ${[...raw, 'visitor_h', ...partial.map((n) => aggregateSql(n))].join(', ')} FROM m GROUP BY ${[...raw, 'visitor_h'].join(', ')}`;
-      const perValue = `SELECT ${[...dimCols('ts'), 'visitor_h', ...sums].join(', ')} FROM (${perRaw}) GROUP BY ${[...names(), 'visitor_h'].join(', ')}`;
       ctes.push(
         `e AS (SELECT ${select(names())}${['count(visitor_h) AS visitors', ...sums].join(', ')} FROM (${perValue})${groupBy(names())})`,
       );
