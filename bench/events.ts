@@ -15,7 +15,7 @@ import { int, ms, table } from './lib/report.js';
 // batches of BENCH_BATCH (1,000) through the sink's own path (one segment per batch). Reported:
 // events/s and process CPU µs per event of the appends and of the compactor's merges (every 50
 // segments), bytes on disk per event as segments and after the day's rewrite into one sorted
-// file, the rewrite's time, and what a redelivered batch's lookup of held ids and a dedupe before
+// file beside its summaries, the rewrite's time, and what a redelivered batch's lookup of held ids and a dedupe before
 // a read cost on that day.
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 1_000_000);
@@ -129,6 +129,8 @@ async function main() {
     const compactionCpu = cpuMs() - rc0;
     const after = await readPartition(dir, dayOf(DAY));
     const compacted = await folderBytes(dir, (n) => n === after?.visible[0]);
+    const summaryNames = Object.values(after?.manifest.summaries ?? {});
+    const summaries = await folderBytes(dir, (n) => summaryNames.includes(n));
 
     // A redelivered batch of 1,000 events from the middle of the day: which does the store hold?
     const again = Array.from({ length: 1000 }, (_, i) => eventAt(Math.floor(EVENTS / 2) + i));
@@ -159,8 +161,12 @@ async function main() {
           { measure: `merges every ${MERGE_EVERY} segments: CPU per event`, value: `${((mergingCpu / EVENTS) * 1000).toFixed(1)} µs` },
           { measure: 'rewrite of the finished day into one sorted file: wall / CPU', value: `${ms(compaction)} / ${ms(compactionCpu)}` },
           {
-            measure: 'on disk after the rewrite',
+            measure: 'on disk after the rewrite: the compacted file',
             value: `${(compacted / 1e6).toFixed(1)} MB (${(compacted / EVENTS).toFixed(1)} B/event)`,
+          },
+          {
+            measure: 'and its summaries (visits and pages files)',
+            value: `${(summaries / 1e6).toFixed(1)} MB (${(summaries / EVENTS).toFixed(1)} B/event)`,
           },
           { measure: 'held-ids lookup, 1,000 redelivered events', value: ms(lookup) },
           { measure: 'read after a dirty segment (dedupe of the day first)', value: ms(dedupe) },

@@ -199,8 +199,8 @@ interface Cached {
 }
 
 /**
- * The store's bytes on disk: every file, and the live ones (each partition's visible files and
- * manifest). Files a compaction replaced stay a grace period for readers, then the compactor
+ * The store's bytes on disk: every file, and the live ones (each partition's visible files, its
+ * summaries and its manifest). Files a compaction replaced stay a grace period for readers, then the compactor
  * deletes them: right after the load they are still there.
  */
 async function sizeOf(dir: string): Promise<{ bytes: number; files: number; liveBytes: number; liveFiles: number }> {
@@ -220,7 +220,8 @@ async function sizeOf(dir: string): Promise<{ bytes: number; files: number; live
       const p = await readPartition(join(dir, site, folder), day);
       if (!p) continue;
       const manifest = manifestName(p.manifest.gen);
-      for (const name of [...p.visible, ...(p.names.includes(manifest) ? [manifest] : [])]) {
+      const summaries = Object.values(p.manifest.summaries ?? {});
+      for (const name of [...p.visible, ...summaries, ...(p.names.includes(manifest) ? [manifest] : [])]) {
         liveBytes += (await stat(join(p.dir, name))).size;
         liveFiles += 1;
       }
