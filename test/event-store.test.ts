@@ -298,6 +298,32 @@ describe('event store', () => {
     ]);
   });
 
+  it('deletes the files of a compaction that never committed once they are a grace period old, not those of a newer one', async () => {
+    const { store, clock } = freshStore({ graceMs: 60_000 });
+    const day = dayOf(T0);
+    const dirOf = partitionPath(store.root, SITE, day);
+    await store.append(SITE, [row('g1', T0, ONE_SESSION)], { dirty: false });
+    expect(await store.maintainSite(SITE)).toBe(1);
+    const p = await readPartition(dirOf, day);
+    expect(p!.manifest.gen).toBe(1);
+    // What a compaction of generation 1 killed before its commit (or one that lost it) left, and
+    // what one of generation 2 is writing now.
+    const { writeFile } = await import('node:fs/promises');
+    const lost = ['c-0000000001-aaaaaaaaaaaa.parquet', 'v-0000000001-bbbbbbbbbbbb.parquet', 'p-0000000001-cccccccccccc.parquet'];
+    const running = ['c-0000000002-dddddddddddd.parquet', 'p-0000000002-eeeeeeeeeeee.parquet'];
+    for (const name of [...lost, ...running]) await writeFile(join(dirOf, name), 'x');
+    const names = async () => (await readdir(dirOf)).sort();
+    // Younger than the grace period (the files' age is their modification time's): all stay.
+    clock.now = Date.now();
+    await store.maintainSite(SITE);
+    expect(await names()).toEqual(expect.arrayContaining([...lost, ...running]));
+    clock.now = Date.now() + 60_000;
+    await store.maintainSite(SITE);
+    const live = [...p!.visible, ...Object.values(p!.manifest.summaries!), '_manifest-0000000001.json'];
+    expect(await names()).toEqual([...live, ...running].sort());
+    expect(await ids(store)).toEqual(['g1']);
+  });
+
   it('leaves nothing visible of a write that died before its rename', async () => {
     const { store } = freshStore();
     await store.append(SITE, [row('k1', T0)], { dirty: false });
