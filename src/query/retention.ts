@@ -1,5 +1,6 @@
+import type { SnapshotDay } from '../events/event-row.js';
 import { localDate, startOfDay, startOfWeek } from '../time/zone.js';
-import { type BuiltSql, SqlParams, tsParam, type WhereSql, withEventSource } from './event-source.js';
+import { type BuiltSql, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
 import type { EventSource } from './run-query.js';
 
 // Retention (API.md "Retention"): cohorts of first-seen visitors, by the day or week (in the
@@ -10,6 +11,13 @@ import type { EventSource } from './run-query.js';
 // `source is Google`, a cohort is the visitors whose first event came from Google, and coming
 // back means coming back from Google. Bots are left out. The range is widened to the start of
 // its first period so that every cohort is whole; the last period may still be running.
+//
+// The events are first made distinct (visitor, time bucket) pairs, a few per visit instead of
+// one row per event, and only those are matched to their periods (an ASOF join on the period
+// starts). A bucket is the longest of 15 minutes, a minute, a second or a millisecond that every
+// period start is a whole number of: a bucket then lies in one period, whatever the zone's
+// offset (whole quarter hours today; some zones' historic local mean time is not even whole
+// minutes).
 
 export type RetentionInterval = 'day' | 'week';
 
@@ -47,20 +55,32 @@ export function retentionPeriods(interval: RetentionInterval, zone: string, from
   return starts;
 }
 
-/** SQL giving (cohort, period, visitors) rows: visitors of cohort c seen in period i (i >= c). */
-export function retentionSql(source: string, query: RetentionQuery, starts: readonly number[]): BuiltSql {
+/** Bucket lengths, longest first; 1 ms divides every instant. */
+const BUCKETS_MS = [900_000, 60_000, 1_000, 1];
+
+/** SQL giving (cohort, period, visitors) rows: visitors of cohort c seen in period i (i >= c); `days` has a file. */
+export function retentionSql(days: readonly SnapshotDay[], query: RetentionQuery, starts: readonly number[]): BuiltSql {
   const params = new SqlParams();
-  // The period starts are this module's own integers, written into the SQL as literals.
-  const periods = starts.map((start, i) => `(${i}, ${Math.trunc(start)})`).join(', ');
-  const from = starts[0] ?? query.fromMs;
-  const sql = `WITH ev AS (
-      SELECT visitor_h, ts FROM ${source}
-      WHERE site_id = ${params.add(query.siteId)} AND ts < ${tsParam(params, query.toMs)} AND NOT bot AND (${query.where(params)})),
-    periods AS (SELECT i, epoch_ms(start)::TIMESTAMP_MS AS start FROM (VALUES ${periods}) AS p(i, start)),
-    new_visitors AS (SELECT visitor_h FROM ev GROUP BY visitor_h HAVING min(ts) >= ${tsParam(params, from)}),
+  const bucket = BUCKETS_MS.find((ms) => starts.every((start) => start % ms === 0)) ?? 1;
+  // The period starts are this module's own integers, written into the SQL as literals. Buckets
+  // are floored, so an instant's bucket is the one it lies in whatever its sign (// truncates).
+  const periods = starts.map((start, i) => `(${i}, ${Math.floor(start / bucket)})`).join(', ');
+  const first = Math.floor((starts[0] ?? query.fromMs) / bucket);
+  // Every event of the site's history before the range's end: a visitor seen before it is no one's new visitor.
+  const events = rangeRows(
+    days,
+    { fromMs: 0, toMs: query.toMs },
+    ['visitor_h', `floor(epoch_ms(ts) / ${bucket})::BIGINT AS b`],
+    `NOT bot AND (${query.where(params)})`,
+    params,
+  );
+  if (events === null) throw new Error('retention reads at least one day');
+  const sql = `WITH vb AS (SELECT visitor_h, b FROM (${events}) GROUP BY visitor_h, b),
+    periods AS (SELECT i, s FROM (VALUES ${periods}) AS p(i, s)),
+    new_visitors AS (SELECT visitor_h FROM vb GROUP BY visitor_h HAVING min(b) >= ${first}),
     active AS (
-      SELECT DISTINCT e.visitor_h, p.i FROM ev e ASOF JOIN periods p ON e.ts >= p.start
-      WHERE e.visitor_h IN (SELECT visitor_h FROM new_visitors)),
+      SELECT DISTINCT v.visitor_h, p.i FROM vb v ASOF JOIN periods p ON v.b >= p.s
+      WHERE v.visitor_h IN (SELECT visitor_h FROM new_visitors)),
     cohorts AS (SELECT visitor_h, min(i) AS c FROM active GROUP BY visitor_h)
     SELECT c::INTEGER AS cohort, i::INTEGER AS period, count(*)::DOUBLE AS visitors
     FROM active JOIN cohorts USING (visitor_h) GROUP BY c, i`;
@@ -79,8 +99,8 @@ export async function queryRetention(deps: EventSource, query: RetentionQuery): 
     query.siteId,
     0,
     query.toMs,
-    (source) => {
-      const { sql, params } = retentionSql(source, query, starts);
+    (_, days) => {
+      const { sql, params } = retentionSql(days, query, starts);
       return deps.sql.all(sql, params);
     },
     () => [],
