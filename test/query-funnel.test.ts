@@ -172,6 +172,11 @@ describe('funnels against the plain model', () => {
     id: fc.integer({ min: 0, max: 1_000_000 }),
   });
 
+  const eventsArb = fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' });
+  const stepsArb = fc.array(stepArb, { minLength: 2, maxLength: 5 });
+  /** The window in time units, or none. */
+  const windowArb = fc.option(fc.integer({ min: 0, max: 6 }), { nil: null });
+
   type Drawn = typeof eventArb extends fc.Arbitrary<infer T> ? T : never;
   /** Times are whole units after T0 (noon UTC). */
   const drawnRows = (site: string, drawn: readonly Drawn[], unit = 10 * MIN) =>
@@ -189,27 +194,21 @@ describe('funnels against the plain model', () => {
 
   it("gives the model's visitors at every step (fixed seed)", async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' }),
-        fc.array(stepArb, { minLength: 2, maxLength: 5 }),
-        fc.option(fc.integer({ min: 0, max: 6 }), { nil: null }),
-        fc.constantFrom(null, 'DE', 'FR'),
-        async (drawn, steps, windowUnits, country) => {
-          const site = uniqueName('fp');
-          const rows = drawnRows(site, drawn);
-          if (rows.length > 0) await files.write(rows);
-          const q = {
-            siteId: site,
-            fromMs: T0,
-            toMs: T0 + 14 * 10 * MIN,
-            steps,
-            windowMs: windowUnits === null ? null : windowUnits * 10 * MIN,
-          };
-          const where = country === null ? NO_FILTER : (p: SqlParams) => `country = ${p.add(country)}`;
-          const got = (await queryFunnel(files.events, { ...q, where })).map((s) => s.visitors);
-          expect(got).toEqual(modelFunnel(rows, q, (e) => country === null || e.country === country));
-        },
-      ),
+      fc.asyncProperty(eventsArb, stepsArb, windowArb, fc.constantFrom(null, 'DE', 'FR'), async (drawn, steps, windowUnits, country) => {
+        const site = uniqueName('fp');
+        const rows = drawnRows(site, drawn);
+        if (rows.length > 0) await files.write(rows);
+        const q = {
+          siteId: site,
+          fromMs: T0,
+          toMs: T0 + 14 * 10 * MIN,
+          steps,
+          windowMs: windowUnits === null ? null : windowUnits * 10 * MIN,
+        };
+        const where = country === null ? NO_FILTER : (p: SqlParams) => `country = ${p.add(country)}`;
+        const got = (await queryFunnel(files.events, { ...q, where })).map((s) => s.visitors);
+        expect(got).toEqual(modelFunnel(rows, q, (e) => country === null || e.country === country));
+      }),
       propertyParams(60, 100_000),
     );
   }, 120_000);
@@ -219,21 +218,17 @@ describe('funnels against the plain model', () => {
   // when the window is the whole range.
   it('gives the same visitors by earliest chains and by latest starts without a window (fixed seed)', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' }),
-        fc.array(stepArb, { minLength: 2, maxLength: 5 }),
-        async (drawn, steps) => {
-          const site = uniqueName('fa');
-          const rows = drawnRows(site, drawn);
-          if (rows.length > 0) await files.write(rows);
-          const q = { siteId: site, fromMs: T0, toMs: T0 + 14 * 10 * MIN, steps, windowMs: null, where: NO_FILTER };
-          expect(funnelAlgorithm(q)).toBe('earliest');
-          const earliest = (await queryFunnel(files.events, q, 'earliest')).map((s) => s.visitors);
-          const latest = (await queryFunnel(files.events, q, 'latest-start')).map((s) => s.visitors);
-          expect(earliest).toEqual(latest);
-          expect(earliest).toEqual(modelFunnel(rows, q));
-        },
-      ),
+      fc.asyncProperty(eventsArb, stepsArb, async (drawn, steps) => {
+        const site = uniqueName('fa');
+        const rows = drawnRows(site, drawn);
+        if (rows.length > 0) await files.write(rows);
+        const q = { siteId: site, fromMs: T0, toMs: T0 + 14 * 10 * MIN, steps, windowMs: null, where: NO_FILTER };
+        expect(funnelAlgorithm(q)).toBe('earliest');
+        const earliest = (await queryFunnel(files.events, q, 'earliest')).map((s) => s.visitors);
+        const latest = (await queryFunnel(files.events, q, 'latest-start')).map((s) => s.visitors);
+        expect(earliest).toEqual(latest);
+        expect(earliest).toEqual(modelFunnel(rows, q));
+      }),
       propertyParams(60, 100_000),
     );
   }, 120_000);
@@ -244,24 +239,19 @@ describe('funnels against the plain model', () => {
   // whole in the range.
   it('gives the same visitors from the pages files of compacted days as from their events (fixed seed)', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(eventArb, { minLength: 0, maxLength: 80, size: 'large' }),
-        fc.array(stepArb, { minLength: 2, maxLength: 5 }),
-        fc.option(fc.integer({ min: 0, max: 6 }), { nil: null }),
-        async (drawn, steps, windowUnits) => {
-          const [plain, compacted] = [uniqueName('fs'), uniqueName('fc')];
-          const unit = 4 * HOUR;
-          const range = { fromMs: T0 - 12 * HOUR, toMs: T0 + 14 * unit, steps, windowMs: windowUnits === null ? null : windowUnits * unit };
-          const rows = drawnRows(plain, drawn, unit);
-          if (rows.length > 0) await files.write([...rows, ...drawnRows(compacted, drawn, unit)]);
-          await files.compact(compacted);
-          const ask = async (siteId: string) =>
-            (await queryFunnel(files.events, { siteId, ...range, where: NO_FILTER })).map((s) => s.visitors);
-          const got = await ask(compacted);
-          expect(got).toEqual(await ask(plain));
-          expect(got).toEqual(modelFunnel(rows, { siteId: plain, ...range }));
-        },
-      ),
+      fc.asyncProperty(eventsArb, stepsArb, windowArb, async (drawn, steps, windowUnits) => {
+        const [plain, compacted] = [uniqueName('fs'), uniqueName('fc')];
+        const unit = 4 * HOUR;
+        const range = { fromMs: T0 - 12 * HOUR, toMs: T0 + 14 * unit, steps, windowMs: windowUnits === null ? null : windowUnits * unit };
+        const rows = drawnRows(plain, drawn, unit);
+        if (rows.length > 0) await files.write([...rows, ...drawnRows(compacted, drawn, unit)]);
+        await files.compact(compacted);
+        const ask = async (siteId: string) =>
+          (await queryFunnel(files.events, { siteId, ...range, where: NO_FILTER })).map((s) => s.visitors);
+        const got = await ask(compacted);
+        expect(got).toEqual(await ask(plain));
+        expect(got).toEqual(modelFunnel(rows, { siteId: plain, ...range }));
+      }),
       propertyParams(60, 100_000),
     );
   }, 120_000);

@@ -2,7 +2,7 @@ import { COUNTED_KINDS, type SnapshotDay } from '../events/event-row.js';
 import { VISIT_FIELDS } from '../events/visits-file.js';
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
-import { type BuiltSql, insideRange, rangeRows, SqlParams } from './event-source.js';
+import { type BuiltSql, rangeRows, SqlParams, summarisedDays } from './event-source.js';
 import { type Metric, SESSION_METRICS } from './metrics.js';
 import { topLevelGoalConditions } from './parse-query.js';
 import type { Condition, Filter, Query, TimeRange } from './query.js';
@@ -236,7 +236,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // Whole days of the range that have a visits file: their visits (and conversion_rate's
   // visitors) are read from it instead of from their events, when every column those need is in
   // it. Bots counted with humans would need a session's two rows merged: that reads events.
-  const visitDays = options.days.filter((d) => d.summaries !== undefined && insideRange(d, options.range));
+  const visitDays = summarisedDays(options.days, options.range);
   const inVisits = (d: FilterDimension | Dimension) => d.kind === 'column' && VISIT_FIELD_SET.has(d.sql);
   const canVisits = visitDays.length > 0 && query.bots !== 'include';
   const base = withoutGoals(query.filters);

@@ -32,8 +32,12 @@ export interface BuiltSql {
 }
 
 /** Whether the whole day lies in the range. */
-export const insideRange = (d: SnapshotDay, range: { fromMs: number; toMs: number }) =>
+const insideRange = (d: SnapshotDay, range: { fromMs: number; toMs: number }) =>
   d.startMs >= range.fromMs && d.startMs + DAY_MS <= range.toMs;
+
+/** The days wholly inside the range that have summaries: what a query may read from those instead of their events. */
+export const summarisedDays = (days: readonly SnapshotDay[], range: { fromMs: number; toMs: number }) =>
+  days.filter((d) => d.summaries !== undefined && insideRange(d, range));
 
 /**
  * The rows of `days` in [fromMs, toMs) where `where` holds, as `cols`: a SELECT for the days

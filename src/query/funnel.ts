@@ -1,6 +1,6 @@
 import type { SnapshotDay } from '../events/event-row.js';
 import { likePattern, pageViewSql } from './build-sql.js';
-import { type BuiltSql, insideRange, NO_FILTER, rangeRows, SqlParams, type WhereSql, withEventSource } from './event-source.js';
+import { type BuiltSql, NO_FILTER, rangeRows, SqlParams, summarisedDays, type WhereSql, withEventSource } from './event-source.js';
 import type { EventSource } from './run-query.js';
 
 // Funnels (API.md "Funnels"): a visitor counts at step k if they did steps 1..k in that order,
@@ -105,7 +105,7 @@ export function funnelSql(days: readonly SnapshotDay[], query: FunnelQuery, algo
 /** The events that may be a step: `visitor_h`, `t` (epoch ms) and a flag per step, `m1 … mn`. */
 function keptSql(days: readonly SnapshotDay[], query: FunnelQuery, params: SqlParams): string {
   const cols = ['visitor_h', 'epoch_ms(ts) AS t', ...query.steps.map((step, i) => `${stepSql(step, params)} AS m${i + 1}`)];
-  const summarised = query.where === NO_FILTER ? days.filter((d) => d.summaries !== undefined && insideRange(d, query)) : [];
+  const summarised = query.where === NO_FILTER ? summarisedDays(days, query) : [];
   const others = days.filter((d) => !summarised.includes(d));
   const pageSteps = query.steps.filter((step) => 'page' in step);
   const eventSteps = query.steps.filter((step) => 'event' in step);
