@@ -230,6 +230,34 @@ describe('event store', () => {
     expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });
 
+  it("folds a busy day's files level by level: few files visible, each event rewritten a logarithmic number of times", async () => {
+    // Replaced files stay for the whole test: every compacted file ever written is then on disk.
+    const { store, clock } = freshStore({ graceMs: 1e12 });
+    const day = dayOf(T0);
+    const dirOf = partitionPath(store.root, SITE, day);
+    clock.now = T0 + 3600_000;
+    const passes = 64;
+    // Fewer than 4 files per level, and log4(64) + 1 levels.
+    const maxFiles = 3 * 4;
+    const written: string[] = [];
+    for (let pass = 0; pass < passes; pass++) {
+      for (const k of [0, 1]) {
+        const id = `f${pass}-${k}`;
+        written.push(id);
+        await store.append(SITE, [row(id, T0 + pass * 1000 + k)], { dirty: false });
+      }
+      await store.maintainSite(SITE);
+      const p = await readPartition(dirOf, day);
+      expect(p!.segments).toEqual([]);
+      expect(p!.manifest.files.length).toBeLessThanOrEqual(maxFiles);
+    }
+    expect(await ids(store)).toEqual([...written].sort());
+    // Rows compaction wrote: each event once by its merge, then once per fold (three levels up).
+    const compacted = (await readdir(dirOf)).filter((f) => kindOf(f) === 'compacted').map((f) => join(dirOf, f));
+    const [rowsWritten] = await store.sql.all('SELECT count(*)::INTEGER AS n FROM read_parquet($1)', [compacted]);
+    expect(rowsWritten?.['n']).toBeLessThanOrEqual(written.length * (1 + 3));
+  });
+
   it("stops reading a day's summaries when a late event arrives, and writes them again with the next rewrite", async () => {
     const { store, clock } = freshStore({ graceMs: 60_000 });
     const day = dayOf(T0);

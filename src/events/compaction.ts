@@ -24,17 +24,24 @@ import { visitsSql } from './visits-file.js';
 // - 'dedupe' folds every visible segment into one new compacted file, one row per message_id,
 //   without the ids the compacted files already hold (looked up in the segments' time span only):
 //   the day's big files are read, not rewritten;
-// - 'rewrite' makes one file of every visible file (a finished day, or too many files), and the
-//   day's summaries from it: its visits (visits-file.ts) and its page views by page (pages-file.ts),
-//   which queries read instead of the day's events where they can.
+// - 'fold' makes one compacted file of FAN_IN files of one level (below), one level up;
+// - 'rewrite' makes one file of every visible file (a finished day), and the day's summaries from
+//   it: its visits (visits-file.ts) and its page views by page (pages-file.ts), which queries read
+//   instead of the day's events where they can.
 // Every compacted file is sorted as ORDER says.
 // The new file becomes visible, and its inputs invisible, in one step: the next manifest
 // generation, committed once.
 
-export type CompactionMode = 'merge' | 'dedupe' | 'rewrite';
+export type CompactionMode = 'merge' | 'dedupe' | 'fold' | 'rewrite';
 
-/** Past this many compacted files, a day is rewritten into one. */
-const MAX_FILES = 8;
+/**
+ * Files of one level folded into one of the next. A merge or dedupe writes a level-0 file, and a
+ * fold of FAN_IN level-L files a level-(L+1) one, so a busy day rewrites each event once per
+ * level, log_FAN_IN(its merges) times, and keeps fewer than FAN_IN files per level visible.
+ * (Rewriting the whole day whenever files piled up rewrote every earlier event again and again:
+ * the work per pass grew with the day.)
+ */
+const FAN_IN = 4;
 
 const COLUMNS = STORED_COLUMNS.join(', ');
 
@@ -59,9 +66,24 @@ export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | 
   if (needsDedupe(p, nowMs)) return 'dedupe';
   // A finished day ends as one compacted file with its summaries.
   const finished = p.day < dayOf(nowMs) && (p.visible.length > 1 || (p.visible.length === 1 && summariesOf(p) === undefined));
-  if (finished || (p.visible.length > 1 && p.manifest.files.length >= MAX_FILES)) return 'rewrite';
+  if (finished) return 'rewrite';
+  if (foldable(p).length > 0) return 'fold';
   if (p.segments.filter((s) => !segmentInfo(s).dirty).length > 1) return 'merge';
   return undefined;
+}
+
+/** The level of a compacted file (a manifest written before levels existed has none: 0). */
+const levelOf = (p: Partition, file: string) => p.manifest.levels?.[file] ?? 0;
+
+/** The compacted files of the lowest level that holds FAN_IN or more (none when no level does). */
+function foldable(p: Partition): string[] {
+  const byLevel = new Map<number, string[]>();
+  for (const file of p.manifest.files) {
+    const level = levelOf(p, file);
+    byLevel.set(level, [...(byLevel.get(level) ?? []), file]);
+  }
+  const full = [...byLevel].filter(([, files]) => files.length >= FAN_IN).sort(([a], [b]) => a - b);
+  return full[0]?.[1] ?? [];
 }
 
 /** The statement that writes the compacted file's rows (in ORDER) from the inputs. */
@@ -104,7 +126,14 @@ export async function compactPartition(
   nowMs: number,
   dirtyWindowMs: number,
 ): Promise<boolean> {
-  const inputs = mode === 'rewrite' ? p.visible : mode === 'dedupe' ? p.segments : p.segments.filter((s) => !segmentInfo(s).dirty);
+  const inputs =
+    mode === 'rewrite'
+      ? p.visible
+      : mode === 'fold'
+        ? foldable(p)
+        : mode === 'dedupe'
+          ? p.segments
+          : p.segments.filter((s) => !segmentInfo(s).dirty);
   if (inputs.length === 0) return true;
   const name = compactedName(p.manifest.gen + 1);
   const temp = join(p.dir, tempName('.parquet'));
@@ -139,9 +168,11 @@ export async function compactPartition(
       if (info.dirty) dirtyUntil = Math.max(dirtyUntil, info.atMs + dirtyWindowMs);
     }
   }
-  const files = mode === 'rewrite' ? [name] : [...p.manifest.files, name];
+  const files = [...p.manifest.files.filter((f) => !inputs.includes(f)), name];
+  const levels: Record<string, number> = {};
+  for (const file of files) levels[file] = file === name ? (mode === 'fold' ? levelOf(p, inputs[0] as string) + 1 : 0) : levelOf(p, file);
   const named = summaries.length === 0 ? {} : { summaries: Object.fromEntries(summaries.map((s) => [s.kind, s.name])) as DaySummaries };
-  const committed = await commitManifest(p, { files, replaced, dirtyUntil, ...named });
+  const committed = await commitManifest(p, { files, levels, replaced, dirtyUntil, ...named });
   if (!committed) for (const file of [name, ...summaries.map((s) => s.name)]) await removeIfPresent(join(p.dir, file));
   return committed;
 }

@@ -12,6 +12,8 @@ export interface Manifest {
   gen: number;
   /** Compacted files, visible. */
   files: string[];
+  /** Each compacted file's level (compaction.ts: how many folds its events went through); absent means 0. */
+  levels?: Record<string, number>;
   /** Files folded into others (segments, superseded compacted files): name → when, deleted a grace period later. */
   replaced: Record<string, number>;
   /** Until then a segment may still arrive that repeats message_ids of visible files (docs/events.md). */
