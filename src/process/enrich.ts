@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { isbot } from 'isbot';
 import { UAParser } from 'ua-parser-js';
 import type { CollectedMessage } from '../collect/message.js';
@@ -201,7 +201,7 @@ export function createSaltSource(
 }
 
 export function hashVisitor(salt: string, siteId: string, ip: string, ua: string): string {
-  return '~' + createHash('sha256').update(`${salt}\n${siteId}\n${ip}\n${ua}`).digest('hex').slice(0, 16);
+  return '~' + hash('sha256', `${salt}\n${siteId}\n${ip}\n${ua}`, 'hex').slice(0, 16);
 }
 
 const saltDay = (m: CollectedMessage) => m.receivedAt.slice(0, 10);

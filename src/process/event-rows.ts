@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { EventRow } from '../events/event-row.js';
 import type { AssignedSession, SessionFields, Sessions } from '../storage/sessions.js';
 import type { Counted } from './aggregate.js';
@@ -15,7 +15,7 @@ export type EventRows = (siteId: string, counted: readonly Counted[]) => Promise
  * same events assigned again after the state was lost) starts a session of the same id.
  */
 function sessionId(siteId: string, visitor: string, messageId: string): string {
-  return createHash('sha256').update(`${siteId}\n${visitor}\n${messageId}`).digest('hex').slice(0, 16);
+  return hash('sha256', `${siteId}\n${visitor}\n${messageId}`, 'hex').slice(0, 16);
 }
 
 /** What this event would fix for its session if it starts one. */

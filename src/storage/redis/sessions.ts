@@ -15,8 +15,11 @@ import type { CallScript } from './client.js';
 
 type Wire = (string | number | null)[];
 
-const fieldsOf = (wire: Wire, from: number): SessionFields =>
-  Object.fromEntries(SESSION_FIELD_ORDER.map((field, i) => [field, wire[from + i] ?? null])) as unknown as SessionFields;
+function fieldsOf(wire: Wire, from: number): SessionFields {
+  const fields: Record<string, string | number | null> = {};
+  for (const [i, field] of SESSION_FIELD_ORDER.entries()) fields[field] = wire[from + i] ?? null;
+  return fields as unknown as SessionFields;
+}
 
 export function createRedisSessions(call: CallScript, keys: Keys): Sessions {
   return {
