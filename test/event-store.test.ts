@@ -9,6 +9,7 @@ import type { EventRow } from '../src/events/event-row.js';
 import { createEventStore, type EventStore } from '../src/events/event-store.js';
 import { DAY_MS, dayOf, kindOf, partitionPath, segmentInfo } from '../src/events/layout.js';
 import { PAGE_COLUMNS } from '../src/events/pages-file.js';
+import { PROP_COLUMNS } from '../src/events/props-file.js';
 import { readPartition } from '../src/events/partition.js';
 import { applyRetention } from '../src/events/retention.js';
 import { VISIT_COLUMNS } from '../src/events/visits-file.js';
@@ -152,7 +153,9 @@ describe('event store', () => {
     const dirOf = partitionPath(store.root, SITE, day);
     clock.now = T0 + 3600_000; // the day is today: segments are merged, not rewritten
     for (let i = 0; i < 5; i++)
-      await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, { ...ONE_SESSION, page: `/p${i % 2}` })], { dirty: false });
+      await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, { ...ONE_SESSION, page: `/p${i % 2}`, props: i % 2 === 1 ? { plan: 'pro' } : {} })], {
+        dirty: false,
+      });
     expect(await store.maintainSite(SITE)).toBe(1);
     let p = await readPartition(dirOf, day);
     expect(p!.manifest.files).toHaveLength(1);
@@ -168,8 +171,8 @@ describe('event store', () => {
     // One source and one session: the file's order is then the events' time order.
     expect(rows.map((r) => r['message_id'])).toEqual(['m5', 'm4', 'm3', 'm2', 'm1', 'm0']);
     // Beside it, the day's summaries, each with its columns; first its visits: its one session, far from midnight.
-    const { visits, pages } = p!.manifest.summaries!;
-    expect([kindOf(visits), kindOf(pages)]).toEqual(['summary', 'summary']);
+    const { visits, pages, props } = p!.manifest.summaries!;
+    expect([kindOf(visits), kindOf(pages), kindOf(props)]).toEqual(['summary', 'summary', 'summary']);
     const columnsOf = async (file: string) => {
       const schema = await store.sql.all(
         'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($1, hive_partitioning = false))',
@@ -182,6 +185,7 @@ describe('event store', () => {
       Object.fromEntries(Object.entries(columns).map(([c, t]) => [c, t === 'TIMESTAMP_MS' ? 'TIMESTAMP' : t]));
     expect(await columnsOf(visits)).toEqual(written(VISIT_COLUMNS));
     expect(await columnsOf(pages)).toEqual(written(PAGE_COLUMNS));
+    expect(await columnsOf(props)).toEqual(written(PROP_COLUMNS));
     const [visit, ...more] = await store.sql.all('SELECT pageviews, duration_ms, edge, bot FROM read_parquet($1)', [join(dirOf, visits)]);
     expect(more).toEqual([]);
     expect({ ...visit, pageviews: Number(visit?.['pageviews']), duration_ms: Number(visit?.['duration_ms']) }).toEqual({
@@ -202,6 +206,14 @@ describe('event store', () => {
       ['/p1', 2000],
       ['/p1', 4000],
     ]);
+    // Its figures by property: per key, value and visitor (no value: the visitor's events without
+    // the key), then per visitor over all events (no key); each of the six page views has a visitor of its own.
+    const byProp = await store.sql.all('SELECT key, value, pageviews, events FROM read_parquet($1)', [join(dirOf, props)]);
+    expect(byProp.map((r) => [r['key'], r['value'], Number(r['pageviews']), Number(r['events'])])).toEqual([
+      ...Array(2).fill(['plan', 'pro', 1, 0]),
+      ...Array(4).fill(['plan', null, 1, 0]),
+      ...Array(6).fill([null, null, 1, 0]),
+    ]);
     const ordered = [...views].sort((a, b) =>
       a.page !== b.page ? (a.page < b.page ? -1 : 1) : a.visitor !== b.visitor ? (a.visitor < b.visitor ? -1 : 1) : a.t - b.t,
     );
@@ -211,21 +223,21 @@ describe('event store', () => {
       {
         startMs: T0 - 10 * 3_600_000,
         files: [join(dirOf, p!.visible[0] as string)],
-        summaries: { visits: join(dirOf, visits), pages: join(dirOf, pages) },
+        summaries: { visits: join(dirOf, visits), pages: join(dirOf, pages), props: join(dirOf, props) },
       },
     ]);
     snapshot.release();
     const onDisk = async () => (await readdir(dirOf)).filter((f) => f.endsWith('.parquet')).length;
     // The segments merged during the day are gone (their grace period passed); the merged file
     // and the last segment were replaced just now and stay, beside the new file and its summaries.
-    expect(await onDisk()).toBe(5);
+    expect(await onDisk()).toBe(6);
     // After the grace period, what this process's snapshot holds stays until it is released.
     clock.now += 60_000;
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(5);
+    expect(await onDisk()).toBe(6);
     held.release();
     await store.maintainSite(SITE);
-    expect(await onDisk()).toBe(3);
+    expect(await onDisk()).toBe(4);
     expect((await readdir(dirOf)).filter((f) => kindOf(f) === 'manifest')).toHaveLength(1);
     expect(await ids(store)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });
@@ -337,7 +349,12 @@ describe('event store', () => {
     // What a compaction of generation 1 killed before its commit (or one that lost it) left, and
     // what one of generation 2 is writing now.
     const { writeFile } = await import('node:fs/promises');
-    const lost = ['c-0000000001-aaaaaaaaaaaa.parquet', 'v-0000000001-bbbbbbbbbbbb.parquet', 'p-0000000001-cccccccccccc.parquet'];
+    const lost = [
+      'c-0000000001-aaaaaaaaaaaa.parquet',
+      'v-0000000001-bbbbbbbbbbbb.parquet',
+      'p-0000000001-cccccccccccc.parquet',
+      'k-0000000001-ffffffffffff.parquet',
+    ];
     const running = ['c-0000000002-dddddddddddd.parquet', 'p-0000000002-eeeeeeeeeeee.parquet'];
     for (const name of [...lost, ...running]) await writeFile(join(dirOf, name), 'x');
     const names = async () => (await readdir(dirOf)).sort();

@@ -20,6 +20,7 @@ const ZONE = 'America/New_York';
 /** Local midnight starting 8 March 2026, the day clocks spring forward. */
 const BASE = instantOf(ZONE, 2026, 3, 8);
 const MIN = 60_000;
+const COLOR_KEY = 'co/l~or';
 const PAGES = ['/', '/blog/a', '/blog/b', '/pricing'];
 const GOALS: Goal[] = [
   { id: 'g1', name: 'Signup', event: 'Signed Up', props: {} },
@@ -35,6 +36,7 @@ const eventArb = fc.record({
   name: fc.constantFrom('Signed Up', 'Product Clicked', 'Other'),
   plan: fc.option(fc.constantFrom('pro', 'free'), { nil: undefined }),
   // Another property beside it: a visitor's events of one plan then carry different props texts.
+  // Its key holds the characters a JSON pointer escapes.
   color: fc.option(fc.constantFrom('red', 'blue'), { nil: undefined }),
   country: fc.option(fc.constantFrom('DE', 'US'), { nil: null }),
   engaged: fc.integer({ min: 0, max: 60_000 }),
@@ -85,7 +87,7 @@ function rowsOf(data: Raw, siteId: string): EventRow[] {
             product: kind === 'event' && e.name === 'Product Clicked' ? 'p1' : null,
             revenue: kind === 'event' ? e.revenue : null,
             engaged_ms: kind === 'engagement' ? e.engaged : 0,
-            props: { ...(e.plan === undefined ? {} : { plan: e.plan }), ...(e.color === undefined ? {} : { color: e.color }) },
+            props: { ...(e.plan === undefined ? {} : { plan: e.plan }), ...(e.color === undefined ? {} : { [COLOR_KEY]: e.color }) },
             bot: v.bot,
           }),
         );
@@ -156,7 +158,8 @@ const summaryArb = fc.record({
 
 /**
  * A custom property report: visitors and event figures by a property's value (answered by
- * grouping per value and visitor first, src/query/build-sql.ts), with any filter.
+ * grouping per value and visitor first, src/query/build-sql.ts), with any filter. Without one,
+ * compacted whole days answer from their props files (src/events/props-file.ts).
  */
 const propsArb = fc.record({
   from: fc.integer({ min: -1, max: 1 }),
@@ -164,7 +167,7 @@ const propsArb = fc.record({
   metrics: fc
     .subarray(['pageviews', 'events', 'clicks', 'time_on_page', 'revenue'] as const)
     .map((more): Metric[] => ['visitors', ...more]),
-  dimension: fc.constant('props:plan'),
+  dimension: fc.constantFrom('props:plan', `props:${COLOR_KEY}`),
   filter: fc.option(filterArb, { nil: undefined }),
   goalFilter: fc.constant(GOALS.map((g) => g.name)),
 });
@@ -360,5 +363,38 @@ describe('query engine against an in-memory model', () => {
       propertyParams(40, 100_000),
     );
     expect(substantial).toBeGreaterThanOrEqual(30);
+  }, 120_000);
+
+  // An unfiltered property breakdown reads the whole days of compacted sites from their props
+  // files: the same events, compacted or not, give the same answer (bots included or not), and
+  // the model's. Ranges of two or three local days hold one or two whole UTC days.
+  it('answers property breakdowns from the props files of compacted days as from their events (fixed seed)', async () => {
+    const run = createQueryEngine(store);
+    let site = 0;
+    const breakdownArb = fc.record({
+      from: fc.integer({ min: -1, max: 1 }),
+      days: fc.integer({ min: 2, max: 3 }),
+      metrics: propsArb.map((q) => q.metrics),
+      dimension: fc.constantFrom('props:plan', `props:${COLOR_KEY}`, 'props:absent'),
+      bots: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(dataArb, breakdownArb, async (data, q) => {
+        const [plain, compacted] = [`pp${site}`, `pc${site++}`];
+        for (const siteId of [plain, compacted]) await store.append(siteId, rowsOf(data, siteId), { dirty: false });
+        await store.maintainSite(compacted);
+        const from = new Date(BASE + q.from * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);
+        const to = new Date(BASE + (q.from + q.days - 1) * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);
+        const body = { date_range: [from, to], metrics: q.metrics, dimensions: [q.dimension], ...(q.bots ? { include: { bots: true } } : {}) };
+        const ask = async (siteId: string) => {
+          const query = parseQuery(body, { siteId, zone: ZONE, nowMs: BASE, goals: GOALS });
+          return { query, answer: new Map((await run(query)).results.map((r) => [r.dimensions.join('\u0000'), r.metrics])) };
+        };
+        const got = await ask(compacted);
+        expect(got.answer, JSON.stringify(body)).toEqual((await ask(plain)).answer);
+        if (!q.bots) expect(got.answer, JSON.stringify(body)).toEqual(model(got.query, rowsOf(data, compacted)));
+      }),
+      propertyParams(60, 100_000),
+    );
   }, 120_000);
 });

@@ -15,6 +15,7 @@ import {
   tempName,
 } from './layout.js';
 import { pagesSql } from './pages-file.js';
+import { propsSql } from './props-file.js';
 import { commitManifest, needsDedupe, type Partition, summariesOf } from './partition.js';
 import { visitsSql } from './visits-file.js';
 
@@ -26,8 +27,8 @@ import { visitsSql } from './visits-file.js';
 //   the day's big files are read, not rewritten;
 // - 'fold' makes one compacted file of FAN_IN files of one level (below), one level up;
 // - 'rewrite' makes one file of every visible file (a finished day), and the day's summaries from
-//   it: its visits (visits-file.ts) and its page views by page (pages-file.ts), which queries read
-//   instead of the day's events where they can.
+//   it: its visits (visits-file.ts), its page views by page (pages-file.ts) and its event figures by
+//   property (props-file.ts), which queries read instead of the day's events where they can.
 // Every compacted file is sorted as ORDER says.
 // The new file becomes visible, and its inputs invisible, in one step: the next manifest
 // generation, committed once.
@@ -59,7 +60,7 @@ const ORDER = 'ORDER BY kind, name, source, session_h, ts';
 const ROW_GROUP_SIZE = 16_384;
 
 /** The SELECT of each summary's rows from the compacted file (a FROM source). */
-const SUMMARY_SQL: Record<SummaryKind, (events: string) => string> = { visits: visitsSql, pages: pagesSql };
+const SUMMARY_SQL: Record<SummaryKind, (events: string) => string> = { visits: visitsSql, pages: pagesSql, props: propsSql };
 
 /** What a partition needs now, if anything. */
 export function compactionNeeded(p: Partition, nowMs: number): CompactionMode | undefined {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 //   s-<time>-<id>-d.parquet     a segment that may repeat message_ids (see docs/events.md)
 //   c-<gen>-<id>.parquet        a compacted file (sorted as compaction.ts says), visible once a manifest names it
 //   v-<gen>-<id>.parquet        summaries of a day made one compacted file, beside it: its visits
-//   p-<gen>-<id>.parquet          (visits-file.ts) and its page views by page (pages-file.ts)
+//   p-<gen>-<id>.parquet          (visits-file.ts), its page views by page (pages-file.ts) and its
+//   k-<gen>-<id>.parquet          event figures by custom property key and value (props-file.ts)
 //   _manifest-<gen>.json        which compacted files are visible and which segments they replaced
 //   _expired                    the day is past the site's retention: readers skip it
 //   .tmp-…                      a file being written (never read)
@@ -18,7 +19,7 @@ const GEN_DIGITS = 10;
 export type FileKind = 'segment' | 'compacted' | 'summary' | 'manifest' | 'expired' | 'temp' | 'other';
 
 /** The files a rewrite derives from a day's one compacted file (see compaction.ts), by name prefix. */
-export const SUMMARY_PREFIXES = { visits: 'v', pages: 'p' } as const;
+export const SUMMARY_PREFIXES = { visits: 'v', pages: 'p', props: 'k' } as const;
 export type SummaryKind = keyof typeof SUMMARY_PREFIXES;
 export const SUMMARY_KINDS = Object.keys(SUMMARY_PREFIXES) as SummaryKind[];
 /** A day's summaries, one file of each kind. */
@@ -26,12 +27,16 @@ export type DaySummaries = Readonly<Record<SummaryKind, string>>;
 
 export const EXPIRED_MARK = '_expired';
 
+const SUMMARY_LETTERS = Object.values(SUMMARY_PREFIXES).join('');
+const SUMMARY_NAME = new RegExp(`^[${SUMMARY_LETTERS}]-\\d+-[0-9a-f]+\\.parquet$`);
+const GENERATION = new RegExp(`^(?:c|[${SUMMARY_LETTERS}]|_manifest)-(\\d+)`);
+
 export function kindOf(name: string): FileKind {
   if (name.startsWith('.tmp-')) return 'temp';
   if (name === EXPIRED_MARK) return 'expired';
   if (/^s-[0-9a-z]+-[0-9a-f]+(-d)?\.parquet$/.test(name)) return 'segment';
   if (/^c-\d+-[0-9a-f]+\.parquet$/.test(name)) return 'compacted';
-  if (/^[vp]-\d+-[0-9a-f]+\.parquet$/.test(name)) return 'summary';
+  if (SUMMARY_NAME.test(name)) return 'summary';
   if (/^_manifest-\d+\.json$/.test(name)) return 'manifest';
   return 'other';
 }
@@ -56,7 +61,7 @@ export const manifestName = (gen: number) => `_manifest-${String(gen).padStart(G
 export const tempName = (suffix: string) => `.tmp-${id()}${suffix}`;
 
 /** Generation of a compacted file, summary or manifest. */
-export const genOf = (name: string) => Number(/^(?:c|v|p|_manifest)-(\d+)/.exec(name)?.[1] ?? 0);
+export const genOf = (name: string) => Number(GENERATION.exec(name)?.[1] ?? 0);
 
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 export const dayStart = (day: string) => Date.parse(`${day}T00:00:00Z`);

@@ -1,4 +1,6 @@
 import { COUNTED_KINDS, type SnapshotDay } from '../events/event-row.js';
+import { aggregateSql, propValueSql } from '../events/event-sql.js';
+import { PROP_FIGURES } from '../events/props-file.js';
 import { VISIT_FIELDS } from '../events/visits-file.js';
 import type { Goal } from '../goals/goal.js';
 import { type Dimension, type FilterDimension, NONE } from './dimensions.js';
@@ -32,8 +34,7 @@ export function likePattern(pattern: string): string {
   return pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
 }
 
-/** A custom property's value (NULL when the event lacks it): its key as a JSON pointer into props. */
-const propSql = (key: string, p: SqlParams) => `json_extract_string(props, ${p.add(`/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`)})`;
+const propSql = (key: string, p: SqlParams) => propValueSql(p.add(key));
 
 /** A page view of a path pattern (goals, funnel steps); without a `*` the pattern is the path itself, and equality is cheaper than LIKE. */
 export function pageViewSql(pattern: string, p: SqlParams): string {
@@ -120,22 +121,7 @@ const METRIC_SQL: Record<Metric, string> = {
   revenue: `${ROUND('coalesce(revenue, 0)::DOUBLE', 2)}`,
 };
 
-/** Event aggregates (over m) and the metrics that read them: the aggregate and the rows it counts. */
-const EVENT_AGGREGATES: Record<string, { of: string; where?: string }> = {
-  pageviews: { of: 'count(*)', where: "kind = 'pageview'" },
-  events: { of: 'count(*)', where: "kind = 'event'" },
-  clicks: { of: 'count(*)', where: "kind = 'event' AND product IS NOT NULL" },
-  visitors: { of: 'count(DISTINCT visitor_h)' },
-  engagements: { of: 'count(*)', where: "kind = 'engagement' AND engaged_ms > 0" },
-  engaged_ms: { of: 'sum(engaged_ms)', where: "kind = 'engagement' AND engaged_ms > 0" },
-  conversions: { of: 'count(*)' },
-  revenue: { of: 'sum(revenue)' },
-};
-const aggregateSql = (name: string, also?: string): string => {
-  const { of, where } = EVENT_AGGREGATES[name] ?? { of: 'NULL' };
-  const rows = [where, also].filter((w) => w !== undefined);
-  return `${of}${rows.length > 0 ? ` FILTER (WHERE ${rows.join(' AND ')})` : ''} AS ${name}`;
-};
+/** The event aggregates (src/events/event-sql.ts) each metric reads. */
 const EVENT_NEEDS: Partial<Record<Metric, readonly string[]>> = {
   visitors: ['visitors'],
   pageviews: ['pageviews'],
@@ -263,6 +249,16 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       filter,
     );
   const unionAll = (parts: readonly (string | null)[]) => parts.filter((x) => x !== null).join(' UNION ALL ');
+  // A breakdown by one property, unfiltered, of figures a props file carries: the whole days'
+  // rows of its key come from their props files (props-file.ts), the other days' from their events.
+  const propDim = dims.length === 1 && dims[0]?.kind === 'prop' ? dims[0] : undefined;
+  const propsFromSummaries =
+    propDim !== undefined &&
+    visitDays.length > 0 &&
+    query.filters === null &&
+    !sessionMetrics &&
+    !needBase &&
+    [...eventNeeds].every((n) => n === 'visitors' || (PROP_FIGURES as readonly string[]).includes(n));
   // Visitors and page views from the sessions' rows when those are exactly the matching events
   // and every group is the same for all of a session's events: one GROUP BY over the events (per
   // session) instead of that and a second pass for the distinct visitors.
@@ -297,7 +293,26 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
     ctes.push(`e AS (SELECT ${select(dimCols('ts'))}${aggregates.join(', ')} FROM (${flagged})${groupBy(names())})`);
   } else if (eventNeeds.size > 0 && !eventsFromSessions) {
     const props = dims.some((d) => d.kind === 'prop');
-    if (props && eventNeeds.has('visitors') && dims.every((d) => d.kind === 'column' || d.kind === 'prop')) {
+    if (propsFromSummaries) {
+      // Per value and visitor, summed over the days, then per value. A day without the key has
+      // no rows of it: its visitors' totals (key NULL) are all "(none)".
+      const sums = [...eventNeeds].filter((n) => n !== 'visitors');
+      const key = p.add(propDim.key);
+      const files = visitDays.map((d) => d.summaries?.props);
+      const bot = query.bots === 'only' ? 'bot' : query.bots === 'exclude' ? 'NOT bot' : 'true';
+      const fromFiles = () => `read_parquet(${p.add(files)}, filename = true)`;
+      const summaryRows = `SELECT ${["coalesce(value, '" + NONE + "') AS d0", 'visitor_h', ...sums].join(', ')} FROM ${fromFiles()}
+        WHERE ${bot} AND (key = ${key} OR (key IS NULL AND filename NOT IN (SELECT filename FROM ${fromFiles()} WHERE key = ${key})))`;
+      const events = otherRows([...columns], null);
+      const eventGroups =
+        events === null
+          ? null
+          : `SELECT ${[...dimCols('ts'), 'visitor_h', ...sums.map((n) => aggregateSql(n))].join(', ')} FROM (${events}) GROUP BY d0, visitor_h`;
+      const summed = sums.map((n) => `sum(${n}) AS ${n}`);
+      const perVisitor = `SELECT ${['d0', 'visitor_h', ...summed].join(', ')} FROM (${unionAll([summaryRows, eventGroups])}) GROUP BY d0, visitor_h`;
+      const figures = [...(eventNeeds.has('visitors') ? ['count(visitor_h) AS visitors'] : []), ...summed];
+      ctes.push(`e AS (SELECT d0, ${figures.join(', ')} FROM (${perVisitor}) GROUP BY d0)`);
+    } else if (props && eventNeeds.has('visitors') && dims.every((d) => d.kind === 'column' || d.kind === 'prop')) {
       // Visitors per custom property value: the events grouped by value and visitor, then by
       // value, the second summing the first's counts. Over every event of a range, one hash table
       // of (value, visitor) pairs costs less than the sets count(DISTINCT) keeps per value.

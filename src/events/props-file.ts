@@ -1,0 +1,43 @@
+import { COUNTED_KINDS } from './event-row.js';
+import { aggregateExpr, propValueSql } from './event-sql.js';
+
+// A finished day's event figures by custom property, written beside its compacted file by the
+// compaction that makes the day one file. A breakdown by a property otherwise reads every event's
+// properties (JSON text) and groups every event by value and visitor; here one key's rows hold
+// those groups for the day already, a fraction of the events.
+//
+// For each key present in the day: a row per (value, visitor, bot flag), value NULL for the
+// visitor's events without the key (the breakdown's "(none)"). And a row per (visitor, bot flag)
+// with key NULL, over all of the visitor's events: a key the day lacks is "(none)" for all of them.
+
+/** The event aggregates (src/events/event-sql.ts) a props row carries: every one a property breakdown can ask that needs no other column. */
+export const PROP_FIGURES = ['pageviews', 'events', 'clicks', 'engagements', 'engaged_ms', 'revenue'] as const;
+
+/** DuckDB type of each column of a props file, in file order (the site and day are its folder's). */
+export const PROP_COLUMNS = {
+  /** NULL in a visitor's totals. */
+  key: 'VARCHAR',
+  /** NULL where the events lack the key. */
+  value: 'VARCHAR',
+  visitor_h: 'UBIGINT',
+  bot: 'BOOLEAN',
+  pageviews: 'BIGINT',
+  events: 'BIGINT',
+  clicks: 'BIGINT',
+  engagements: 'BIGINT',
+  engaged_ms: 'BIGINT',
+  revenue: 'DOUBLE',
+} as const satisfies Record<string, string> & Record<(typeof PROP_FIGURES)[number], string>;
+
+/** The SELECT that makes a props file's rows from a day's event files (`events`, a FROM source), ordered by key, value and visitor. */
+export function propsSql(events: string): string {
+  const figures = PROP_FIGURES.map((f) => `${aggregateExpr(f)}::${PROP_COLUMNS[f]} AS ${f}`);
+  const columns = 'visitor_h, bot, kind, product, engaged_ms, revenue';
+  return `WITH e AS (SELECT ${columns}, props FROM ${events} WHERE ${COUNTED_KINDS}),
+    keys AS (SELECT DISTINCT unnest(json_keys(props)) AS key FROM e WHERE props IS NOT NULL)
+    SELECT key, value, visitor_h, bot, ${figures.join(', ')}
+    FROM (SELECT keys.key, ${propValueSql('keys.key')} AS value, ${columns} FROM e CROSS JOIN keys
+          UNION ALL SELECT NULL, NULL, ${columns} FROM e)
+    GROUP BY key, value, visitor_h, bot
+    ORDER BY key, value, visitor_h`;
+}
