@@ -9,8 +9,8 @@ import type { EventRow } from '../src/events/event-row.js';
 import { createEventStore, type EventStore } from '../src/events/event-store.js';
 import { DAY_MS, dayOf, kindOf, partitionPath, segmentInfo } from '../src/events/layout.js';
 import { PAGE_COLUMNS } from '../src/events/pages-file.js';
-import { PROP_COLUMNS } from '../src/events/props-file.js';
 import { readPartition } from '../src/events/partition.js';
+import { PROP_COLUMNS } from '../src/events/props-file.js';
 import { applyRetention } from '../src/events/retention.js';
 import { VISIT_COLUMNS } from '../src/events/visits-file.js';
 import { eventRow, storedEvents } from './stored-events.js';
@@ -153,9 +153,13 @@ describe('event store', () => {
     const dirOf = partitionPath(store.root, SITE, day);
     clock.now = T0 + 3600_000; // the day is today: segments are merged, not rewritten
     for (let i = 0; i < 5; i++)
-      await store.append(SITE, [row(`m${i}`, T0 + (5 - i) * 1000, { ...ONE_SESSION, page: `/p${i % 2}`, props: i % 2 === 1 ? { plan: 'pro' } : {} })], {
-        dirty: false,
-      });
+      await store.append(
+        SITE,
+        [row(`m${i}`, T0 + (5 - i) * 1000, { ...ONE_SESSION, page: `/p${i % 2}`, props: i % 2 === 1 ? { plan: 'pro' } : {} })],
+        {
+          dirty: false,
+        },
+      );
     expect(await store.maintainSite(SITE)).toBe(1);
     let p = await readPartition(dirOf, day);
     expect(p!.manifest.files).toHaveLength(1);

@@ -385,7 +385,12 @@ describe('query engine against an in-memory model', () => {
         await store.maintainSite(compacted);
         const from = new Date(BASE + q.from * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);
         const to = new Date(BASE + (q.from + q.days - 1) * 86_400_000 + 12 * 3_600_000).toISOString().slice(0, 10);
-        const body = { date_range: [from, to], metrics: q.metrics, dimensions: [q.dimension], ...(q.bots ? { include: { bots: true } } : {}) };
+        const body = {
+          date_range: [from, to],
+          metrics: q.metrics,
+          dimensions: [q.dimension],
+          ...(q.bots ? { include: { bots: true } } : {}),
+        };
         const ask = async (siteId: string) => {
           const query = parseQuery(body, { siteId, zone: ZONE, nowMs: BASE, goals: GOALS });
           return { query, answer: new Map((await run(query)).results.map((r) => [r.dimensions.join('\u0000'), r.metrics])) };

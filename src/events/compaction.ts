@@ -15,8 +15,8 @@ import {
   tempName,
 } from './layout.js';
 import { pagesSql } from './pages-file.js';
-import { propsSql } from './props-file.js';
 import { commitManifest, needsDedupe, type Partition, summariesOf } from './partition.js';
+import { propsSql } from './props-file.js';
 import { visitsSql } from './visits-file.js';
 
 // Compaction of one partition. Compacted files never share a message_id, and segments share one
