@@ -144,12 +144,19 @@ export async function compactPartition(
       ? SUMMARY_KINDS.map((kind) => ({ kind, name: summaryName(kind, p.manifest.gen + 1), temp: join(p.dir, tempName('.parquet')) }))
       : [];
   const options = `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`;
-  await engine.withConnection(async (connection) => {
+  const propKeys = await engine.withConnection(async (connection) => {
     const { sql, params } = await selectRows(connection, p, mode, inputs);
     const { values, types } = bindAll(params);
     await connection.run(`COPY (${sql}) TO ${sqlPath(temp)} ${options}`, values, types);
     for (const s of summaries)
       await connection.run(`COPY (${SUMMARY_SQL[s.kind](`read_parquet(${sqlPath(temp)})`)}) TO ${sqlPath(s.temp)} ${options}`);
+    const props = summaries.find((s) => s.kind === 'props');
+    if (props === undefined) return [];
+    // The manifest names the keys, so a query knows which days lack its key before it reads them.
+    const keys = await connection.runAndReadAll(
+      `SELECT DISTINCT key FROM read_parquet(${sqlPath(props.temp)}) WHERE key IS NOT NULL ORDER BY key`,
+    );
+    return keys.getRowObjectsJS().map((r) => String(r['key']));
   });
   for (const s of summaries) await publish(s.temp, join(p.dir, s.name), p.dir);
   await publish(temp, join(p.dir, name), p.dir);
@@ -172,7 +179,8 @@ export async function compactPartition(
   const files = [...p.manifest.files.filter((f) => !inputs.includes(f)), name];
   const levels: Record<string, number> = {};
   for (const file of files) levels[file] = file === name ? (mode === 'fold' ? levelOf(p, inputs[0] as string) + 1 : 0) : levelOf(p, file);
-  const named = summaries.length === 0 ? {} : { summaries: Object.fromEntries(summaries.map((s) => [s.kind, s.name])) as DaySummaries };
+  const named =
+    summaries.length === 0 ? {} : { summaries: Object.fromEntries(summaries.map((s) => [s.kind, s.name])) as DaySummaries, propKeys };
   const committed = await commitManifest(p, { files, levels, replaced, dirtyUntil, ...named });
   if (!committed) for (const file of [name, ...summaries.map((s) => s.name)]) await removeIfPresent(join(p.dir, file));
   return committed;

@@ -143,6 +143,8 @@ export interface SnapshotDay {
   files: readonly string[];
   /** Paths of the summaries (compaction.ts) of the day's one compacted file, when no segment is beside it. */
   summaries?: DaySummaries;
+  /** With them: the custom property keys the props summary has rows of (the others are absent from the day). */
+  propKeys?: readonly string[];
 }
 
 /** Runs read-only SQL over snapshot files on the store's DuckDB (values as DuckDB's JS values). */

@@ -20,6 +20,8 @@ export interface Manifest {
   dirtyUntil: number;
   /** The day's summaries (compaction.ts) when a rewrite made it one compacted file. */
   summaries?: DaySummaries;
+  /** With them: the custom property keys the props summary has rows of (props-file.ts). */
+  propKeys?: string[];
 }
 
 export interface Partition {
@@ -84,7 +86,8 @@ export function needsDedupe(p: Partition, nowMs: number): boolean {
  */
 export function summariesOf(p: Partition): DaySummaries | undefined {
   const { summaries } = p.manifest;
-  if (p.segments.length > 0 || p.manifest.files.length !== 1 || summaries === undefined) return undefined;
+  if (p.segments.length > 0 || p.manifest.files.length !== 1 || summaries === undefined || p.manifest.propKeys === undefined)
+    return undefined;
   return SUMMARY_KINDS.every((kind) => typeof summaries[kind] === 'string') ? summaries : undefined;
 }
 

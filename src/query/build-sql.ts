@@ -27,13 +27,15 @@ import { bucketSql } from './time-buckets.js';
 //   b     visitors per group without the goal conditions (what conversion_rate divides by)
 //
 // When the range holds whole days with a visits file (src/events/visits-file.ts), s and b read
-// those days' visits instead of their events, and group only the other days' events.
+// those days' visits instead of their events, and group only the other days' events; an
+// unfiltered breakdown by a property reads those days' props files (src/events/props-file.ts).
 
 /** A path pattern (`*` = any characters) as a LIKE pattern with `\` escaping. */
 export function likePattern(pattern: string): string {
   return pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
 }
 
+/** A custom property's value (NULL when the event lacks it), its key bound. */
 const propSql = (key: string, p: SqlParams) => propValueSql(p.add(key));
 
 /** A page view of a path pattern (goals, funnel steps); without a `*` the pattern is the path itself, and equality is cheaper than LIKE. */
@@ -297,12 +299,17 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // Per value and visitor, summed over the days, then per value. A day without the key has
       // no rows of it: its visitors' totals (key NULL) are all "(none)".
       const sums = [...eventNeeds].filter((n) => n !== 'visitors');
-      const key = p.add(propDim.key);
-      const files = visitDays.map((d) => d.summaries?.props);
-      const bot = query.bots === 'only' ? 'bot' : query.bots === 'exclude' ? 'NOT bot' : 'true';
-      const fromFiles = () => `read_parquet(${p.add(files)}, filename = true)`;
-      const summaryRows = `SELECT ${["coalesce(value, '" + NONE + "') AS d0", 'visitor_h', ...sums].join(', ')} FROM ${fromFiles()}
-        WHERE ${bot} AND (key = ${key} OR (key IS NULL AND filename NOT IN (SELECT filename FROM ${fromFiles()} WHERE key = ${key})))`;
+      const withKey = visitDays.filter((d) => d.propKeys?.includes(propDim.key));
+      const lacking = visitDays.filter((d) => !withKey.includes(d));
+      const rowsOf = (days: readonly SnapshotDay[], value: string, where: string) =>
+        days.length === 0
+          ? null
+          : `SELECT ${[`${value} AS d0`, 'visitor_h', ...sums].join(', ')} FROM read_parquet(${p.add(days.map((d) => d.summaries?.props))})
+            WHERE ${where}${bots}`;
+      const summaryRows = unionAll([
+        rowsOf(withKey, `coalesce(value, '${NONE}')`, `key = ${p.add(propDim.key)}`),
+        rowsOf(lacking, `'${NONE}'`, 'key IS NULL'),
+      ]);
       const events = otherRows([...columns], null);
       const eventGroups =
         events === null
