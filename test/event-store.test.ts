@@ -210,13 +210,13 @@ describe('event store', () => {
       ['/p1', 2000],
       ['/p1', 4000],
     ]);
-    // Its figures by property: per key, value and visitor (no value: the visitor's events without
+    // Its figures by property: per key, value and visitor ("(none)": the visitor's events without
     // the key), then per visitor over all events (no key); each of the six page views has a visitor of its own.
     const byProp = await store.sql.all('SELECT key, value, pageviews, events FROM read_parquet($1)', [join(dirOf, props)]);
     expect(byProp.map((r) => [r['key'], r['value'], Number(r['pageviews']), Number(r['events'])])).toEqual([
+      ...Array(4).fill(['plan', '(none)', 1, 0]),
       ...Array(2).fill(['plan', 'pro', 1, 0]),
-      ...Array(4).fill(['plan', null, 1, 0]),
-      ...Array(6).fill([null, null, 1, 0]),
+      ...Array(6).fill([null, '(none)', 1, 0]),
     ]);
     const ordered = [...views].sort((a, b) =>
       a.page !== b.page ? (a.page < b.page ? -1 : 1) : a.visitor !== b.visitor ? (a.visitor < b.visitor ? -1 : 1) : a.t - b.t,

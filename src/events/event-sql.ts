@@ -1,6 +1,9 @@
 // SQL over event rows that the query API and the day summaries (compaction.ts) must write alike:
 // a summary's figures are the ones a query would compute from the events it summarises.
 
+/** What a missing value (no country, no such property) is called in answers and filters (Plausible's word). */
+export const NONE = '(none)';
+
 /** The event aggregates the metrics read (src/query/build-sql.ts), by name: what they aggregate, over which rows. */
 export const EVENT_AGGREGATES: Readonly<Record<string, { of: string; where?: string }>> = {
   pageviews: { of: 'count(*)', where: "kind = 'pageview'" },

@@ -1,14 +1,15 @@
 import { COUNTED_KINDS } from './event-row.js';
-import { aggregateExpr, propValueSql } from './event-sql.js';
+import { aggregateExpr, NONE, propValueSql } from './event-sql.js';
 
 // A finished day's event figures by custom property, written beside its compacted file by the
 // compaction that makes the day one file. A breakdown by a property otherwise reads every event's
 // properties (JSON text) and groups every event by value and visitor; here one key's rows hold
 // those groups for the day already, a fraction of the events.
 //
-// For each key present in the day: a row per (value, visitor, bot flag), value NULL for the
-// visitor's events without the key (the breakdown's "(none)"). And a row per (visitor, bot flag)
-// with key NULL, over all of the visitor's events: a key the day lacks is "(none)" for all of them.
+// For each key present in the day: a row per (value, visitor, bot flag), the value "(none)" for
+// the visitor's events without the key, as the breakdown names them (grouping by the stored text
+// costs less than by a COALESCE of it). And a row per (visitor, bot flag) with no key, over all
+// of the visitor's events: a key the day lacks is "(none)" for all of them.
 
 /** The event aggregates (src/events/event-sql.ts) a props row carries: every one a property breakdown can ask that needs no other column. */
 export const PROP_FIGURES = ['pageviews', 'events', 'clicks', 'engagements', 'engaged_ms', 'revenue'] as const;
@@ -17,7 +18,7 @@ export const PROP_FIGURES = ['pageviews', 'events', 'clicks', 'engagements', 'en
 export const PROP_COLUMNS = {
   /** NULL in a visitor's totals. */
   key: 'VARCHAR',
-  /** NULL where the events lack the key. */
+  /** "(none)" (NONE) where the events lack the key, and in a visitor's totals. */
   value: 'VARCHAR',
   visitor_h: 'UBIGINT',
   bot: 'BOOLEAN',
@@ -36,8 +37,8 @@ export function propsSql(events: string): string {
   return `WITH e AS (SELECT ${columns}, props FROM ${events} WHERE ${COUNTED_KINDS}),
     keys AS (SELECT DISTINCT unnest(json_keys(props)) AS key FROM e WHERE props IS NOT NULL)
     SELECT key, value, visitor_h, bot, ${figures.join(', ')}
-    FROM (SELECT keys.key, ${propValueSql('keys.key')} AS value, ${columns} FROM e CROSS JOIN keys
-          UNION ALL SELECT NULL, NULL, ${columns} FROM e)
+    FROM (SELECT keys.key, coalesce(${propValueSql('keys.key')}, '${NONE}') AS value, ${columns} FROM e CROSS JOIN keys
+          UNION ALL SELECT NULL, '${NONE}', ${columns} FROM e)
     GROUP BY key, value, visitor_h, bot
     ORDER BY key, value, visitor_h`;
 }

@@ -296,29 +296,29 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   } else if (eventNeeds.size > 0 && !eventsFromSessions) {
     const props = dims.some((d) => d.kind === 'prop');
     if (propsFromSummaries) {
-      // Per value and visitor, summed over the days, then per value. A day without the key has
-      // no rows of it: its visitors' totals (key NULL) are all "(none)".
+      // Rows per value and visitor of each day (the other days' grouped so from their events),
+      // counted per value. A day without the key has no rows of it: its visitors' totals (no key)
+      // are all "(none)". These are a few rows per visitor and day, few enough that the distinct
+      // count per value costs less than grouping them by value and visitor first.
       const sums = [...eventNeeds].filter((n) => n !== 'visitors');
       const withKey = visitDays.filter((d) => d.propKeys?.includes(propDim.key));
       const lacking = visitDays.filter((d) => !withKey.includes(d));
-      const rowsOf = (days: readonly SnapshotDay[], value: string, where: string) =>
+      const rowsOf = (days: readonly SnapshotDay[], where: string) =>
         days.length === 0
           ? null
-          : `SELECT ${[`${value} AS d0`, 'visitor_h', ...sums].join(', ')} FROM read_parquet(${p.add(days.map((d) => d.summaries?.props))})
+          : `SELECT ${['value AS d0', 'visitor_h', ...sums].join(', ')} FROM read_parquet(${p.add(days.map((d) => d.summaries?.props))})
             WHERE ${where}${bots}`;
-      const summaryRows = unionAll([
-        rowsOf(withKey, `coalesce(value, '${NONE}')`, `key = ${p.add(propDim.key)}`),
-        rowsOf(lacking, `'${NONE}'`, 'key IS NULL'),
-      ]);
       const events = otherRows([...columns], null);
       const eventGroups =
         events === null
           ? null
           : `SELECT ${[...dimCols('ts'), 'visitor_h', ...sums.map((n) => aggregateSql(n))].join(', ')} FROM (${events}) GROUP BY d0, visitor_h`;
-      const summed = sums.map((n) => `sum(${n}) AS ${n}`);
-      const perVisitor = `SELECT ${['d0', 'visitor_h', ...summed].join(', ')} FROM (${unionAll([summaryRows, eventGroups])}) GROUP BY d0, visitor_h`;
-      const figures = [...(eventNeeds.has('visitors') ? ['count(visitor_h) AS visitors'] : []), ...summed];
-      ctes.push(`e AS (SELECT d0, ${figures.join(', ')} FROM (${perVisitor}) GROUP BY d0)`);
+      const rows = unionAll([rowsOf(withKey, `key = ${p.add(propDim.key)}`), rowsOf(lacking, 'key IS NULL'), eventGroups]);
+      const figures = [
+        ...(eventNeeds.has('visitors') ? ['count(DISTINCT visitor_h) AS visitors'] : []),
+        ...sums.map((n) => `sum(${n}) AS ${n}`),
+      ];
+      ctes.push(`e AS (SELECT d0, ${figures.join(', ')} FROM (${rows}) GROUP BY d0)`);
     } else if (props && eventNeeds.has('visitors') && dims.every((d) => d.kind === 'column' || d.kind === 'prop')) {
       // Visitors per custom property value: the events grouped by value and visitor, then by
       // value, the second summing the first's counts. Over every event of a range, one hash table

@@ -71,8 +71,7 @@ export const COLUMN_DIMENSIONS: ReadonlyMap<string, ColumnDimension> = new Map(
 
 /** Longest custom property name a query may name. */
 export const MAX_PROP_NAME_LENGTH = 100;
-/** What a missing value (no country, no such property) is called in answers and filters (Plausible's word). */
-export const NONE = '(none)';
+export { NONE } from '../events/event-sql.js';
 
 /**
  * The dimension a name stands for, or undefined. Plausible's prefixed names (`event:page`,
