@@ -165,7 +165,7 @@ async function main() {
             value: `${(compacted / 1e6).toFixed(1)} MB (${(compacted / EVENTS).toFixed(1)} B/event)`,
           },
           {
-            measure: 'and its summaries (visits and pages files)',
+            measure: 'and its summaries (visits, pages and props files)',
             value: `${(summaries / 1e6).toFixed(1)} MB (${(summaries / EVENTS).toFixed(1)} B/event)`,
           },
           { measure: 'held-ids lookup, 1,000 redelivered events', value: ms(lookup) },
