@@ -228,7 +228,7 @@ describe('event store', () => {
         startMs: T0 - 10 * 3_600_000,
         files: [join(dirOf, p!.visible[0] as string)],
         summaries: { visits: join(dirOf, visits), pages: join(dirOf, pages), props: join(dirOf, props) },
-        propKeys: ['plan'],
+        propKeys: { keys: ['plan'], complete: true },
       },
     ]);
     snapshot.release();

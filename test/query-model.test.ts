@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '../src/events/event-row.js';
+import { MAX_PROP_KEYS } from '../src/events/props-file.js';
 import type { Goal } from '../src/goals/goal.js';
 import { NONE } from '../src/query/dimensions.js';
 import { METRICS, type Metric, SESSION_METRICS } from '../src/query/metrics.js';
@@ -402,4 +403,36 @@ describe('query engine against an in-memory model', () => {
       propertyParams(60, 100_000),
     );
   }, 120_000);
+
+  // A props file holds the day's MAX_PROP_KEYS most frequent keys: a breakdown by another key the
+  // day has, or by one it may have (its file does not hold them all), reads the day's events.
+  it("reads a day's events for a key its props file does not hold", async () => {
+    const run = createQueryEngine(store);
+    const keys = Array.from({ length: MAX_PROP_KEYS + 2 }, (_, i) => `k${i}`);
+    // Visitor j's page view carries the keys k0…kj: k0 is the most frequent key, the last two the rarest.
+    const noon = Date.parse('2026-03-09T12:00:00Z');
+    const rowsFor = (siteId: string) =>
+      Array.from({ length: keys.length + 6 }, (_, j) =>
+        eventRow({
+          site_id: siteId,
+          message_id: `m${j}`,
+          ts: noon + j * MIN,
+          visitor: `v${j}`,
+          props: Object.fromEntries(keys.slice(0, j + 1).map((k) => [k, `x${j % 3}`])),
+        }),
+      );
+    const [plain, compacted] = ['pk-plain', 'pk-compacted'];
+    for (const siteId of [plain, compacted]) await store.append(siteId, rowsFor(siteId), { dirty: false });
+    await store.maintainSite(compacted);
+    for (const key of ['k0', keys.at(-1), 'absent']) {
+      const body = { date_range: ['2026-03-08', '2026-03-09'], metrics: ['visitors', 'pageviews'], dimensions: [`props:${key}`] };
+      const ask = async (siteId: string) => {
+        const query = parseQuery(body, { siteId, zone: ZONE, nowMs: BASE, goals: GOALS });
+        return { query, answer: new Map((await run(query)).results.map((r) => [r.dimensions.join('\u0000'), r.metrics])) };
+      };
+      const got = await ask(compacted);
+      expect(got.answer, key).toEqual((await ask(plain)).answer);
+      expect(got.answer, key).toEqual(model(got.query, rowsFor(compacted)));
+    }
+  });
 });

@@ -16,7 +16,7 @@ import {
 } from './layout.js';
 import { pagesSql } from './pages-file.js';
 import { commitManifest, needsDedupe, type Partition, summariesOf } from './partition.js';
-import { propsSql } from './props-file.js';
+import { type PropKeys, propKeysSql, propsSql } from './props-file.js';
 import { visitsSql } from './visits-file.js';
 
 // Compaction of one partition. Compacted files never share a message_id, and segments share one
@@ -144,19 +144,18 @@ export async function compactPartition(
       ? SUMMARY_KINDS.map((kind) => ({ kind, name: summaryName(kind, p.manifest.gen + 1), temp: join(p.dir, tempName('.parquet')) }))
       : [];
   const options = `(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`;
-  const propKeys = await engine.withConnection(async (connection) => {
+  const propKeys = await engine.withConnection(async (connection): Promise<PropKeys | undefined> => {
     const { sql, params } = await selectRows(connection, p, mode, inputs);
     const { values, types } = bindAll(params);
     await connection.run(`COPY (${sql}) TO ${sqlPath(temp)} ${options}`, values, types);
     for (const s of summaries)
       await connection.run(`COPY (${SUMMARY_SQL[s.kind](`read_parquet(${sqlPath(temp)})`)}) TO ${sqlPath(s.temp)} ${options}`);
     const props = summaries.find((s) => s.kind === 'props');
-    if (props === undefined) return [];
-    // The manifest names the keys, so a query knows which days lack its key before it reads them.
-    const keys = await connection.runAndReadAll(
-      `SELECT DISTINCT key FROM read_parquet(${sqlPath(props.temp)}) WHERE key IS NOT NULL ORDER BY key`,
-    );
-    return keys.getRowObjectsJS().map((r) => String(r['key']));
+    if (props === undefined) return undefined;
+    // The manifest names the keys, so a query knows before it reads a day whether its props file
+    // answers for the key, or the day lacks the key, or its events must be read.
+    const [row] = (await connection.runAndReadAll(propKeysSql(sqlPath(props.temp), `read_parquet(${sqlPath(temp)})`))).getRowObjectsJS();
+    return { keys: (row?.['keys'] as string[] | undefined) ?? [], complete: row?.['complete'] === true };
   });
   for (const s of summaries) await publish(s.temp, join(p.dir, s.name), p.dir);
   await publish(temp, join(p.dir, name), p.dir);

@@ -6,6 +6,7 @@
 // page view of the session).
 
 import type { DaySummaries } from './layout.js';
+import type { PropKeys } from './props-file.js';
 
 /** DuckDB type of each column, in file order. */
 export const EVENT_COLUMNS = {
@@ -143,8 +144,8 @@ export interface SnapshotDay {
   files: readonly string[];
   /** Paths of the summaries (compaction.ts) of the day's one compacted file, when no segment is beside it. */
   summaries?: DaySummaries;
-  /** With them: the custom property keys the props summary has rows of (the others are absent from the day). */
-  propKeys?: readonly string[];
+  /** With them: the custom property keys the props summary has rows of (props-file.ts). */
+  propKeys?: PropKeys;
 }
 
 /** Runs read-only SQL over snapshot files on the store's DuckDB (values as DuckDB's JS values). */

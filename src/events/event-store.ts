@@ -89,7 +89,7 @@ export function createEventStore(options: EventStoreOptions): EventStore {
               startMs: start,
               files,
               summaries: Object.fromEntries(SUMMARY_KINDS.map((k) => [k, join(p.dir, summaries[k])])) as DaySummaries,
-              propKeys: p.manifest.propKeys ?? [],
+              propKeys: p.manifest.propKeys ?? { keys: [], complete: false },
             },
       );
     }

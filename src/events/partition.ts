@@ -2,6 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { publishIfAbsent } from './fs-atomic.js';
 import { type DaySummaries, EXPIRED_MARK, kindOf, manifestName, SUMMARY_KINDS, segmentInfo, tempName } from './layout.js';
+import type { PropKeys } from './props-file.js';
 
 // One (site, day) partition as a reader sees it at one instant: the newest manifest names the
 // compacted files; every segment it has not folded in is visible beside them. A manifest
@@ -21,7 +22,7 @@ export interface Manifest {
   /** The day's summaries (compaction.ts) when a rewrite made it one compacted file. */
   summaries?: DaySummaries;
   /** With them: the custom property keys the props summary has rows of (props-file.ts). */
-  propKeys?: string[];
+  propKeys?: PropKeys;
 }
 
 export interface Partition {

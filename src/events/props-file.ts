@@ -6,10 +6,23 @@ import { aggregateExpr, NONE, propValueSql } from './event-sql.js';
 // properties (JSON text) and groups every event by value and visitor; here one key's rows hold
 // those groups for the day already, a fraction of the events.
 //
-// For each key present in the day: a row per (value, visitor, bot flag), the value "(none)" for
-// the visitor's events without the key, as the breakdown names them (grouping by the stored text
-// costs less than by a COALESCE of it). And a row per (visitor, bot flag) with no key, over all
-// of the visitor's events: a key the day lacks is "(none)" for all of them.
+// For each of the day's MAX_PROP_KEYS most frequent keys: a row per (value, visitor, bot flag),
+// the value "(none)" for the visitor's events without the key, as the breakdown names them
+// (grouping by the stored text costs less than by a COALESCE of it). And a row per (visitor, bot
+// flag) with no key, over all of the visitor's events: a key the day lacks is "(none)" for all.
+
+/**
+ * Keys a props file holds at most, the day's most frequent: each costs rows for every visitor of
+ * the day (its "(none)"), so a site sending many rare keys would otherwise grow the file and its
+ * compaction without bound. Breakdowns by the others read the day's events.
+ */
+export const MAX_PROP_KEYS = 20;
+
+/** The keys a props file holds (`keys`) and whether they are all of the day's (`complete`): a key of neither is absent from the day. */
+export interface PropKeys {
+  keys: readonly string[];
+  complete: boolean;
+}
 
 /** The event aggregates (src/events/event-sql.ts) a props row carries: every one a property breakdown can ask that needs no other column. */
 export const PROP_FIGURES = ['pageviews', 'events', 'clicks', 'engagements', 'engaged_ms', 'revenue'] as const;
@@ -30,12 +43,20 @@ export const PROP_COLUMNS = {
   revenue: 'DOUBLE',
 } as const satisfies Record<string, string> & Record<(typeof PROP_FIGURES)[number], string>;
 
+/** Which keys the props file `file` (an SQL path) holds, given the day's event files (`events`, a FROM source). */
+export function propKeysSql(file: string, events: string): string {
+  return `SELECT coalesce(list(key ORDER BY key) FILTER (WHERE key IS NOT NULL), []::VARCHAR[]) AS keys,
+    (SELECT count(DISTINCT k) FROM (SELECT unnest(json_keys(props)) AS k FROM ${events} WHERE ${COUNTED_KINDS} AND props IS NOT NULL)) <= ${MAX_PROP_KEYS} AS complete
+    FROM (SELECT DISTINCT key FROM read_parquet(${file}))`;
+}
+
 /** The SELECT that makes a props file's rows from a day's event files (`events`, a FROM source), ordered by key, value and visitor. */
 export function propsSql(events: string): string {
   const figures = PROP_FIGURES.map((f) => `${aggregateExpr(f)}::${PROP_COLUMNS[f]} AS ${f}`);
   const columns = 'visitor_h, bot, kind, product, engaged_ms, revenue';
   return `WITH e AS (SELECT ${columns}, props FROM ${events} WHERE ${COUNTED_KINDS}),
-    keys AS (SELECT DISTINCT unnest(json_keys(props)) AS key FROM e WHERE props IS NOT NULL)
+    keys AS (SELECT key FROM (SELECT unnest(json_keys(props)) AS key FROM e WHERE props IS NOT NULL)
+             GROUP BY key ORDER BY count(*) DESC, key LIMIT ${MAX_PROP_KEYS})
     SELECT key, value, visitor_h, bot, ${figures.join(', ')}
     FROM (SELECT keys.key, coalesce(${propValueSql('keys.key')}, '${NONE}') AS value, ${columns} FROM e CROSS JOIN keys
           UNION ALL SELECT NULL, '${NONE}', ${columns} FROM e)

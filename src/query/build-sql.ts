@@ -254,9 +254,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   // A breakdown by one property, unfiltered, of figures a props file carries: the whole days'
   // rows of its key come from their props files (props-file.ts), the other days' from their events.
   const propDim = dims.length === 1 && dims[0]?.kind === 'prop' ? dims[0] : undefined;
+  /** Whole days whose props file answers for the key: it holds the key, or all of the day's keys (the day lacks it). */
+  const propDays =
+    propDim === undefined
+      ? []
+      : visitDays.filter((d) => d.propKeys !== undefined && (d.propKeys.complete || d.propKeys.keys.includes(propDim.key)));
   const propsFromSummaries =
     propDim !== undefined &&
-    visitDays.length > 0 &&
+    propDays.length > 0 &&
     query.filters === null &&
     !sessionMetrics &&
     !needBase &&
@@ -301,14 +306,18 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
       // are all "(none)". These are a few rows per visitor and day, few enough that the distinct
       // count per value costs less than grouping them by value and visitor first.
       const sums = [...eventNeeds].filter((n) => n !== 'visitors');
-      const withKey = visitDays.filter((d) => d.propKeys?.includes(propDim.key));
-      const lacking = visitDays.filter((d) => !withKey.includes(d));
+      const withKey = propDays.filter((d) => d.propKeys?.keys.includes(propDim.key));
+      const lacking = propDays.filter((d) => !withKey.includes(d));
       const rowsOf = (days: readonly SnapshotDay[], where: string) =>
         days.length === 0
           ? null
           : `SELECT ${['value AS d0', 'visitor_h', ...sums].join(', ')} FROM read_parquet(${p.add(days.map((d) => d.summaries?.props))})
             WHERE ${where}${bots}`;
-      const events = otherRows([...columns], null);
+      const events = eventRows(
+        options.days.filter((d) => !propDays.includes(d)),
+        [...columns],
+        null,
+      );
       const eventGroups =
         events === null
           ? null
