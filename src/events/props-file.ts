@@ -43,10 +43,13 @@ export const PROP_COLUMNS = {
   revenue: 'DOUBLE',
 } as const satisfies Record<string, string> & Record<(typeof PROP_FIGURES)[number], string>;
 
+/** Each counted event's property keys, a row per key, from `events` (a FROM source). */
+const keysOf = (events: string) => `SELECT unnest(json_keys(props)) AS key FROM ${events} WHERE ${COUNTED_KINDS} AND props IS NOT NULL`;
+
 /** Which keys the props file `file` (an SQL path) holds, given the day's event files (`events`, a FROM source). */
 export function propKeysSql(file: string, events: string): string {
   return `SELECT coalesce(list(key ORDER BY key) FILTER (WHERE key IS NOT NULL), []::VARCHAR[]) AS keys,
-    (SELECT count(DISTINCT k) FROM (SELECT unnest(json_keys(props)) AS k FROM ${events} WHERE ${COUNTED_KINDS} AND props IS NOT NULL)) <= ${MAX_PROP_KEYS} AS complete
+    (SELECT count(DISTINCT key) FROM (${keysOf(events)})) <= ${MAX_PROP_KEYS} AS complete
     FROM (SELECT DISTINCT key FROM read_parquet(${file}))`;
 }
 
@@ -55,8 +58,7 @@ export function propsSql(events: string): string {
   const figures = PROP_FIGURES.map((f) => `${aggregateExpr(f)}::${PROP_COLUMNS[f]} AS ${f}`);
   const columns = 'visitor_h, bot, kind, product, engaged_ms, revenue';
   return `WITH e AS (SELECT ${columns}, props FROM ${events} WHERE ${COUNTED_KINDS}),
-    keys AS (SELECT key FROM (SELECT unnest(json_keys(props)) AS key FROM e WHERE props IS NOT NULL)
-             GROUP BY key ORDER BY count(*) DESC, key LIMIT ${MAX_PROP_KEYS})
+    keys AS (SELECT key FROM (${keysOf('e')}) GROUP BY key ORDER BY count(*) DESC, key LIMIT ${MAX_PROP_KEYS})
     SELECT key, value, visitor_h, bot, ${figures.join(', ')}
     FROM (SELECT keys.key, coalesce(${propValueSql('keys.key')}, '${NONE}') AS value, ${columns} FROM e CROSS JOIN keys
           UNION ALL SELECT NULL, '${NONE}', ${columns} FROM e)

@@ -243,13 +243,14 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
   const visitRows = (cols: readonly string[], filter: Filter | null, also = '') =>
     `SELECT ${cols.join(', ')} FROM read_parquet(${p.add(visitDays.map((d) => d.summaries?.visits))})
       WHERE ${query.bots === 'only' ? 'bot' : 'NOT bot'}${filter === null ? '' : ` AND ${filterSql(filter, p)}`}${also}`;
-  /** The other days' events (as eventRows), or null when there is none. */
-  const otherRows = (cols: readonly string[], filter: Filter | null) =>
+  /** The events (as eventRows) of the days besides `read` (read from their summaries), or null when there is none. */
+  const rowsBesides = (read: readonly SnapshotDay[], cols: readonly string[], filter: Filter | null) =>
     eventRows(
-      options.days.filter((d) => !visitDays.includes(d)),
+      options.days.filter((d) => !read.includes(d)),
       cols,
       filter,
     );
+  const otherRows = (cols: readonly string[], filter: Filter | null) => rowsBesides(visitDays, cols, filter);
   const unionAll = (parts: readonly (string | null)[]) => parts.filter((x) => x !== null).join(' UNION ALL ');
   // A breakdown by one property, unfiltered, of figures a props file carries: the whole days'
   // rows of its key come from their props files (props-file.ts), the other days' from their events.
@@ -313,11 +314,7 @@ export function buildSql(query: Query, options: BuildOptions): BuiltSql {
           ? null
           : `SELECT ${['value AS d0', 'visitor_h', ...sums].join(', ')} FROM read_parquet(${p.add(days.map((d) => d.summaries?.props))})
             WHERE ${where}${bots}`;
-      const events = eventRows(
-        options.days.filter((d) => !propDays.includes(d)),
-        [...columns],
-        null,
-      );
+      const events = rowsBesides(propDays, [...columns], null);
       const eventGroups =
         events === null
           ? null
